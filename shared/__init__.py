@@ -1,0 +1,19 @@
+"""Reference implementation for the *GPT from Scratch* course (Don Quijote edition).
+
+One module per component, in the order the lessons build them:
+
+- ``shared.data``      corpus download/cleaning, ``CharTokenizer``, ``get_batch``   (lesson 01)
+- ``shared.bigram``    ``BigramLanguageModel``                                        (lesson 02)
+- ``shared.attention`` ``Head``, ``MultiHeadAttention``, ``CausalSelfAttention``     (lessons 03-04)
+- ``shared.block``     ``FeedForward``, ``Block``                                      (lesson 05)
+- ``shared.model``     ``GPTConfig``, ``GPT``                                          (lesson 05)
+- ``shared.train``     training loop, checkpoints                                      (lesson 06)
+- ``shared.generate``  sampling, KV cache                                              (lesson 07)
+- ``shared.viz``       attention heatmaps and GIF                                      (lesson 08)
+- ``shared.checks``    the exercise checks every lesson calls
+- ``shared.grade``     self-check and class gradebook
+
+Importing ``shared`` is cheap and has no side effects; import the submodule you need.
+"""
+
+__version__ = "0.1.0"

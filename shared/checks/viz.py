@@ -1,0 +1,5 @@
+"""Checks for the viz exercises (placeholder until the lesson lands)."""
+
+from shared.checks._core import Exercise
+
+EXERCISES: list[Exercise] = []

@@ -1,0 +1,137 @@
+"""Generate ``lessons/`` from ``solutions/``: the solutions are the single source.
+
+An exercise is a region of a code cell between nbgrader's markers::
+
+    def encode(text, stoi):
+        ### BEGIN SOLUTION
+        # HINT: look each character up in stoi.
+        return [stoi[ch] for ch in text]
+        ### END SOLUTION
+
+In the lesson the region becomes a stub at the same indentation; ``# HINT:`` comment lines
+inside the region are kept, so the learner sees them::
+
+    def encode(text, stoi):
+        # HINT: look each character up in stoi.
+        # YOUR CODE HERE
+        raise NotImplementedError("not implemented yet: replace this line with your code")
+
+Regions always sit inside a function or method body (never at top level), so an unsolved
+exercise fails in its check cell with "not implemented yet", not with a NameError.
+All outputs and execution counts are stripped.
+
+``python -m shared lessons`` regenerates ``lessons/``; ``--check`` only reports drift.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+
+from shared.errors import CourseError
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+HINT_PREFIX = "# HINT:"
+STUB_MESSAGE = "not implemented yet: replace this line with your code"
+
+_BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\s*$")
+_END_RE = re.compile(r"^[ \t]*### END SOLUTION\s*$")
+
+
+def stub_source(source: str, where: str = "cell") -> str:
+    """Replace every solution region in ``source`` with a stub; raise on malformed markers."""
+    out: list[str] = []
+    region: list[str] | None = None
+    indent = ""
+    for number, line in enumerate(source.splitlines(), start=1):
+        if region is None:
+            match = _BEGIN_RE.match(line)
+            if match:
+                indent = match.group("indent")
+                if not indent:
+                    raise CourseError(
+                        f"{where}, line {number}: `{BEGIN}` must be indented inside a function or "
+                        "method body, so an unsolved exercise fails in its check cell"
+                    )
+                region = []
+            elif _END_RE.match(line):
+                raise CourseError(f"{where}, line {number}: `{END}` without a `{BEGIN}` before it")
+            else:
+                out.append(line)
+        elif _END_RE.match(line):
+            out.extend(indent + h.strip() for h in region if h.strip().startswith(HINT_PREFIX))
+            out.append(f"{indent}# YOUR CODE HERE")
+            out.append(f'{indent}raise NotImplementedError("{STUB_MESSAGE}")')
+            region = None
+        elif _BEGIN_RE.match(line):
+            raise CourseError(f"{where}, line {number}: nested `{BEGIN}`")
+        else:
+            region.append(line)
+    if region is not None:
+        raise CourseError(f"{where}: `{BEGIN}` is never closed by `{END}`")
+    return "\n".join(out)
+
+
+def has_exercise(source: str) -> bool:
+    return any(_BEGIN_RE.match(line) for line in source.splitlines())
+
+
+def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """Return the lesson version of a solution notebook (a new object; the input is untouched)."""
+    lesson = copy.deepcopy(solution)
+    for index, cell in enumerate(lesson.cells):
+        if cell.cell_type == "code":
+            if has_exercise(cell.source):
+                cell.source = stub_source(cell.source, where=f"{name} cell {index}")
+            cell.outputs = []
+            cell.execution_count = None
+        if BEGIN in cell.source or END in cell.source:
+            raise CourseError(f"{name} cell {index}: solution markers outside a code cell region")
+    lesson.metadata.pop("widgets", None)
+    return lesson
+
+
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    """The exact text we write for a notebook (stable, so the sync test can compare files)."""
+    return nbformat.writes(nb) + "\n"
+
+
+def generate_all(root: Path, check_only: bool = False) -> list[str]:
+    """Regenerate ``root/lessons`` from ``root/solutions``; return the names that changed."""
+    solutions = sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    if not solutions:
+        raise CourseError(f"no solution notebooks found in {root / 'solutions'}")
+    changed = []
+    for path in solutions:
+        solution = nbformat.read(path, as_version=4)
+        text = notebook_text(make_lesson(solution, name=path.name))
+        target = root / "lessons" / path.name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            changed.append(path.name)
+            if not check_only:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8", newline="\n")
+    return changed
+
+
+def _lessons_command(args) -> int:
+    from shared.config import project_root
+
+    changed = generate_all(project_root(), check_only=args.check)
+    if args.check and changed:
+        print("lessons/ is out of date for: " + ", ".join(changed))
+        print("run `python -m shared lessons` and commit the result")
+        return 1
+    verb = "would change" if args.check else "regenerated"
+    print(f"{verb}: {', '.join(changed)}" if changed else "lessons/ is up to date")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser("lessons", help="regenerate lessons/ from solutions/ (for course authors)")
+    parser.add_argument("--check", action="store_true", help="only report lessons that are out of date")
+    parser.set_defaults(func=_lessons_command)
