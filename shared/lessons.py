@@ -132,6 +132,10 @@ def _lessons_command(args) -> int:
 
 
 def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("lessons", help="regenerate lessons/ from solutions/ (for course authors)")
-    parser.add_argument("--check", action="store_true", help="only report lessons that are out of date")
+    parser = subparsers.add_parser(
+        "lessons", help="regenerate lessons/ from solutions/ (for course authors)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only report lessons that are out of date"
+    )
     parser.set_defaults(func=_lessons_command)

@@ -72,7 +72,10 @@ def test_stub_handles_several_regions_in_one_cell():
         ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "indented inside a function"),
         ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
         ("def f():\n    return 1\n    ### END SOLUTION\n", "without a"),
-        ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "nested"),
+        (
+            "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n",
+            "nested",
+        ),
     ],
 )
 def test_malformed_markers_are_refused_with_a_clear_message(source, message):
@@ -82,7 +85,9 @@ def test_malformed_markers_are_refused_with_a_clear_message(source, message):
 
 def test_make_lesson_strips_outputs_and_leaves_the_solution_untouched():
     solution = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    cell = nbformat.v4.new_code_cell(
+        "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+    )
     cell.outputs = [nbformat.v4.new_output("stream", text="hi")]
     cell.execution_count = 3
     solution.cells.append(cell)
@@ -136,11 +141,15 @@ def test_each_exercise_is_followed_by_its_registered_check(stem):
         if has_exercise(source):
             following = code_cells[index + 1] if index + 1 < len(code_cells) else ""
             found = CHECK_CALL.findall(following)
-            assert found, f"{stem}: the cell after exercise cell #{index} must call check_<name>(target)"
+            assert found, (
+                f"{stem}: the cell after exercise cell #{index} must call check_<name>(target)"
+            )
             calls.extend(found)
     registered = [(exercise.check, exercise.target) for exercise in EXERCISES[stem]]
     assert calls, f"{stem} has no exercises"
-    assert calls == registered, f"{stem}: check cells {calls} != shared.checks.EXERCISES {registered}"
+    assert calls == registered, (
+        f"{stem}: check cells {calls} != shared.checks.EXERCISES {registered}"
+    )
 
 
 def test_every_registered_check_exists():
@@ -148,4 +157,6 @@ def test_every_registered_check_exists():
 
     for stem, exercises in EXERCISES.items():
         for exercise in exercises:
-            assert callable(getattr(shared.checks, exercise.check, None)), f"{stem}: {exercise.check}"
+            assert callable(getattr(shared.checks, exercise.check, None)), (
+                f"{stem}: {exercise.check}"
+            )

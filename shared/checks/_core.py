@@ -50,7 +50,9 @@ def passed(exercise: str, message: str = "") -> None:
     print(f"PASSED {exercise}" + (f": {message}" if message else ""))
 
 
-def attempt(exercise: str, fn: Callable[..., Any], *args: Any, what: str = "", **kwargs: Any) -> Any:
+def attempt(
+    exercise: str, fn: Callable[..., Any], *args: Any, what: str = "", **kwargs: Any
+) -> Any:
     """Call the learner's ``fn``; turn the stub and crashes into hints instead of tracebacks.
 
     ``what`` describes the call in the message, e.g. ``"encode('hola')"``.
@@ -60,7 +62,10 @@ def attempt(exercise: str, fn: Callable[..., Any], *args: Any, what: str = "", *
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
-        fail(exercise, f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.")
+        fail(
+            exercise,
+            f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.",
+        )
     except ExerciseFailed:
         raise
     except Exception as exc:  # the learner's bug: report it, briefly
@@ -71,7 +76,9 @@ def require_callable(exercise: str, candidate: Any, kind: str = "a function or c
     """Friendly message when the learner passes the wrong thing (e.g. an instance, or None)."""
     __tracebackhide__ = True
     if candidate is None or not callable(candidate):
-        fail(exercise, f"expected {kind}, got {type(candidate).__name__}; pass the name you defined.")
+        fail(
+            exercise, f"expected {kind}, got {type(candidate).__name__}; pass the name you defined."
+        )
 
 
 def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
@@ -82,4 +89,6 @@ def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
         return False
     if a.shape != b.shape:
         return False
-    return bool(torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol))
+    return bool(
+        torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol)
+    )
