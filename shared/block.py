@@ -1,0 +1,64 @@
+"""The transformer block (lesson 05): communication (attention) then computation (MLP).
+
+Pre-LayerNorm with residual connections, as in GPT-2:
+
+    x = x + attention(ln1(x))      # tokens talk to each other
+    x = x + feedforward(ln2(x))    # each token thinks on its own
+
+The residual stream ``x`` passes through untouched except for what each sub-layer *adds*, so
+gradients flow straight from the loss to the first layer even in deep stacks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from shared.attention import CausalSelfAttention
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: expand 4x, non-linearity, project back (same weights at every position)."""
+
+    def __init__(self, n_embd: int, dropout: float = 0.0, activation: str = "gelu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.net = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd),  # (B, T, C) -> (B, T, 4C)
+            ACTIVATIONS[activation](),
+            nn.Linear(4 * n_embd, n_embd),  # (B, T, 4C) -> (B, T, C)
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, T, C)
+
+
+class Block(nn.Module):
+    """One transformer block: pre-norm attention and feed-forward, each wrapped in a residual."""
+
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout)
+        self.ln2 = nn.LayerNorm(n_embd)
+        self.ffwd = FeedForward(n_embd, dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        return_weights: bool = False,
+        kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ):
+        """x (B, T, C) -> (B, T, C); extra outputs as in ``CausalSelfAttention.forward``."""
+        result = self.sa(
+            self.ln1(x), return_weights=return_weights, kv_cache=kv_cache, use_cache=use_cache
+        )
+        sa_out, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        x = x + sa_out  # (B, T, C)
+        x = x + self.ffwd(self.ln2(x))  # (B, T, C)
+        return (x, *extra) if extra else x
