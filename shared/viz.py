@@ -1,0 +1,249 @@
+"""Look inside the model (lesson 08): attention heatmaps and an animated attention GIF.
+
+- ``collect_attention``: every layer's and head's attention weights for a text, (n_layer, n_head,
+  T, T), straight from ``GPT.attention_weights`` (the teaching path, not a re-implementation).
+- ``plot_head`` / ``plot_all_heads``: heatmaps, one row per *query* (the character doing the
+  looking), one column per *key* (the character looked at). The upper triangle is the future,
+  which a causal model never sees: it is left blank, not drawn as zeros.
+- ``head_scores``: how much each head looks at the previous character, itself, the first
+  character, or the start of the current word, so a lesson can name heads truthfully for
+  whatever checkpoint the learner has.
+- The GIF (``attention_steps`` -> ``render_frames`` -> ``save_gif``) lives in ``shared.viz_gif``
+  and is re-exported here; ``python -m shared viz`` writes it headless.
+
+Every function returns a ``Figure`` or an array and never calls ``plt.show()``: they work under
+the Agg backend with no display, and a notebook shows a returned figure by itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shared.errors import CourseError
+
+# Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+LABEL_FONT = "DejaVu Sans"
+
+
+def visible_char(ch: str) -> str:
+    """``' '`` -> ``'␣'``, ``'\\n'`` -> ``'↵'``; other control characters as ``\\xNN``; else ``ch``."""
+    if ch in VISIBLE:
+        return VISIBLE[ch]
+    if not ch.isprintable():
+        return f"\\x{ord(ch):02x}"
+    return ch
+
+
+def visible_chars(text: str) -> list[str]:
+    """One visible label per character of ``text``."""
+    return [visible_char(ch) for ch in text]
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def encode_text(model, tokenizer, text: str) -> torch.Tensor:
+    """``text`` -> idx (1, T) on the model's device, with clear errors for what the model can't read."""
+    if not isinstance(text, str) or not text:
+        raise CourseError("the text is empty; give at least one character")
+    block_size = model.config.block_size
+    if len(text) > block_size:
+        raise CourseError(
+            f"the text has {len(text)} characters but this model sees at most "
+            f"block_size={block_size}; use a shorter text (e.g. text[-{block_size}:])"
+        )
+    unknown = sorted(set(text) - set(tokenizer.stoi))
+    if unknown:
+        shown = ", ".join(repr(ch) for ch in unknown[:10])
+        raise CourseError(
+            f"{len(unknown)} character(s) not in the model's vocabulary: {shown}; "
+            "remove them from the text"
+        )
+    return torch.tensor([tokenizer.encode(text)], dtype=torch.long, device=_model_device(model))
+
+
+def collect_attention(model, tokenizer, text: str) -> torch.Tensor:
+    """Attention weights of every layer and head for ``text``: (n_layer, n_head, T, T) on CPU.
+
+    ``[layer, head, i, j]`` is how much character i (the query) attends to character j (a key);
+    each row sums to 1 and everything above the diagonal is 0 (no peeking at the future).
+    """
+    idx = encode_text(model, tokenizer, text)  # (1, T)
+    attn = model.attention_weights(idx)  # (n_layer, B=1, n_head, T, T)
+    return attn[:, 0].detach().float().cpu()  # (n_layer, n_head, T, T)
+
+
+def head_weights(attn: torch.Tensor, layer: int, head: int) -> torch.Tensor:
+    """One head's (T, T) weights from ``collect_attention``'s (n_layer, n_head, T, T)."""
+    n_layer, n_head = attn.shape[:2]
+    check_layer_head(layer, head, n_layer, n_head)
+    return attn[layer, head]
+
+
+def check_layer_head(layer: int | None, head: int | None, n_layer: int, n_head: int) -> None:
+    """CourseError when a layer/head index is out of range (None means "all"/"average")."""
+    if layer is not None and not 0 <= layer < n_layer:
+        raise CourseError(f"layer {layer} is out of range: this model has layers 0..{n_layer - 1}")
+    if head is not None and not 0 <= head < n_head:
+        raise CourseError(f"head {head} is out of range: this model has heads 0..{n_head - 1}")
+
+
+def masked_future(weights: torch.Tensor):
+    """(T, T) weights -> numpy array with the causal upper triangle set to NaN (drawn blank)."""
+    import numpy as np
+
+    w = weights.detach().float().cpu().numpy().astype(float)  # (T, T)
+    w[np.triu(np.ones_like(w, dtype=bool), k=1)] = np.nan
+    return w
+
+
+# ----------------------------------------------------------------------------- heatmaps
+
+
+def _new_figure(figsize):
+    # Figure() directly (not plt.figure): no pyplot state, no display needed, nothing to close.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def plot_head(
+    weights: torch.Tensor,
+    text: str,
+    title: str | None = None,
+    ax=None,
+    colorbar: bool = True,
+    fontsize: float | None = None,
+):
+    """Heatmap of one head's (T, T) weights for ``text``; returns the Figure.
+
+    Rows are queries (the character doing the looking), columns are keys; the ticks show the
+    characters (spaces as ␣, newlines as ↵); the blank upper triangle is the masked future.
+    Pass ``ax`` to draw into an existing grid (as ``plot_all_heads`` does).
+    """
+    import matplotlib as mpl
+
+    T = len(text)
+    if tuple(weights.shape) != (T, T):
+        raise CourseError(f"weights have shape {tuple(weights.shape)} but the text has {T} chars")
+    if ax is None:
+        side = min(10.0, 2.0 + 0.2 * T)
+        ax = _new_figure((side + 1.0, side)).add_subplot()
+    cmap = mpl.colormaps["viridis"].copy()
+    cmap.set_bad("white")  # NaN (the future) is drawn blank
+    image = ax.imshow(masked_future(weights), cmap=cmap, vmin=0.0, vmax=1.0)
+    labels = visible_chars(text)
+    if fontsize is None:
+        fontsize = max(4.0, min(10.0, 240.0 / max(T, 1)))
+    ax.set_xticks(range(T), labels, fontsize=fontsize, fontfamily=LABEL_FONT)
+    ax.set_yticks(range(T), labels, fontsize=fontsize, fontfamily=LABEL_FONT)
+    ax.tick_params(length=0)
+    ax.set_xlabel("key: looked at")
+    ax.set_ylabel("query: looking")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
+    return ax.figure
+
+
+def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
+    """Grid of heatmaps, one row per layer and one column per head; returns the Figure."""
+    n_layer, n_head = attn.shape[:2]
+    fig = _new_figure((cell * n_head + 0.8, cell * n_layer))
+    axes = fig.subplots(n_layer, n_head, squeeze=False)
+    for layer in range(n_layer):
+        for head in range(n_head):
+            ax = axes[layer][head]
+            # ~80% of the cell is axes; a tick slot is that width / T (72 points per inch).
+            fontsize = max(4.0, min(9.0, 0.75 * cell * 72 / max(len(text), 1)))
+            plot_head(attn[layer, head], text, ax=ax, colorbar=False, fontsize=fontsize)
+            ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            if len(text) > 24:  # too many ticks to read at this size: keep the picture
+                ax.set_xticks([])
+                ax.set_yticks([])
+    fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.6, label="attention weight")
+    fig.suptitle(f"attention of every head on {len(text)} characters (rows: query, cols: key)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- naming heads
+
+
+def _last_space_before(text: str) -> list[int | None]:
+    """For each position i, the index of the closest space/newline strictly before i."""
+    out, last = [], None
+    for i, ch in enumerate(text):
+        out.append(last)
+        if ch in " \n":
+            last = i
+    return out
+
+
+def head_scores(attn: torch.Tensor, text: str) -> dict[str, torch.Tensor]:
+    """Mean attention (over query positions) each head puts on a few telling places.
+
+    Returns {pattern: (n_layer, n_head) tensor in [0, 1]} for the patterns
+    ``previous`` (position i-1), ``self`` (i), ``first`` (position 0), and ``word_start``
+    (the character right after the last space before i: where the current word began).
+    Query 0 is skipped (it can only look at itself).
+    """
+    T = attn.shape[-1]
+    if T < 2:
+        raise CourseError("need at least 2 characters to score heads")
+    queries = torch.arange(1, T)
+    spaces = _last_space_before(text)
+    word_start = torch.tensor([(spaces[i] + 1 if spaces[i] is not None else 0) for i in queries])
+    scores = {
+        "previous": attn[..., queries, queries - 1],
+        "self": attn[..., queries, queries],
+        "first": attn[..., queries, 0],
+        "word_start": attn[..., queries, word_start],
+    }
+    return {name: values.mean(-1) for name, values in scores.items()}  # (n_layer, n_head) each
+
+
+def best_head(scores: dict[str, torch.Tensor], pattern: str) -> tuple[int, int, float]:
+    """(layer, head, score) of the head that scores highest on ``pattern``."""
+    table = scores[pattern]
+    flat = int(table.argmax())
+    layer, head = divmod(flat, table.shape[1])
+    return layer, head, float(table[layer, head])
+
+
+# ----------------------------------------------------------------------------- GIF (re-exported)
+
+from shared.viz_gif import (  # noqa: E402  (re-exported: the API lives in shared.viz)
+    AttentionStep,
+    add_cli,
+    attention_frames,
+    attention_steps,
+    make_attention_gif,
+    render_frames,
+    save_gif,
+)
+
+__all__ = [
+    "AttentionStep",
+    "add_cli",
+    "attention_frames",
+    "attention_steps",
+    "best_head",
+    "collect_attention",
+    "head_scores",
+    "head_weights",
+    "make_attention_gif",
+    "plot_all_heads",
+    "plot_head",
+    "render_frames",
+    "save_gif",
+    "visible_char",
+    "visible_chars",
+]

@@ -1,0 +1,332 @@
+"""The animated attention GIF (lesson 08 and ``python -m shared viz``); import it from ``shared.viz``.
+
+One frame per generated character. The model writes text one character at a time; to choose
+character t it reads the context c_0 .. c_{t-1}, and the *last* position of that context is the
+query whose output becomes the prediction. Each frame shows that query's attention row: every
+earlier character is shaded by how much the prediction looked at it, and the character it then
+wrote is framed in red. The text grows from frame to frame.
+
+By default a frame shows the **last layer, averaged over its heads**. Each head looks for
+something different, and the layer's output projection mixes all of them, so the average is a
+fair one-picture summary of where the layer's information came from and works for any
+checkpoint; a single head (``head=``) is sharper but tells only part of the story.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from shared.errors import CourseError
+
+DEFAULT_PROMPT = "En un lugar de la Mancha, "
+DEFAULT_NEW_CHARS = 60
+FRAME_WIDTH_PX = 640  # fits a README column
+COLUMNS = 32  # characters per row in a frame
+CELL_PX = FRAME_WIDTH_PX // COLUMNS  # 20 px per character
+ROW_PX = 26
+HEADER_PX = 46
+FOOTER_PX = 8
+DPI = 100
+
+
+class AttentionStep(NamedTuple):
+    """One generated character and what its prediction attended to."""
+
+    context: str  # what the model saw (at most block_size characters)
+    new_char: str  # the character it then wrote
+    weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
+
+
+@torch.no_grad()
+def attention_steps(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_chars: int,
+    layer: int | None = None,
+    head: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[AttentionStep]:
+    """Generate ``max_new_chars`` characters after ``prompt``, recording one step per character.
+
+    ``layer`` defaults to the last layer; ``head=None`` averages the layer's heads (see the module
+    docstring for why). Sampling uses its own generator seeded with ``seed`` (reproducible).
+    """
+    from shared.viz import check_layer_head, encode_text
+
+    cfg = model.config
+    layer = cfg.n_layer - 1 if layer is None else layer
+    check_layer_head(layer, head, cfg.n_layer, cfg.n_head)
+    if max_new_chars < 1:
+        raise CourseError(f"max_new_chars must be at least 1, got {max_new_chars}")
+    if temperature <= 0:
+        raise CourseError(f"temperature must be > 0, got {temperature}")
+    text = prompt[-cfg.block_size :]
+    encode_text(model, tokenizer, text)  # empty prompt / unknown characters -> CourseError
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    steps = []
+    try:
+        for _ in range(max_new_chars):
+            context = text[-cfg.block_size :]  # the model never sees more than block_size
+            idx = encode_text(model, tokenizer, context)  # (1, T)
+            logits, _ = model(idx)  # (1, T, V)
+            probs = F.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)  # (V,)
+            new_char = tokenizer.decode([int(torch.multinomial(probs, 1, generator=generator))])
+            attn = model.attention_weights(idx)[layer, 0]  # (n_head, T, T)
+            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
+            steps.append(AttentionStep(context, new_char, row.mean(0).float().cpu()))
+            text = context + new_char
+    finally:
+        model.train(was_training)
+    return steps
+
+
+class FrameRenderer:
+    """Draws steps into equally sized RGB frames with one reusable Agg figure (fast, headless)."""
+
+    def __init__(self, max_cells: int, title: str, columns: int = COLUMNS):
+        import matplotlib as mpl
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.colors import PowerNorm
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        self.columns = columns
+        self.rows = max(1, math.ceil(max_cells / columns))
+        self.title = title
+        width_px = columns * CELL_PX
+        height_px = HEADER_PX + self.rows * ROW_PX + FOOTER_PX
+        self.fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+        FigureCanvasAgg(self.fig)  # render off-screen: no display, any backend
+        self.fig.patch.set_facecolor("white")
+        ax = self.fig.add_axes(
+            (0, FOOTER_PX / height_px, 1, self.rows * ROW_PX / height_px)
+        )  # the character grid
+        ax.set_axis_off()
+        ax.set_xlim(0, columns)
+        ax.set_ylim(self.rows, 0)
+        # sqrt colour scale over 0..1 (the same in every frame): small weights stay visible.
+        self.norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+        cmap = mpl.colormaps["Blues"].copy()
+        cmap.set_bad("white")
+        self.image = ax.imshow(
+            np.full((self.rows, columns), np.nan),
+            cmap=cmap,
+            norm=self.norm,
+            extent=(0, columns, self.rows, 0),
+            interpolation="nearest",
+            aspect="auto",
+        )
+        self.cells = [
+            ax.text(c + 0.5, r + 0.55, "", ha="center", va="center", fontsize=11,
+                    fontfamily="DejaVu Sans Mono", parse_math=False)
+            for r in range(self.rows) for c in range(columns)
+        ]  # fmt: skip
+        self.marker = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#d62728", linewidth=2.0)
+        ax.add_patch(self.marker)
+        self.heading = self.fig.text(0.01, 1 - 18 / height_px, title, fontsize=11, va="center")
+        self.subheading = self.fig.text(
+            0.01, 1 - 36 / height_px, "", fontsize=9, color="#555555", va="center"
+        )
+        self.max_cells = self.rows * columns
+
+    def render(self, step: AttentionStep, number: int, total: int) -> np.ndarray:
+        """One frame (H, W, 3) uint8: context shaded by weight, the new character framed."""
+        from shared.viz import visible_char
+
+        chars = step.context + step.new_char
+        weights = step.weights.detach().float().cpu().numpy()
+        if len(chars) > self.max_cells:  # keep the most recent characters that fit
+            drop = len(chars) - self.max_cells
+            chars, weights = chars[drop:], weights[drop:]
+        grid = np.full(self.max_cells, np.nan)
+        grid[: len(weights)] = weights
+        self.image.set_data(grid.reshape(self.rows, self.columns))
+        for i, cell in enumerate(self.cells):
+            cell.set_text(visible_char(chars[i]) if i < len(chars) else "")
+            dark = i < len(weights) and self.norm(weights[i]) > 0.6
+            cell.set_color("white" if dark else "black")
+        row, col = divmod(len(chars) - 1, self.columns)
+        self.marker.set_xy((col, row))
+        self.subheading.set_text(
+            f"character {number}/{total}: wrote {visible_char(step.new_char)!r} (red) "
+            f"after looking at the blue ones (darker = more attention)"
+        )
+        self.fig.canvas.draw()
+        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8
+
+
+def describe_view(layer: int, head: int | None, n_head: int) -> str:
+    what = f"head {head}" if head is not None else f"average of its {n_head} heads"
+    return f"Attention while writing: layer {layer}, {what}"
+
+
+def render_frames(steps: list[AttentionStep], title: str = "Attention while writing"):
+    """One (H, W, 3) uint8 frame per step, all the same size (width 640 px)."""
+    if not steps:
+        raise CourseError("no steps to draw; generate at least one character")
+    max_cells = max(len(s.context) + 1 for s in steps)
+    renderer = FrameRenderer(max_cells, title)
+    return [renderer.render(step, i + 1, len(steps)) for i, step in enumerate(steps)]
+
+
+def attention_frames(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_chars: int,
+    layer: int | None = None,
+    head: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[np.ndarray]:
+    """``attention_steps`` drawn by ``render_frames``: ``max_new_chars`` frames (H, W, 3) uint8."""
+    steps = attention_steps(model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature)
+    shown_layer = model.config.n_layer - 1 if layer is None else layer
+    return render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
+
+
+def _writable_file(path: str | Path, suffix: str) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise CourseError(f"{path} should end in {suffix}")
+    if path.is_dir():
+        raise CourseError(f"{path} is a folder; give a file name ending in {suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CourseError(f"cannot create the folder {path.parent} ({exc.strerror})") from None
+    return path
+
+
+def save_gif(frames, path: str | Path, fps: float = 5.0, hold_last: float = 2.0) -> Path:
+    """Write frames as a looping GIF (``1/fps`` s per frame, the last one held ``hold_last`` s)."""
+    import imageio.v3 as iio
+
+    path = _writable_file(path, ".gif")
+    if len(frames) == 0:
+        raise CourseError("no frames to save")
+    if len({np.asarray(f).shape for f in frames}) != 1:
+        raise CourseError("all frames must have the same size (H, W, 3)")
+    if fps <= 0:
+        raise CourseError(f"fps must be > 0, got {fps}")
+    durations = [1000.0 / fps] * len(frames)  # milliseconds
+    durations[-1] = max(durations[-1], 1000.0 * hold_last)
+    try:
+        iio.imwrite(path, np.stack(frames), extension=".gif", duration=durations, loop=0)
+    except OSError as exc:
+        raise CourseError(f"cannot write {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def make_attention_gif(
+    checkpoint,
+    out: str | Path,
+    prompt: str = DEFAULT_PROMPT,
+    layer: int | None = None,
+    head: int | None = None,
+    max_new_chars: int = DEFAULT_NEW_CHARS,
+    seed: int = 0,
+    temperature: float = 0.8,
+    fps: float = 5.0,
+    png_dir: str | Path | None = None,
+) -> Path:
+    """Checkpoint (a path or a loaded ``Checkpoint``) -> attention GIF at ``out``; returns the path.
+
+    With ``png_dir``, also writes heatmaps of the finished text: ``all_heads.png`` and the chosen
+    layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
+    """
+    from shared.checkpoint import load_checkpoint
+
+    out = _writable_file(out, ".gif")  # fail before the slow part
+    ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    model, tokenizer = ckpt.model, ckpt.tokenizer
+    steps = attention_steps(model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature)
+    shown_layer = model.config.n_layer - 1 if layer is None else layer
+    frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
+    save_gif(frames, out, fps=fps)
+    if png_dir is not None:
+        final_text = steps[-1].context + steps[-1].new_char
+        save_heatmaps(model, tokenizer, final_text[-48:], png_dir, shown_layer, head)
+    return out
+
+
+def save_heatmaps(model, tokenizer, text: str, png_dir, layer: int, head: int | None) -> list[Path]:
+    """Write ``all_heads.png`` and one layer/head heatmap of ``text`` into ``png_dir``."""
+    from shared.viz import collect_attention, plot_all_heads, plot_head
+
+    folder = Path(png_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CourseError(f"cannot create the folder {folder} ({exc.strerror})") from None
+    attn = collect_attention(model, tokenizer, text)  # (n_layer, n_head, T, T)
+    one = attn[layer].mean(0) if head is None else attn[layer, head]  # (T, T)
+    name = f"layer{layer}_mean.png" if head is None else f"layer{layer}_head{head}.png"
+    figures = {
+        "all_heads.png": plot_all_heads(attn, text),
+        name: plot_head(one, text, title=describe_view(layer, head, attn.shape[1])),
+    }
+    paths = []
+    for filename, fig in figures.items():
+        try:
+            fig.savefig(folder / filename, dpi=100)
+        except OSError as exc:
+            raise CourseError(f"cannot write {folder / filename} ({exc.strerror})") from None
+        paths.append(folder / filename)
+    return paths
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _viz_command(args) -> int:
+    from shared.config import default_checkpoint_path, default_outputs_dir
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
+    out = Path(args.out) if args.out else default_outputs_dir() / "attention.gif"
+    path = make_attention_gif(
+        checkpoint,
+        out,
+        prompt=args.prompt,
+        layer=args.layer,
+        head=args.head,
+        max_new_chars=args.max_new_chars,
+        seed=args.seed,
+        temperature=args.temperature,
+        fps=args.fps,
+        png_dir=args.png_dir,
+    )
+    print(f"wrote {path} ({args.max_new_chars} frames)")
+    if args.png_dir:
+        print(f"wrote heatmaps into {args.png_dir}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "viz",
+        help="animated GIF of what the model attends to while it writes",
+        description="Generate text with a trained checkpoint and save an animated GIF: each frame "
+        "shades the characters the prediction attended to (no display needed).",
+    )
+    parser.add_argument("--checkpoint", help="checkpoint file (default: checkpoints/gpt.pt)")
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to start from")
+    parser.add_argument("--layer", type=int, help="layer to show (default: the last)")
+    parser.add_argument("--head", type=int, help="head to show (default: average of all heads)")
+    parser.add_argument("--max-new-chars", type=int, default=DEFAULT_NEW_CHARS, help="frames")
+    parser.add_argument("--out", help="GIF to write (default: outputs/attention.gif)")
+    parser.add_argument("--png-dir", help="also write heatmap PNGs into this folder")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    parser.add_argument("--fps", type=float, default=5.0, help="frames per second")
+    parser.set_defaults(func=_viz_command)
