@@ -1,0 +1,163 @@
+"""Checkpoint files: everything needed to sample from, or keep training, a model.
+
+A checkpoint is one ``torch.save`` dict of *plain* types (tensors, numbers, strings, lists,
+dicts), so it loads with ``torch.load(weights_only=True)``: loading never runs pickled code.
+
+    {"format": "gpt-quijote-checkpoint", "version": 1,
+     "model": state_dict, "model_config": GPTConfig.to_dict(), "vocab": ["\\n", " ", ...],
+     "train_config": asdict(TrainConfig), "optimizer": optimizer.state_dict(),
+     "step": int, "elapsed": float, "history": {...}, "rng": {...}}
+
+Writes are atomic (temporary file in the same folder, then ``os.replace``): an interrupted save
+never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.errors import CourseError
+
+FORMAT = "gpt-quijote-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("model", "model_config", "vocab", "step")
+COMPILE_PREFIX = "_orig_mod."  # torch.compile wraps the model and prefixes every key with this
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model is ready to sample (eval mode)."""
+
+    model: Any  # shared.model.GPT
+    tokenizer: Any  # shared.data.CharTokenizer
+    model_config: Any  # shared.model.GPTConfig
+    train_config: dict = field(default_factory=dict)
+    step: int = 0
+    history: dict = field(default_factory=dict)
+    optimizer_state: dict | None = None
+    elapsed: float = 0.0
+    rng: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def strip_compile_prefix(state_dict: dict) -> dict:
+    """``torch.compile`` saves ``_orig_mod.x``; plain models want ``x``."""
+    return {
+        (k[len(COMPILE_PREFIX) :] if k.startswith(COMPILE_PREFIX) else k): v
+        for k, v in state_dict.items()
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model,
+    tokenizer,
+    train_config: dict | None = None,
+    optimizer=None,
+    step: int = 0,
+    history: dict | None = None,
+    elapsed: float = 0.0,
+    rng: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {k: v.detach().cpu() for k, v in strip_compile_prefix(model.state_dict()).items()},
+        "model_config": model.config.to_dict(),
+        "vocab": list(tokenizer.chars),
+        "train_config": dict(train_config or {}),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": int(step),
+        "elapsed": float(elapsed),
+        "history": history or {},
+        "rng": rng or {},
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes it private; use normal rights
+        os.replace(tmp_name, path)  # atomic on POSIX and Windows
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict; any unreadable file becomes one clear ``CourseError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(
+            f"no checkpoint at {path}; train one first with `python -m shared train` "
+            "(or run lesson 06_train)"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, random bytes, pickled code, ...
+        raise CourseError(
+            f"{path} is not a readable checkpoint: truncated, corrupted, or not made by this "
+            f"course ({type(exc).__name__}); delete it and train again with `python -m shared train`"
+        ) from None
+    if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
+        raise CourseError(
+            f"{path} is not a checkpoint made by this course (missing model/config/vocab); "
+            "train one with `python -m shared train`"
+        )
+    return payload
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    """Load a checkpoint and rebuild its model (eval mode) and tokenizer."""
+    from shared.data import CharTokenizer
+    from shared.model import GPT, GPTConfig
+
+    payload = read_checkpoint(path)
+    try:
+        model_config = GPTConfig.from_dict(payload["model_config"])
+        tokenizer = CharTokenizer.from_chars(list(payload["vocab"]))
+        if tokenizer.vocab_size != model_config.vocab_size:
+            raise ValueError(
+                f"vocab has {tokenizer.vocab_size} characters but the model expects "
+                f"{model_config.vocab_size}"
+            )
+        model = GPT(model_config)
+        model.load_state_dict(strip_compile_prefix(payload["model"]))
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CourseError(
+            f"{path} does not match this course's GPT ({reason}); train a new checkpoint with "
+            "`python -m shared train`"
+        ) from None
+    model.to(device).eval()
+    return Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        model_config=model_config,
+        train_config=dict(payload.get("train_config") or {}),
+        step=int(payload["step"]),
+        history=dict(payload.get("history") or {}),
+        optimizer_state=payload.get("optimizer"),
+        elapsed=float(payload.get("elapsed", 0.0)),
+        rng=dict(payload.get("rng") or {}),
+        path=Path(path),
+    )

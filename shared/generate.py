@@ -1,0 +1,201 @@
+"""Sampling text from a trained GPT: temperature, top-k, top-p, a seed, streaming, a KV cache.
+
+    python -m shared generate --prompt "En un lugar de la Mancha" --temperature 0.8 --seed 1
+
+Each step turns the logits of the last position into a probability distribution, reshapes it
+(temperature, top-k, top-p) and draws one character. Without a cache every step re-runs the
+whole context (up to block_size characters); with the KV cache each step runs only the new
+character and reuses the keys/values computed before (same logits, far fewer FLOPs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from shared.errors import CourseError
+
+DEFAULT_START = "\n"  # an empty prompt starts the text as if at a new paragraph
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide logits by T: T < 1 sharpens the distribution, T > 1 flattens it."""
+    if not temperature > 0:
+        raise CourseError(f"temperature must be > 0, got {temperature}")
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits of each row (k is clamped to the vocab size); others -> -inf."""
+    k = min(int(k), logits.size(-1))
+    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus sampling: keep the fewest most likely tokens whose probabilities sum to >= p."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # drop a token when the ones before it already reach p (the top token always stays)
+    drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None) -> torch.Tensor:
+    """logits (B, V) of the last position -> next token ids (B, 1)."""
+    logits = apply_temperature(logits, temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None and top_p < 1.0:
+        logits = top_p_filter(logits, top_p)
+    probs = F.softmax(logits, dim=-1)  # (B, V)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """Prompt -> ids; characters the model never saw -> a CourseError naming them."""
+    unknown = sorted(set(prompt) - set(tokenizer.chars))
+    if unknown:
+        shown = ", ".join(repr(ch) for ch in unknown)
+        raise CourseError(
+            f"the prompt contains characters the model never saw in training: {shown}; "
+            "remove or replace them"
+        )
+    return tokenizer.encode(prompt or (DEFAULT_START if DEFAULT_START in tokenizer.chars else ""))
+
+
+@torch.no_grad()
+def generate_ids(
+    model,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_token: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """idx (B, T) -> (B, T + max_new_tokens). The model sees at most its last block_size ids."""
+    block_size = model.config.block_size
+    cache = None
+    logits = None
+    for _ in range(max_new_tokens):
+        if not use_cache:
+            logits, _ = model(idx[:, -block_size:])  # re-run the whole context every step
+        elif cache is None or cache[0][0].size(2) >= block_size:
+            # (Re)fill the cache. When it is full we cannot append (positions stop at
+            # block_size-1), so we restart from the last half block: one long step now,
+            # then block_size/2 cheap steps again.
+            window = block_size if cache is None else max(1, block_size // 2)
+            logits, cache = model.forward_with_cache(idx[:, -window:])
+        else:
+            logits, cache = model.forward_with_cache(idx[:, -1:], cache)  # only the new id
+        next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+        idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
+        if on_token is not None:
+            on_token(int(next_id[0, 0]))
+    return idx
+
+
+def generate(
+    model,
+    tokenizer,
+    prompt: str = "",
+    max_new_chars: int = 500,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+    stream: Callable[[str], None] | None = None,
+) -> str:
+    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char."""
+    _check_sampling(temperature, top_k, top_p, max_new_chars)
+    ids = encode_prompt(tokenizer, prompt)
+    if not ids:
+        raise CourseError("the model's vocabulary has no newline to start from; give a prompt")
+    device = next(model.parameters()).device
+    idx = torch.tensor([ids[-model.config.block_size :]], dtype=torch.long, device=device)
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    on_token = (lambda i: stream(tokenizer.itos[i])) if stream else None
+    was_training = model.training
+    model.eval()
+    try:
+        out = generate_ids(
+            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token
+        )
+    finally:
+        model.train(was_training)
+    return prompt + tokenizer.decode(out[0, idx.size(1) :].tolist())
+
+
+def _check_sampling(temperature, top_k, top_p, max_new_chars) -> None:
+    if not temperature > 0:
+        raise CourseError(f"temperature must be > 0 (try 0.8), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise CourseError(f"top-k must be at least 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise CourseError(f"top-p must be in (0, 1], got {top_p}")
+    if max_new_chars < 0:
+        raise CourseError(f"max-new-chars must be >= 0, got {max_new_chars}")
+
+
+# ----------------------------------------------------------------------------- CLI
+def _number(kind, low, high=None, low_inclusive=False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value < low if low_inclusive else value <= low
+        if too_low or (high is not None and value > high) or value != value:
+            bounds = f"{'>=' if low_inclusive else '>'} {low}" + (
+                f" and <= {high}" if high is not None else ""
+            )
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="sample text from a trained checkpoint")
+    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
+    p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
+    p.add_argument("--max-new-chars", type=_number(int, 0, low_inclusive=True), default=500)
+    p.add_argument("--temperature", type=_number(float, 0), default=0.8)
+    p.add_argument("--top-k", type=_number(int, 1, low_inclusive=True))
+    p.add_argument("--top-p", type=_number(float, 0, 1.0))
+    p.add_argument("--seed", type=int, help="same seed, same text")
+    p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    p.set_defaults(func=_cli_generate)
+
+
+def _cli_generate(args) -> int:
+    from shared.config import default_checkpoint_path, pick_device
+    from shared.train import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint or default_checkpoint_path(), pick_device(args.device))
+    encode_prompt(ckpt.tokenizer, args.prompt)  # fail before printing anything
+
+    def stream(ch: str) -> None:
+        sys.stdout.write(ch)
+        sys.stdout.flush()
+
+    sys.stdout.write(args.prompt)
+    generate(
+        ckpt.model, ckpt.tokenizer, args.prompt, args.max_new_chars, args.temperature,
+        args.top_k, args.top_p, args.seed, use_cache=not args.no_cache, stream=stream,
+    )  # fmt: skip
+    sys.stdout.write("\n")
+    return 0
