@@ -134,8 +134,7 @@ def plot_head(
     if ax is None:
         side = min(10.0, 2.0 + 0.2 * T)
         ax = _new_figure((side + 1.0, side)).add_subplot()
-    cmap = mpl.colormaps["viridis"].copy()
-    cmap.set_bad("white")  # NaN (the future) is drawn blank
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="white")  # NaN (the future) is blank
     image = ax.imshow(masked_future(weights), cmap=cmap, vmin=0.0, vmax=1.0)
     labels = visible_chars(text)
     if fontsize is None:

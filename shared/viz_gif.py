@@ -116,8 +116,7 @@ class FrameRenderer:
         ax.set_ylim(self.rows, 0)
         # sqrt colour scale over 0..1 (the same in every frame): small weights stay visible.
         self.norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
-        cmap = mpl.colormaps["Blues"].copy()
-        cmap.set_bad("white")
+        cmap = mpl.colormaps["Blues"].with_extremes(bad="white")
         self.image = ax.imshow(
             np.full((self.rows, columns), np.nan),
             cmap=cmap,

@@ -1,0 +1,301 @@
+"""shared.viz: attention weights, heatmaps, the attention GIF and `python -m shared viz`."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from shared import viz
+from shared.__main__ import main
+from shared.data import CharTokenizer
+from shared.errors import CourseError
+from shared.model import GPT, GPTConfig
+
+SAMPLE = "En un lugar de la Mancha,\n¿quién «era» el señor Quijote? Sí, y tú, á é ñ."
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_gpt(block_size: int = 16, n_layer: int = 2, n_head: int = 3, seed: int = 0):
+    """A random GPT with weights large enough that heads differ (fresh GPTs attend uniformly)."""
+    tokenizer = CharTokenizer(SAMPLE)
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=block_size,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=4 * n_head,
+    )
+    torch.manual_seed(seed)
+    model = GPT(config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.6)
+    return model.eval(), tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_gpt()
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_collect_attention_is_probabilities_and_causal(tiny):
+    model, tokenizer = tiny
+    text = SAMPLE[:12]
+    attn = viz.collect_attention(model, tokenizer, text)
+    assert attn.shape == (2, 3, 12, 12)
+    assert torch.allclose(attn.sum(-1), torch.ones(2, 3, 12), atol=1e-5)
+    assert (attn >= 0).all()
+    future = torch.triu(torch.ones(12, 12, dtype=torch.bool), diagonal=1)
+    assert (attn[..., future] == 0).all()
+    # the teaching path's weights, untouched
+    idx = torch.tensor([tokenizer.encode(text)])
+    assert torch.allclose(attn, model.attention_weights(idx)[:, 0])
+    # heads really differ (so the tests below can tell them apart)
+    assert not torch.allclose(attn[0, 0], attn[0, 1], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "empty"), ("x" * 17, "block_size=16"), ("hola \u00e7", "not in the model's vocabulary")],
+)
+def test_collect_attention_rejects_bad_text(tiny, text, message):
+    model, tokenizer = tiny
+    with pytest.raises(CourseError, match=message):
+        viz.collect_attention(model, tokenizer, text)
+
+
+def test_head_weights_picks_layer_then_head(tiny):
+    model, tokenizer = tiny
+    attn = viz.collect_attention(model, tokenizer, SAMPLE[:8])
+    assert torch.equal(viz.head_weights(attn, 1, 2), attn[1, 2])
+    with pytest.raises(CourseError, match="layer 2 is out of range"):
+        viz.head_weights(attn, 2, 0)
+    with pytest.raises(CourseError, match="head 3 is out of range"):
+        viz.head_weights(attn, 0, 3)
+
+
+def test_visible_chars_show_whitespace_and_keep_spanish():
+    assert viz.visible_chars("¿a ñ\n«»\t") == ["¿", "a", "␣", "ñ", "↵", "«", "»", "⇥"]
+    assert viz.visible_char("\x07") == "\\x07"
+
+
+def test_visible_glyphs_exist_in_matplotlib_default_fonts():
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+
+    for family in ("DejaVu Sans", "DejaVu Sans Mono"):
+        cmap = TTFont(font_manager.findfont(family, fallback_to_default=False)).getBestCmap()
+        missing = [g for g in "␣↵⇥¿ñá«»" if ord(g) not in cmap]
+        assert not missing, f"{family} lacks {missing}"
+
+
+# ----------------------------------------------------------------------------- heatmaps
+
+
+def _image_data(ax) -> np.ndarray:
+    return np.ma.filled(np.ma.asarray(ax.images[0].get_array(), dtype=float), np.nan)
+
+
+def test_plot_head_returns_figure_with_visible_labels_and_blank_future(tiny):
+    model, tokenizer = tiny
+    text = "¿y tú\nqué?"
+    attn = viz.collect_attention(model, tokenizer, text)
+    fig = viz.plot_head(attn[1, 0], text, title="layer 1, head 0")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    fig.canvas.draw()  # Agg, off-screen: works with no display
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["¿", "y", "␣", "t", "ú", "↵", "q", "u", "é", "?"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    data = _image_data(ax)
+    upper = np.triu(np.ones((10, 10), dtype=bool), k=1)
+    assert np.isnan(data[upper]).all()  # the future is blank, not zero
+    assert np.allclose(data[~upper], attn[1, 0].numpy()[~upper])
+    assert ax.images[0].colorbar is not None
+
+
+def test_plot_head_rejects_mismatched_text(tiny):
+    with pytest.raises(CourseError, match="shape"):
+        viz.plot_head(torch.eye(4), "abc")
+
+
+def test_plot_all_heads_grid(tiny):
+    model, tokenizer = tiny
+    text = SAMPLE[:10]
+    attn = viz.collect_attention(model, tokenizer, text)
+    fig = viz.plot_all_heads(attn, text)
+    assert isinstance(fig, Figure)
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert len(heatmaps) == 2 * 3
+    assert [ax.get_title() for ax in heatmaps[:3]] == [f"layer 0, head {h}" for h in range(3)]
+    assert np.allclose(np.nan_to_num(_image_data(heatmaps[4])), attn[1, 1].numpy())
+    fig.canvas.draw()
+
+
+# ----------------------------------------------------------------------------- naming heads
+
+
+def test_head_scores_find_planted_patterns():
+    text = "ab cd efg hi"
+    T = len(text)
+    attn = torch.full((2, 2, T, T), 0.0)
+    uniform = torch.tril(torch.ones(T, T))
+    attn[:] = uniform / uniform.sum(-1, keepdim=True)
+    previous = torch.zeros(T, T)
+    previous[0, 0] = 1
+    previous[torch.arange(1, T), torch.arange(T - 1)] = 1
+    attn[1, 0] = previous
+    word = torch.zeros(T, T)
+    starts = [0, 0, 0, 3, 3, 3, 6, 6, 6, 6, 10, 10]  # start of the word each query is in/after
+    word[torch.arange(T), torch.tensor(starts)] = 1
+    attn[0, 1] = word
+    scores = viz.head_scores(attn, text)
+    assert viz.best_head(scores, "previous") == (1, 0, pytest.approx(1.0))
+    assert viz.best_head(scores, "word_start") == (0, 1, pytest.approx(1.0))
+    assert scores["self"].shape == (2, 2)
+    assert 0 <= float(scores["first"].min()) and float(scores["first"].max()) <= 1
+
+
+# ----------------------------------------------------------------------------- GIF
+
+
+def test_attention_steps_follow_the_generation(tiny):
+    model, tokenizer = tiny
+    steps = viz.attention_steps(model, tokenizer, "En un", 14, layer=0, seed=3)
+    assert len(steps) == 14
+    for i, step in enumerate(steps):
+        assert len(step.context) == min(5 + i, 16)  # cropped to block_size
+        assert step.weights.shape == (len(step.context),)
+        assert math.isclose(float(step.weights.sum()), 1.0, rel_tol=1e-5)
+        attn = viz.collect_attention(model, tokenizer, step.context)
+        assert torch.allclose(step.weights, attn[0, :, -1].mean(0), atol=1e-6)  # head average
+        if i:
+            assert step.context == (steps[i - 1].context + steps[i - 1].new_char)[-16:]
+    again = viz.attention_steps(model, tokenizer, "En un", 14, layer=0, seed=3)
+    assert [s.new_char for s in again] == [s.new_char for s in steps]  # seeded
+
+
+def test_attention_steps_one_head_and_errors(tiny):
+    model, tokenizer = tiny
+    (step,) = viz.attention_steps(model, tokenizer, "la", 1, layer=1, head=2)
+    assert torch.allclose(step.weights, viz.collect_attention(model, tokenizer, "la")[1, 2, -1])
+    with pytest.raises(CourseError, match="layer 5"):
+        viz.attention_steps(model, tokenizer, "la", 2, layer=5)
+    with pytest.raises(CourseError, match="not in the model's vocabulary"):
+        viz.attention_steps(model, tokenizer, "la \u00e7", 2)
+    with pytest.raises(CourseError, match="at least 1"):
+        viz.attention_steps(model, tokenizer, "la", 0)
+
+
+def test_frames_and_gif_read_back(tiny, tmp_path):
+    model, tokenizer = tiny
+    frames = viz.attention_frames(model, tokenizer, "En un lugar", 6, seed=1)
+    assert len(frames) == 6
+    assert {f.shape for f in frames} == {frames[0].shape}
+    height, width, channels = frames[0].shape
+    assert (width, channels) == (640, 3) and 60 < height < 400
+    assert frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1])  # the text grows
+    path = viz.save_gif(frames, tmp_path / "sub" / "a.gif", fps=4)
+    back = iio.imread(path, index=None)
+    assert back.shape[:3] == (6, height, width)
+    assert iio.immeta(path, index=0)["duration"] == 250
+    assert path.stat().st_size < 300_000
+
+
+def test_save_gif_rejects_bad_input(tmp_path):
+    frame = np.zeros((10, 20, 3), dtype=np.uint8)
+    with pytest.raises(CourseError, match="same size"):
+        viz.save_gif([frame, np.zeros((11, 20, 3), dtype=np.uint8)], tmp_path / "a.gif")
+    with pytest.raises(CourseError, match=r"\.gif"):
+        viz.save_gif([frame], tmp_path / "a.png")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(CourseError, match="cannot create the folder"):
+        viz.save_gif([frame], blocker / "a.gif")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from shared.checkpoint import save_checkpoint
+
+    model, tokenizer = tiny_gpt()
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "gpt.pt", model=model, tokenizer=tokenizer
+    )
+
+
+def test_cli_writes_gif_and_pngs(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out" / "attention.gif"
+    args = ["viz", "--checkpoint", str(checkpoint), "--prompt", "la", "--max-new-chars", "4"]
+    assert main([*args, "--out", str(out), "--png-dir", str(tmp_path / "png"), "--head", "1"]) == 0
+    assert iio.imread(out, index=None).shape[0] == 4
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "all_heads.png",
+        "layer1_head1.png",
+    ]
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--layer", "2"], "layer 2 is out of range"),
+        (["--head", "-1"], "head -1 is out of range"),
+        (["--prompt", "\u00e7a"], "not in the model's vocabulary"),
+        (["--max-new-chars", "0"], "at least 1"),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(checkpoint, tmp_path, capsys, extra, message):
+    out = tmp_path / "a.gif"
+    assert main(["viz", "--checkpoint", str(checkpoint), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys):
+    assert (
+        main(["viz", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "a.gif")])
+        == 2
+    )
+    assert "no checkpoint at" in capsys.readouterr().err
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x", encoding="utf-8")
+    assert main(["viz", "--checkpoint", str(checkpoint), "--out", str(blocker / "a.gif")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot create the folder") and len(err.splitlines()) == 1
+
+
+def test_cli_runs_headless_without_display(checkpoint, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "MPLBACKEND"}}
+    out = tmp_path / "a.gif"
+    cmd = [sys.executable, "-m", "shared", "viz", "--checkpoint", str(checkpoint)]
+    result = subprocess.run(
+        [*cmd, "--prompt", "el", "--max-new-chars", "2", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert iio.imread(out, index=None).shape[0] == 2
