@@ -1,0 +1,406 @@
+"""The model lessons' checks (02-05): stub, reference, a different correct version, and classic
+bugs, each rejected with a hint that names the mistake."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from shared import attention as ref_attention
+from shared import bigram as ref_bigram
+from shared import block as ref_block
+from shared.checks import (
+    EXERCISES,
+    ExerciseFailed,
+    check_attention_weights,
+    check_bigram_forward,
+    check_block,
+    check_feedforward,
+    check_head,
+    check_multihead,
+)
+
+
+def assert_passes(check, target, capsys):
+    check(target)
+    assert capsys.readouterr().out.startswith("PASSED")
+
+
+def assert_fails(check, target, *fragments):
+    with pytest.raises(ExerciseFailed) as info:
+        check(target)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+def test_exercises_are_registered_for_their_lessons():
+    names = {lesson: [ex.check for ex in exs] for lesson, exs in EXERCISES.items()}
+    assert names["02_bigram"] == ["check_bigram_forward"]
+    assert names["03_self_attention"] == ["check_attention_weights", "check_head"]
+    assert names["04_multihead"] == ["check_multihead"]
+    assert names["05_block"] == ["check_feedforward", "check_block"]
+
+
+# --- 02 bigram --------------------------------------------------------------------------------
+
+
+def bigram_with(forward):
+    return type("BigramLanguageModel", (ref_bigram.BigramLanguageModel,), {"forward": forward})
+
+
+def bigram_alternative(self, idx, targets=None):
+    logits = self.token_embedding_table.weight[idx]
+    if targets is None:
+        return logits, None
+    log_probs = F.log_softmax(logits, dim=-1).flatten(0, 1)
+    return logits, F.nll_loss(log_probs, targets.flatten())
+
+
+def bigram_no_reshape(self, idx, targets=None):
+    logits = self.token_embedding_table(idx)
+    return logits, (None if targets is None else F.cross_entropy(logits, targets))
+
+
+def bigram_softmax_first(self, idx, targets=None):
+    logits = self.token_embedding_table(idx)
+    if targets is None:
+        return logits, None
+    B, T, C = logits.shape
+    probs = F.softmax(logits, dim=-1)
+    return logits, F.cross_entropy(probs.view(B * T, C), targets.view(B * T))
+
+
+def bigram_targets_transposed(self, idx, targets=None):
+    logits = self.token_embedding_table(idx)
+    if targets is None:
+        return logits, None
+    B, T, C = logits.shape
+    return logits, F.cross_entropy(logits.view(B * T, C), targets.T.reshape(-1))
+
+
+def bigram_returns_flat_logits(self, idx, targets=None):
+    logits = self.token_embedding_table(idx)
+    if targets is None:
+        return logits, None
+    B, T, C = logits.shape
+    logits = logits.view(B * T, C)
+    return logits, F.cross_entropy(logits, targets.view(B * T))
+
+
+def bigram_ignores_missing_targets(self, idx, targets=None):
+    logits = self.token_embedding_table(idx)
+    B, T, C = logits.shape
+    return logits, F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+
+
+def test_bigram_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_bigram_forward, ref_bigram.BigramLanguageModel, capsys)
+    assert_passes(check_bigram_forward, bigram_with(bigram_alternative), capsys)
+
+
+@pytest.mark.parametrize(
+    "forward, fragment",
+    [
+        (stub, "not implemented yet"),
+        (bigram_no_reshape, "(B*T, C)"),
+        (bigram_softmax_first, "softmax applied before cross_entropy"),
+        (bigram_targets_transposed, "flattened in different orders"),
+        (bigram_returns_flat_logits, "return the (B, T, C) logits"),
+        (bigram_ignores_missing_targets, "return (logits, None)"),
+    ],
+)
+def test_bigram_check_names_the_mistake(forward, fragment):
+    assert_fails(check_bigram_forward, bigram_with(forward), fragment)
+
+
+# --- 03 attention weights ---------------------------------------------------------------------
+
+
+def weights_alternative(q, k):
+    T, d_k = q.shape[-2], q.shape[-1]
+    scores = torch.einsum("bqd,bkd->bqk", q * d_k**-0.5, k)
+    future = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+    return F.softmax(scores.masked_fill(future, -1e9), dim=-1)
+
+
+def weights_bug(mask="before", scale="sqrt", dim=-1):
+    def attention_weights(q, k):
+        T, d_k = q.size(-2), q.size(-1)
+        scores = q @ k.transpose(-2, -1)
+        scores = scores / {"sqrt": math.sqrt(d_k), "none": 1.0, "d": d_k}[scale]
+        tril = torch.tril(torch.ones(T, T))
+        if mask == "before":
+            scores = scores.masked_fill(tril == 0, float("-inf"))
+        if mask == "zero":
+            scores = scores.masked_fill(tril == 0, 0.0)
+        wei = F.softmax(scores, dim=dim)
+        if mask == "after":
+            wei = wei.masked_fill(tril == 0, 0.0)
+        if mask == "after_inf":
+            wei = wei.masked_fill(tril == 0, float("-inf"))
+        return wei
+
+    return attention_weights
+
+
+def test_attention_weights_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_attention_weights, ref_attention.attention_weights, capsys)
+    assert_passes(check_attention_weights, weights_bug(), capsys)
+    assert_passes(check_attention_weights, weights_alternative, capsys)
+
+
+@pytest.mark.parametrize(
+    "fn, fragments",
+    [
+        (stub, ["not implemented yet"]),
+        (weights_bug(mask="none"), ["missing causal mask"]),
+        (weights_bug(dim=-2), ["softmax over the wrong dimension"]),
+        (weights_bug(dim=1), ["softmax over the wrong dimension"]),
+        (weights_bug(scale="none"), ["missing the 1/sqrt(d_k) scale"]),
+        (weights_bug(scale="d"), ["divided by d_k instead of sqrt(d_k)"]),
+        (weights_bug(mask="after"), ["mask applied after softmax"]),
+        (weights_bug(mask="after_inf"), ["mask applied after softmax"]),
+        (weights_bug(mask="zero"), ["masked with 0 instead of -inf"]),
+        (
+            weights_bug(mask="none", scale="none"),
+            ["missing causal mask", "missing the 1/sqrt(d_k) scale"],
+        ),
+        (lambda q, k: F.softmax(q @ k.transpose(-2, -1), -1)[0], ["should give weights"]),
+    ],
+)
+def test_attention_weights_check_names_the_mistake(fn, fragments):
+    assert_fails(check_attention_weights, fn, *fragments)
+
+
+# --- 03 head ----------------------------------------------------------------------------------
+
+
+def head_with(forward):
+    return type("Head", (ref_attention.Head,), {"forward": forward})
+
+
+def head_alternative(self, x, return_weights=False):
+    B, T, C = x.shape
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = (q @ k.mT) * q.size(-1) ** -0.5
+    scores = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+    wei = scores.softmax(dim=2)
+    out = self.dropout(wei) @ v
+    return (out, wei) if return_weights else out
+
+
+def head_bug(bug):
+    def forward(self, x, return_weights=False):
+        B, T, C = x.shape
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        d = C if bug == "n_embd_scale" else q.size(-1)
+        scores = (k @ q.mT if bug == "swap" else q @ k.mT) / math.sqrt(d)
+        if bug != "no_mask":
+            scores = scores.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        wei = F.softmax(scores, dim=-1)
+        if bug != "no_dropout":
+            wei = self.dropout(wei)
+        out = wei @ (x if bug == "x_not_v" else v)
+        if bug == "no_weights":
+            return out
+        return (out, wei) if return_weights else out
+
+    return head_with(forward)
+
+
+def test_head_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_head, ref_attention.Head, capsys)
+    assert_passes(check_head, head_with(head_alternative), capsys)
+
+
+@pytest.mark.parametrize(
+    "head, fragment",
+    [
+        (head_with(stub), "not implemented yet"),
+        (head_bug("no_mask"), "missing causal mask"),
+        (head_bug("n_embd_scale"), "instead of 1/sqrt(head_size)"),
+        (head_bug("swap"), "k @ q^T"),
+        (head_bug("x_not_v"), "not by x"),
+        (head_bug("no_dropout"), "self.dropout is never applied"),
+        (head_bug("no_weights"), "should return a tuple (out, wei)"),
+    ],
+)
+def test_head_check_names_the_mistake(head, fragment):
+    assert_fails(check_head, head, fragment)
+
+
+# --- 04 multi-head ----------------------------------------------------------------------------
+
+
+def mha_with(forward):
+    return type("MultiHeadAttention", (ref_attention.MultiHeadAttention,), {"forward": forward})
+
+
+def mha_alternative(self, x, return_weights=False):
+    outs, weights = [], []
+    for head in self.heads:
+        out, wei = head(x, return_weights=True)
+        outs.append(out)
+        weights.append(wei.unsqueeze(1))
+    out = self.dropout(F.linear(torch.concat(outs, dim=2), self.proj.weight, self.proj.bias))
+    return (out, torch.concat(weights, dim=1)) if return_weights else out
+
+
+def mha_bug(bug):
+    def forward(self, x, return_weights=False):
+        B, T, C = x.shape
+        outs = [h(x) for h in self.heads]
+        if bug == "cat_time":
+            out = torch.cat(outs, dim=1)
+        elif bug == "sum":
+            out = sum(outs)
+        elif bug == "stack_reshape":
+            out = torch.stack(outs, dim=-1).view(B, T, C)
+        else:
+            out = torch.cat(outs, dim=-1)
+        if bug != "no_proj":
+            out = self.proj(out)
+        if bug != "no_dropout":
+            out = self.dropout(out)
+        if return_weights:
+            wei = torch.stack([h(x, return_weights=True)[1] for h in self.heads], dim=1)
+            return out, wei
+        return out
+
+    return mha_with(forward)
+
+
+def test_multihead_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_multihead, ref_attention.MultiHeadAttention, capsys)
+    assert_passes(check_multihead, mha_with(mha_alternative), capsys)
+
+
+@pytest.mark.parametrize(
+    "mha, fragment",
+    [
+        (mha_with(stub), "not implemented yet"),
+        (mha_bug("no_proj"), "missing output projection"),
+        (mha_bug("cat_time"), "concatenate the heads on the last dim"),
+        (mha_bug("sum"), "not summed"),
+        (mha_bug("stack_reshape"), "not concatenated on the last dim"),
+        (mha_bug("no_dropout"), "self.dropout is never applied"),
+    ],
+)
+def test_multihead_check_names_the_mistake(mha, fragment):
+    assert_fails(check_multihead, mha, fragment)
+
+
+# --- 05 feed-forward and block ----------------------------------------------------------------
+
+
+def feedforward(layers):
+    """A FeedForward whose __init__ builds ``layers(n_embd, dropout, activation)``."""
+
+    class FeedForward(nn.Module):
+        def __init__(self, n_embd, dropout=0.0, activation="gelu"):
+            super().__init__()
+            self.net = nn.Sequential(*layers(n_embd, dropout, activation))
+
+        def forward(self, x):
+            return self.net(x)
+
+    return FeedForward
+
+
+def act(activation):
+    return nn.GELU() if activation == "gelu" else nn.ReLU()
+
+
+def ff_alternative(n, p, a):
+    return [nn.Linear(n, 4 * n), act(a), nn.Dropout(0.0), nn.Linear(4 * n, n), nn.Dropout(p)]
+
+
+class FeedForwardStub(nn.Module):
+    def __init__(self, n_embd, dropout=0.0, activation="gelu"):
+        super().__init__()
+        stub()
+
+
+def test_feedforward_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_feedforward, ref_block.FeedForward, capsys)
+    assert_passes(check_feedforward, feedforward(ff_alternative), capsys)
+
+
+@pytest.mark.parametrize(
+    "ff, fragment",
+    [
+        (FeedForwardStub, "not implemented yet"),
+        (
+            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.Linear(4 * n, n), nn.Dropout(p)]),
+            "missing non-linearity",
+        ),
+        (
+            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.ReLU(), nn.Linear(4 * n, n)]),
+            "should use nn.GELU()",
+        ),
+        (
+            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Linear(4 * n, n)]),
+            "dropout argument is unused",
+        ),
+        (
+            feedforward(lambda n, p, a: [nn.Linear(n, 2 * n), act(a), nn.Linear(2 * n, n)]),
+            "4 * n_embd",
+        ),
+    ],
+)
+def test_feedforward_check_names_the_mistake(ff, fragment):
+    assert_fails(check_feedforward, ff, fragment)
+
+
+def block_with(forward):
+    return type("Block", (ref_block.Block,), {"forward": forward})
+
+
+def block_alternative(self, x):
+    attended = self.sa(self.ln1(x))
+    x = torch.add(x, attended)
+    return x.add(self.ffwd(self.ln2(x)))
+
+
+def block_bug(bug):
+    def forward(self, x):
+        if bug == "post_norm":
+            x = self.ln1(x + self.sa(x))
+            return self.ln2(x + self.ffwd(x))
+        if bug == "no_residual_attention":
+            x = self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
+        if bug == "no_residual_ffwd":
+            x = x + self.sa(self.ln1(x))
+            return self.ffwd(self.ln2(x))
+        if bug == "parallel":
+            return x + self.sa(self.ln1(x)) + self.ffwd(self.ln2(x))
+        raise AssertionError(bug)
+
+    return block_with(forward)
+
+
+def test_block_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_block, ref_block.Block, capsys)
+    assert_passes(check_block, block_with(block_alternative), capsys)
+
+
+@pytest.mark.parametrize(
+    "block, fragment",
+    [
+        (block_with(stub), "not implemented yet"),
+        (block_bug("post_norm"), "post-norm instead of pre-norm"),
+        (block_bug("no_residual_attention"), "missing residual connection around the attention"),
+        (block_bug("no_residual_ffwd"), "missing residual connection around the feed-forward"),
+        (block_bug("parallel"), "the feed-forward sees the block's input"),
+    ],
+)
+def test_block_check_names_the_mistake(block, fragment):
+    assert_fails(check_block, block, fragment)
