@@ -1,0 +1,635 @@
+"""Run one notebook in a fresh, sandboxed kernel and grade its exercises with the installed checks.
+
+This is the engine behind ``python -m shared check`` and ``python -m shared grade``:
+
+1. the notebook is copied into a fresh temporary folder (its own cwd, HOME and IPython
+   profile, so it cannot clobber files of another notebook) and executed by ``nbclient`` in a
+   new kernel of this Python environment, with a per-cell timeout (the cell is interrupted and
+   the next one runs) and ``allow_errors`` (a failing cell does not stop the rest);
+2. then, in the same kernel, the grader runs a cell of its own (``_kernel_grade``): it drops
+   every ``shared*`` module the notebook may have replaced or patched, imports the checks again
+   from the installed files, refuses targets that are the reference implementation itself, and
+   calls each check on the learner's definition. The notebook's own check cells are never
+   trusted: a notebook that edits, deletes or fakes them still fails what it did not solve.
+3. results come back as lines tagged with a per-run random marker, so text a notebook prints
+   can never be mistaken for a result; no result means the exercise is not passed.
+
+Grading executes untrusted code: run it in a container or as a restricted user (see README).
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from shared.checks._core import Exercise
+
+STATUSES = ("pass", "fail", "error", "timeout", "missing")
+CURRENT_ENV_KERNEL = "gpt-course-grader"  # this interpreter, whatever the notebook metadata says
+MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grader's memory
+MAX_MESSAGE_CHARS = 600
+
+
+@dataclass
+class ExerciseResult:
+    exercise: str
+    status: str  # one of STATUSES
+    message: str = ""
+
+
+@dataclass
+class NotebookReport:
+    """The outcome of grading one notebook: one result per registered exercise, in order."""
+
+    lesson: str
+    path: str
+    results: list[ExerciseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. cells that timed out or raised
+    flags: list[str] = field(default_factory=list)  # suspicious code worth a human look
+
+
+def short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """One line, at most ``limit`` characters (CSV- and terminal-friendly)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def report_for_all(lesson: str, path: str, exercises: list[Exercise], status: str, message: str):
+    """A report giving every exercise of the lesson the same status (missing, corrupt, crash)."""
+    results = [ExerciseResult(ex.name, status, short(message)) for ex in exercises]
+    return NotebookReport(lesson, path, results)
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Parse a notebook; anything that is not one raises ValueError with a one-line reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not a notebook (the file is not UTF-8 text)") from None
+    if not text.strip():
+        raise ValueError("the notebook file is empty")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # NotJSONError, validation errors, random JSON...
+        raise ValueError(
+            f"not a valid notebook ({type(exc).__name__}: {short(exc, 200)})"
+        ) from None
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError("not a valid notebook (no list of cells)")
+    return nb
+
+
+# ----------------------------------------------------------------- suspicious-code review flags
+
+_BUILTIN_NAMES = set(dir(builtins))
+_SUSPICIOUS = [
+    (r"\bsys\.modules\b", "touches sys.modules"),
+    (r"\b(meta_path|path_hooks|path_importer_cache)\b", "changes the import system"),
+    (r"\b(__builtins__|builtins)\b", "touches builtins"),
+    (r"\b(settrace|setprofile|addaudithook)\b", "installs tracing/audit hooks"),
+    (r"\b(input_transformers\w*|ast_transformers|events\.register)\b", "hooks IPython"),
+    (r"\bctypes\b", "uses ctypes"),
+    (r"\bgc\.get_referr", "walks the garbage collector"),
+    (r"\bos\._exit\b", "calls os._exit"),
+    (r"\bsys\.(stdout|stderr)\s*=", "replaces sys.stdout/stderr"),
+    (r"\bsignal\.(signal|setitimer|alarm|pthread_sigmask)\b", "changes signal handling"),
+    (
+        r"(\bsetattr|\bdelattr)\s*\(\s*(shared|torch|np|numpy|math|random|F|nn)\b",
+        "patches a library",
+    ),
+    (r"^\s*(shared|torch|np|numpy|math|random|F|nn)(\.\w+)+\s*=[^=]", "patches a library"),
+    (r"\bshared\.checks\b[\w.]*\s*=[^=]", "patches shared.checks"),
+]
+
+
+def review_flags(nb: nbformat.NotebookNode) -> list[str]:
+    """Static hints for a human: code that rebinds builtins, patches libraries or hooks Python.
+
+    A notebook that deliberately subverts the Python runtime can fool any in-kernel grader;
+    these flags point the instructor at the few notebooks worth reading.
+    """
+    flags: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        for pattern, label in _SUSPICIOUS:
+            if re.search(pattern, source, flags=re.MULTILINE):
+                flags.append(f"cell {index} {label}")
+        for match in re.finditer(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=[^=]", source, re.MULTILINE):
+            name = match.group(1) or match.group(2)
+            if name in _BUILTIN_NAMES:
+                flags.append(f"cell {index} redefines the builtin `{name}`")
+    return list(dict.fromkeys(flags))
+
+
+# ------------------------------------------------------------------- code run inside the kernel
+
+
+def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
+    """Grade the exercises in the kernel that just ran the learner's notebook.
+
+    Runs through ``exec`` with fresh globals, so names the notebook defined (``print``,
+    ``isinstance``...) cannot shadow ours; ``user_ns`` is the notebook's namespace.
+    """
+    import contextlib
+    import importlib
+    import importlib.machinery as machinery
+    import inspect
+    import io
+    import json
+    import os
+    import signal
+    import sys
+
+    stream = sys.stdout
+
+    def emit(**record):
+        stream.write(spec["marker"] + " " + json.dumps(record, ensure_ascii=True) + "\n")
+        stream.flush()
+
+    def inside(path, folder):
+        return bool(path) and os.path.realpath(path).startswith(folder + os.sep)
+
+    def code_file(obj):
+        obj = inspect.unwrap(getattr(obj, "func", obj)) if callable(obj) else obj
+        obj = getattr(obj, "__func__", obj)
+        code = getattr(obj, "__code__", None)
+        return code.co_filename if code is not None else None
+
+    package_dir = spec["package_dir"]
+
+    def is_reference_class(cls):
+        if str(getattr(cls, "__module__", "")).split(".")[0] == "shared":
+            return True
+        own = [v for v in vars(cls).values() if code_file(v)]
+        return any(inside(code_file(v), package_dir) for v in own)
+
+    def reference_reason(obj):
+        if not inspect.isclass(obj) and callable(obj) and code_file(obj):
+            where = code_file(obj)
+            return (
+                f"its code lives in {os.path.basename(where)} of shared"
+                if inside(where, package_dir)
+                else None
+            )
+        cls = obj if inspect.isclass(obj) else type(obj)
+        if is_reference_class(cls):
+            return f"it is {cls.__module__}.{cls.__qualname__} itself"
+        mro = list(cls.__mro__)
+        refs = [k for k in mro if is_reference_class(k)]
+        if not refs:
+            return None
+        learner = [k for k in mro[: mro.index(refs[0])]]
+        written = {n for k in learner for n, v in vars(k).items() if code_file(v)}
+        skip = {"__init__", "__new__", "__init_subclass__", "__repr__", "__str__"}
+        exercised = {
+            n
+            for k in refs
+            for n, v in vars(k).items()
+            if code_file(v) and n not in skip and (not n.startswith("__") or n == "__call__")
+        }
+        if exercised and not (exercised & written):
+            names = ", ".join(sorted(exercised)[:3])
+            return f"it subclasses {refs[0].__module__}.{refs[0].__qualname__} without writing its own {names}"
+        return None
+
+    def load_checks():
+        # Forget every module the notebook could have replaced or patched, then import the
+        # installed files again through the plain path finder only.
+        tops = {"shared", spec["checks_module"].split(".")[0]}
+        for name in list(sys.modules):
+            if name.split(".")[0] in tops:
+                del sys.modules[name]
+        saved_meta, saved_path = list(sys.meta_path), list(sys.path)
+        try:
+            sys.meta_path[:] = [
+                machinery.BuiltinImporter,
+                machinery.FrozenImporter,
+                machinery.PathFinder,
+            ]
+            sys.path[:] = spec["import_path"] + saved_path
+            for entry in spec["import_path"]:
+                sys.path_importer_cache.pop(entry, None)
+            importlib.invalidate_caches()
+            module = importlib.import_module(spec["checks_module"])
+        finally:
+            sys.meta_path[:] = saved_meta
+            sys.path[:] = saved_path
+        if os.path.realpath(getattr(module, "__file__", "") or "") != spec["checks_file"]:
+            raise RuntimeError(f"{spec['checks_module']} did not load from the installed files")
+        return module
+
+    class CheckTimeout(
+        BaseException
+    ):  # BaseException: `except Exception` in learner code can't eat it
+        pass
+
+    def on_alarm(signum, frame):
+        raise CheckTimeout()
+
+    user_ns = spec_user_ns  # noqa: F821 - injected by the grading cell
+    try:
+        checks = load_checks()
+    except BaseException as exc:
+        emit(
+            event="fatal",
+            message=f"could not load the installed checks: {type(exc).__name__}: {exc}",
+        )
+        return
+    for name, check_name, target in spec["exercises"]:
+        emit(event="start", exercise=name)
+        status, message = "fail", ""
+        check = getattr(checks, check_name, None)
+        if check is None or not any(inside(code_file(check), d) for d in spec["trusted_dirs"]):
+            emit(event="result", exercise=name, status="error", message=f"no trusted {check_name}")
+            continue
+        if target not in user_ns:
+            message = f"`{target}` is not defined: keep and run the cell that defines it"
+            emit(event="result", exercise=name, status="fail", message=message)
+            continue
+        candidate = user_ns[target]
+        try:
+            reason = reference_reason(candidate)
+        except Exception as exc:
+            reason = f"it could not be inspected ({type(exc).__name__})"
+        if reason:
+            message = (
+                f"uses the reference implementation from shared instead of your own ({reason})"
+            )
+            emit(event="result", exercise=name, status="fail", message=message)
+            continue
+        captured = io.StringIO()
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, spec["check_timeout"])
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+                check(candidate)
+            status = "pass"
+            lines = [ln for ln in captured.getvalue().splitlines() if ln.startswith("PASSED")]
+            message = lines[-1] if lines else "PASSED"
+        except CheckTimeout:
+            status, message = "timeout", f"the check did not finish in {spec['check_timeout']} s"
+        except KeyboardInterrupt:
+            status, message = "timeout", "interrupted: the check took too long"
+        except AssertionError as exc:
+            message = str(exc) or "the check failed"
+        except BaseException as exc:
+            message = f"the check crashed on your code: {type(exc).__name__}: {exc}"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        emit(event="result", exercise=name, status=status, message=message[:2000])
+    emit(event="done")
+
+
+def grading_cell_source(spec: dict) -> str:
+    """The cell the grader appends: defines ``_kernel_grade`` in fresh globals and calls it."""
+    source = inspect.getsource(_kernel_grade)
+    program = f"{source}\n_kernel_grade({spec!r})\n"
+    return (
+        f"exec(compile({program!r}, '<course grader>', 'exec'), "
+        "{'__name__': '__course_grader__', 'spec_user_ns': globals()})\n"
+    )
+
+
+def parse_grading_output(outputs: list, marker: str) -> list[dict]:
+    """Records the grading cell printed under ``marker`` (anything else is ignored)."""
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    records = []
+    for line in text.splitlines():
+        if line.startswith(marker + " "):
+            try:
+                records.append(json.loads(line[len(marker) + 1 :]))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+# --------------------------------------------------------------------------- running a notebook
+
+
+@dataclass(frozen=True)
+class ChecksSource:
+    """Where the trusted checks live, as the kernel must verify them."""
+
+    module: str  # "shared.checks" (tests pass a module of fake checks)
+    file: str  # realpath of the module's file
+    package_dir: str  # realpath of the installed `shared` package: targets from here are refused
+    trusted_dirs: tuple[str, ...]  # check functions must live under one of these
+    import_path: tuple[str, ...]  # put first on sys.path while the kernel imports the checks
+
+
+def locate_checks(checks_module: str = "shared.checks") -> ChecksSource:
+    """Import the checks here (trusted code only) to learn which files the kernel must load."""
+    import importlib
+
+    import shared
+
+    module = importlib.import_module(checks_module)
+    top = importlib.import_module(checks_module.split(".")[0])
+    if hasattr(top, "__path__"):
+        top_dir = os.path.realpath(list(top.__path__)[0])
+        top_parent = os.path.dirname(top_dir)
+    else:
+        top_dir = top_parent = os.path.dirname(os.path.realpath(top.__file__))
+    package_dir = os.path.realpath(os.path.dirname(shared.__file__))
+    return ChecksSource(
+        module=checks_module,
+        file=os.path.realpath(module.__file__),
+        package_dir=package_dir,
+        trusted_dirs=tuple(dict.fromkeys([package_dir, top_dir])),
+        import_path=tuple(dict.fromkeys([os.path.dirname(package_dir), top_parent])),
+    )
+
+
+def kernel_env(sandbox: Path, data_dir: Path, cache_dir: Path) -> dict[str, str]:
+    """The kernel's environment: quick mode, headless, one thread, and its own HOME/profile."""
+    env = dict(os.environ)
+    home = sandbox / "home"
+    env.update(
+        GPT_COURSE_QUICK="1",
+        GPT_COURSE_DATA_DIR=str(data_dir),
+        MPLBACKEND="Agg",
+        MPLCONFIGDIR=str(cache_dir / "matplotlib"),
+        OMP_NUM_THREADS="1",  # N kernels in parallel: one thread each
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        HOME=str(home),  # no shared ~/.ipython startup files, ~/.local site-packages, caches
+        IPYTHONDIR=str(home / ".ipython"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        PYTHONNOUSERSITE="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def make_sandbox(notebook: nbformat.NotebookNode, name: str) -> tuple[Path, Path]:
+    """A fresh folder per notebook: sandbox/work is the cwd; sandbox looks like a project root,
+    so files a lesson saves (checkpoints, outputs) land in the sandbox, not in the course."""
+    sandbox = Path(tempfile.mkdtemp(prefix="gpt-course-grade-"))
+    (sandbox / "pyproject.toml").write_text("# grading sandbox\n", encoding="utf-8")
+    (sandbox / "shared").mkdir()  # marker for shared.config.project_root(); never imported
+    (sandbox / "home").mkdir()
+    work = sandbox / "work"
+    work.mkdir()
+    nbformat.write(notebook, str(work / name))
+    return sandbox, work
+
+
+class _StuckCell(Exception):
+    """A cell kept running after it was interrupted: the kernel is stopped."""
+
+
+def _kernel_spec_manager():
+    import ipykernel.kernelspec
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    class CurrentEnvSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name == CURRENT_ENV_KERNEL:
+                return self.kernel_spec_class(
+                    resource_dir=ipykernel.kernelspec.RESOURCES,
+                    **ipykernel.kernelspec.get_kernel_dict(),
+                )
+            return super().get_kernel_spec(kernel_name)
+
+    return CurrentEnvSpecs()
+
+
+def _client_class():
+    from nbclient import NotebookClient
+
+    class SandboxClient(NotebookClient):
+        """nbclient with: this env's kernel, a record of timed-out cells, capped outputs."""
+
+        def create_kernel_manager(self):
+            self.kernel_name = CURRENT_ENV_KERNEL
+            self.km = self.kernel_manager_class(
+                kernel_name=CURRENT_ENV_KERNEL,
+                kernel_spec_manager=_kernel_spec_manager(),
+                config=self.config,
+            )
+            return self.km
+
+        async def async_execute_cell(
+            self, cell, cell_index, execution_count=None, store_history=True
+        ):
+            self.current_index = cell_index
+            self.output_chars = 0
+            return await super().async_execute_cell(
+                cell, cell_index, execution_count, store_history
+            )
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            if self.current_index in self.timed_out:  # interrupted once and still running
+                raise _StuckCell(self.current_index)
+            self.timed_out.append(self.current_index)
+            return await super()._async_handle_timeout(timeout, cell)
+
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            self.output_chars += len(str(content.get("text", ""))) + len(
+                str(content.get("data", ""))
+            )
+            if self.output_chars > self.output_limit:
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return SandboxClient
+
+
+def _relates(cell_source: str, exercise: Exercise) -> bool:
+    """Does this cell define the exercise's target or call its check?"""
+    target, check = re.escape(exercise.target), re.escape(exercise.check)
+    pattern = rf"^\s*(def|class)\s+{target}\b|^\s*{target}\s*=[^=]|\b{check}\s*\("
+    return re.search(pattern, cell_source, flags=re.MULTILINE) is not None
+
+
+async def grade_notebook_async(
+    path: Path,
+    lesson: str,
+    exercises: list[Exercise],
+    *,
+    checks: ChecksSource,
+    timeout: float = 120,
+    data_dir: Path,
+    cache_dir: Path,
+) -> NotebookReport:
+    """Execute ``path`` in a fresh sandboxed kernel and grade ``exercises`` with ``checks``."""
+    from nbclient.exceptions import DeadKernelError
+
+    try:
+        nb = read_notebook(path)
+    except (OSError, ValueError) as exc:
+        return report_for_all(lesson, str(path), exercises, "error", str(exc))
+    flags = review_flags(nb)
+    marker = "@@grade-" + secrets.token_hex(16)
+    spec = {
+        "marker": marker,
+        "checks_module": checks.module,
+        "checks_file": checks.file,
+        "package_dir": checks.package_dir,
+        "trusted_dirs": list(checks.trusted_dirs),
+        "import_path": list(checks.import_path),
+        "check_timeout": float(timeout),
+        "exercises": [[ex.name, ex.check, ex.target] for ex in exercises],
+    }
+    sandbox, work = make_sandbox(nb, path.name)
+    client = _client_class()(
+        nb,
+        timeout=int(max(1, timeout)),
+        interrupt_on_timeout=True,
+        allow_errors=True,
+        startup_timeout=60,
+        shutdown_kernel="immediate",
+        record_timing=False,
+        resources={"metadata": {"path": str(work)}},
+    )
+    client.timed_out, client.current_index, client.output_chars = [], None, 0
+    client.output_limit = MAX_CELL_OUTPUT_CHARS
+    student_cells = len(nb.cells)
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+
+    async def run() -> None:
+        async with client.async_setup_kernel(env=kernel_env(sandbox, data_dir, cache_dir)):
+            client.reset_execution_trackers()
+            for index, cell in enumerate(list(client.nb.cells)):
+                await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
+            grading = nbformat.v4.new_code_cell(grading_cell_source(spec))
+            client.nb.cells.append(grading)
+            client.timeout = int(timeout * (len(exercises) + 1) + 30)
+            client.output_limit = 50 * MAX_CELL_OUTPUT_CHARS
+            await client.async_execute_cell(grading, student_cells, store_history=False)
+
+    problem: tuple[str, str] | None = None
+    try:
+        hard_limit = timeout * (n_code + 2 * len(exercises) + 4) + 120
+        await asyncio.wait_for(run(), hard_limit)
+    except DeadKernelError:
+        problem = ("error", "the kernel died (os._exit, a crash in native code, or out of memory)")
+    except _StuckCell as exc:
+        problem = ("timeout", f"cell {exc.args[0]} kept running after it was interrupted")
+    except asyncio.TimeoutError:
+        problem = ("timeout", "the notebook exceeded its total time limit")
+    except Exception as exc:  # kernel failed to start, ...
+        problem = ("error", f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
+
+    report = NotebookReport(lesson, str(path), flags=flags)
+    in_grading = client.current_index == student_cells
+    if problem and not in_grading:
+        where = (
+            f" while running cell {client.current_index}"
+            if client.current_index is not None
+            else ""
+        )
+        report.notes.append(problem[1] + where)
+        report.results = [
+            ExerciseResult(ex.name, problem[0], short(problem[1] + where)) for ex in exercises
+        ]
+        return report
+    outputs = client.nb.cells[student_cells].outputs if len(client.nb.cells) > student_cells else []
+    records = parse_grading_output(outputs, marker)
+    found = {r["exercise"]: r for r in records if r.get("event") == "result"}
+    started = [r["exercise"] for r in records if r.get("event") == "start"]
+    fatal = next((r["message"] for r in records if r.get("event") == "fatal"), None)
+    grading_timed_out = student_cells in client.timed_out
+    stuck_cells = [i for i in client.timed_out if i < student_cells]
+    for index in stuck_cells:
+        report.notes.append(f"cell {index} did not finish within {timeout:g} s and was interrupted")
+    for ex in exercises:
+        if ex.name in found:
+            status = found[ex.name].get("status")
+            result = ExerciseResult(
+                ex.name,
+                status if status in STATUSES else "error",
+                short(found[ex.name].get("message", "")),
+            )
+        elif fatal:
+            result = ExerciseResult(ex.name, "error", short(fatal))
+        elif started and started[-1] == ex.name and (problem or grading_timed_out):
+            status = "timeout" if grading_timed_out or problem[0] == "timeout" else "error"
+            result = ExerciseResult(
+                ex.name,
+                status,
+                short(f"while checking this exercise: {problem[1] if problem else 'interrupted'}"),
+            )
+        elif problem:
+            result = ExerciseResult(ex.name, "error", short(f"not graded: {problem[1]}"))
+        else:
+            result = ExerciseResult(
+                ex.name,
+                "error",
+                "no result from the grader (did the notebook replace sys.stdout or clear outputs?)",
+            )
+        cells = [i for i in stuck_cells if _relates(nb.cells[i].source, ex)]
+        if result.status not in ("pass", "timeout") and cells:
+            result = ExerciseResult(
+                ex.name,
+                "timeout",
+                short(
+                    f"cell {cells[0]} did not finish within {timeout:g} s and was interrupted; {result.message}"
+                ),
+            )
+        report.results.append(result)
+    return report
+
+
+async def grade_many(tasks, *, jobs: int, **options) -> list[NotebookReport]:
+    """Grade ``tasks`` (path, lesson, exercises) with at most ``jobs`` kernels at a time."""
+    semaphore = asyncio.Semaphore(max(1, jobs))
+
+    async def one(path, lesson, exercises):
+        async with semaphore:
+            try:
+                return await grade_notebook_async(path, lesson, exercises, **options)
+            except Exception as exc:  # never let one notebook stop the class
+                message = f"grader error: {type(exc).__name__}: {exc}"
+                return report_for_all(lesson, str(path), exercises, "error", message)
+
+    return list(await asyncio.gather(*(one(*task) for task in tasks)))
+
+
+def run_notebooks(
+    tasks,
+    *,
+    jobs: int = 0,
+    timeout: float = 120,
+    checks_module: str = "shared.checks",
+    data_dir: Path | None = None,
+) -> list[NotebookReport]:
+    """Synchronous entry point used by the CLI and the tests."""
+    from shared.config import default_data_dir
+
+    checks = locate_checks(checks_module)
+    data_dir = Path(data_dir or default_data_dir()).resolve()
+    cache_dir = Path(tempfile.mkdtemp(prefix="gpt-course-grade-cache-"))
+    try:
+        return asyncio.run(
+            grade_many(
+                tasks,
+                jobs=jobs or os.cpu_count() or 1,
+                checks=checks,
+                timeout=timeout,
+                data_dir=data_dir,
+                cache_dir=cache_dir,
+            )
+        )
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
