@@ -78,11 +78,13 @@ def collect_attention(model, tokenizer, text: str) -> torch.Tensor:
     return attn[:, 0].detach().float().cpu()  # (n_layer, n_head, T, T)
 
 
-def head_weights(attn: torch.Tensor, layer: int, head: int) -> torch.Tensor:
-    """One head's (T, T) weights from ``collect_attention``'s (n_layer, n_head, T, T)."""
-    n_layer, n_head = attn.shape[:2]
-    check_layer_head(layer, head, n_layer, n_head)
-    return attn[layer, head]
+def head_weights(model, tokenizer, text: str, layer: int, head: int) -> torch.Tensor:
+    """One head's (T, T) attention weights for ``text`` (lesson 08's first exercise)."""
+    cfg = model.config
+    check_layer_head(layer, head, cfg.n_layer, cfg.n_head)
+    idx = encode_text(model, tokenizer, text)  # (1, T)
+    attn = model.attention_weights(idx)  # (n_layer, B=1, n_head, T, T)
+    return attn[layer, 0, head].detach().float().cpu()  # (T, T): row = query, column = key
 
 
 def check_layer_head(layer: int | None, head: int | None, n_layer: int, n_head: int) -> None:

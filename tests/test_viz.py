@@ -80,11 +80,11 @@ def test_collect_attention_rejects_bad_text(tiny, text, message):
 def test_head_weights_picks_layer_then_head(tiny):
     model, tokenizer = tiny
     attn = viz.collect_attention(model, tokenizer, SAMPLE[:8])
-    assert torch.equal(viz.head_weights(attn, 1, 2), attn[1, 2])
+    assert torch.equal(viz.head_weights(model, tokenizer, SAMPLE[:8], 1, 2), attn[1, 2])
     with pytest.raises(CourseError, match="layer 2 is out of range"):
-        viz.head_weights(attn, 2, 0)
+        viz.head_weights(model, tokenizer, "la", 2, 0)
     with pytest.raises(CourseError, match="head 3 is out of range"):
-        viz.head_weights(attn, 0, 3)
+        viz.head_weights(model, tokenizer, "la", 0, 3)
 
 
 def test_visible_chars_show_whitespace_and_keep_spanish():

@@ -1,0 +1,245 @@
+"""Lesson 08's checks: the stub, our solution, a different correct one, and classic bugs, each
+rejected with a hint that names the mistake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch.nn import functional as F
+
+from shared import viz
+from shared.checks import (
+    EXERCISES,
+    ExerciseFailed,
+    check_attention_steps,
+    check_head_weights,
+    check_plot_heatmap,
+)
+
+
+def assert_passes(check, target, capsys):
+    check(target)
+    assert capsys.readouterr().out.startswith("PASSED")
+
+
+def assert_fails(check, target, *fragments):
+    with pytest.raises(ExerciseFailed) as info:
+        check(target)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+def test_exercises_are_registered():
+    assert [(e.check, e.target) for e in EXERCISES["08_attention_viz"]] == [
+        ("check_head_weights", "head_weights"),
+        ("check_plot_heatmap", "plot_heatmap"),
+        ("check_attention_steps", "attention_steps"),
+    ]
+
+
+@pytest.mark.parametrize("check", [check_head_weights, check_plot_heatmap, check_attention_steps])
+def test_stub_says_not_implemented(check):
+    assert_fails(check, stub, "not implemented yet")
+
+
+# --- head_weights -----------------------------------------------------------------------------
+
+
+def _attn(model, tokenizer, text):
+    return model.attention_weights(torch.tensor([tokenizer.encode(text)]))  # (L, 1, H, T, T)
+
+
+def head_weights_alternative(model, tokenizer, text, layer, head):
+    ids = torch.tensor(tokenizer.encode(text)).unsqueeze(0)
+    per_layer = model.attention_weights(ids).unbind(0)  # n_layer x (1, H, T, T)
+    return per_layer[layer].squeeze(0).select(0, head).numpy()  # numpy is fine too
+
+
+def head_weights_swapped(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[head, 0, layer]
+
+
+def head_weights_transposed(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[layer, 0, head].T
+
+
+def head_weights_one_based(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[layer - 1, 0, head - 1]
+
+
+def head_weights_mean(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[layer, 0].mean(0)
+
+
+def head_weights_batch_kept(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[layer, :, head]
+
+
+def head_weights_unnormalised(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[layer, 0, head] * 2
+
+
+def head_weights_hard_coded(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, text)[2, 0, 1]
+
+
+def test_head_weights_accepts_correct_versions(capsys):
+    assert_passes(check_head_weights, viz.head_weights, capsys)
+    assert_passes(check_head_weights, head_weights_alternative, capsys)
+
+
+@pytest.mark.parametrize(
+    "buggy, fragments",
+    [
+        (head_weights_swapped, ["layer and head are swapped"]),
+        (head_weights_transposed, ["transposed"]),
+        (head_weights_one_based, ["off by one", "count from 0"]),
+        (head_weights_mean, ["averaged the heads"]),
+        (head_weights_batch_kept, ["shape (1,", "batch dimension"]),
+        (head_weights_unnormalised, ["sum to 1"]),
+        (head_weights_hard_coded, ["not the ones of layer 0, head 3"]),
+    ],
+)
+def test_head_weights_names_classic_mistakes(buggy, fragments):
+    assert_fails(check_head_weights, buggy, *fragments)
+
+
+# --- plot_heatmap -----------------------------------------------------------------------------
+
+
+def plot_heatmap_reference(weights, text):
+    return viz.plot_head(weights, text)
+
+
+def _pcolormesh_version(weights, text):
+    # Written differently: pyplot, a masked array, pcolormesh, inverted y axis.
+    import matplotlib.pyplot as plt
+
+    T = len(text)
+    w = np.ma.masked_array(weights.numpy(), mask=np.triu(np.ones((T, T), dtype=bool), 1))
+    fig, ax = plt.subplots()
+    mesh = ax.pcolormesh(np.arange(T + 1) - 0.5, np.arange(T + 1) - 0.5, w)
+    ax.invert_yaxis()
+    labels = viz.visible_chars(text)
+    ax.set_xticks(range(T))
+    ax.set_xticklabels(labels)
+    ax.set_yticks(range(T))
+    ax.set_yticklabels(labels)
+    plt.colorbar(mesh, ax=ax)
+    return fig
+
+
+def _heatmap(weights, text, *, mask=True, labels=True, transpose=False, colorbar=True):
+    fig = Figure()
+    ax = fig.add_subplot()
+    w = weights.numpy().astype(float).copy()
+    if mask:
+        w[np.triu(np.ones_like(w, dtype=bool), k=1)] = np.nan
+    image = ax.imshow(w.T if transpose else w)
+    if labels:
+        ticks = viz.visible_chars(text) if labels is True else list(text)
+        ax.set_xticks(range(len(text)), ticks)
+        ax.set_yticks(range(len(text)), ticks)
+    if colorbar:
+        fig.colorbar(image, ax=ax)
+    return fig
+
+
+def test_plot_heatmap_accepts_correct_versions(capsys):
+    assert_passes(check_plot_heatmap, plot_heatmap_reference, capsys)
+    assert_passes(check_plot_heatmap, _pcolormesh_version, capsys)
+    assert_passes(check_plot_heatmap, _heatmap, capsys)
+
+
+@pytest.mark.parametrize(
+    "buggy, fragments",
+    [
+        (lambda w, t: _heatmap(w, t, mask=False), ["future", "drawn as zeros", "NaN"]),
+        (lambda w, t: _heatmap(w, t, transpose=True), ["transposed"]),
+        (lambda w, t: _heatmap(w, t, labels="raw"), ["raw characters", "visible_char"]),
+        (lambda w, t: _heatmap(w, t, labels=False), ["one tick per character"]),
+        (lambda w, t: _heatmap(w, t, colorbar=False), ["colorbar"]),
+        (lambda w, t: _heatmap(w, t).axes[0], ["should return a matplotlib Figure", "ax.figure"]),
+        (lambda w, t: None, ["should return a matplotlib Figure, got NoneType"]),
+    ],
+)
+def test_plot_heatmap_names_classic_mistakes(buggy, fragments):
+    assert_fails(check_plot_heatmap, buggy, *fragments)
+
+
+# --- attention_steps --------------------------------------------------------------------------
+
+
+def attention_steps_reference(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+    return viz.attention_steps(model, tokenizer, prompt, max_new_chars, layer=layer, seed=seed)
+
+
+def _steps(row, crop=True, count=0, after=False):
+    """A learner-style loop; ``row(attn_of_layer (H, T, T), attn (L, H, T, T))`` picks weights."""
+
+    @torch.no_grad()
+    def attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+        block_size = model.config.block_size
+        generator = torch.Generator().manual_seed(seed)
+        text, steps = prompt, []
+        for _ in range(max_new_chars + count):
+            context = text[-block_size:] if crop else text
+            idx = torch.tensor([tokenizer.encode(context)])
+            logits, _ = model(idx)
+            probs = F.softmax(logits[0, -1], dim=-1)
+            new_char = tokenizer.decode([int(torch.multinomial(probs, 1, generator=generator))])
+            attn = model.attention_weights(idx)[:, 0]  # (L, H, T, T)
+            weights = row(attn[layer], attn)
+            text = context + new_char
+            steps.append((text[-block_size:] if after else context, new_char, weights))
+        return steps
+
+    return attention_steps
+
+
+def _greedy_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+    # Written differently: greedy decoding, per-head loop, plain tuples, lists of floats.
+    out, text = [], prompt
+    bs = model.config.block_size
+    while len(out) < max_new_chars:
+        ctx = text[len(text) - bs :] if len(text) > bs else text
+        ids = torch.tensor(tokenizer.encode(ctx)).view(1, -1)
+        with torch.no_grad():
+            nxt = tokenizer.itos[int(model(ids)[0][0, -1].argmax())]
+            heads = model.attention_weights(ids)[layer, 0]
+        mean = sum(heads[h, len(ctx) - 1] for h in range(heads.shape[0])) / heads.shape[0]
+        out.append((ctx, nxt, mean.tolist()))
+        text = ctx + nxt
+    return out
+
+
+def test_attention_steps_accepts_correct_versions(capsys):
+    assert_passes(check_attention_steps, attention_steps_reference, capsys)
+    assert_passes(check_attention_steps, _greedy_alternative, capsys)
+    assert_passes(check_attention_steps, _steps(lambda a, _: a[:, -1, :].mean(0)), capsys)
+
+
+@pytest.mark.parametrize(
+    "buggy, fragments",
+    [
+        (_steps(lambda a, _: a[:, -1, :].mean(0), count=1), ["7 steps, expected 6", "off by one"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), count=-1), ["5 steps", "off by one"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), crop=False), ["crop the context"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), after=True), ["*before* adding"]),
+        (_steps(lambda a, _: a[:, 0, :].mean(0)), ["first row", "row -1"]),
+        (_steps(lambda a, _: a[:, :, -1].mean(0)), ["column", "last *row*"]),
+        (_steps(lambda a, _: a[0, -1, :]), ["head 0 only", "average over the heads"]),
+        (_steps(lambda a, full: full[-1, :, -1].mean(0)), ["last layer", "`layer` argument"]),
+        (_steps(lambda a, full: full[:, :, -1].mean((0, 1))), ["averaged over layers"]),
+        (_steps(lambda a, _: a[:, -1, :].sum(0)), ["sum to 1"]),
+    ],
+)
+def test_attention_steps_names_classic_mistakes(buggy, fragments):
+    assert_fails(check_attention_steps, buggy, *fragments)
