@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def corpus_path(data_dir: str | Path | None = None) -> Path:
 
 
 def _by_hand(url: str, path: Path) -> str:
-    return f"or download {url} in a browser and save it as {path}"
+    return f"or download it by hand: open {url} in a browser and save it as {path}"
 
 
 def _one_line(text: object, limit: int = 200) -> str:
@@ -122,19 +121,32 @@ def _session(retries: int, backoff: float):
     return session
 
 
-def _describe_request_error(exc, url: str, retries: int) -> str:
-    """A short reason for a requests failure (its own messages run to several hundred chars)."""
-    import requests
+def _tries(retries: int) -> str:
+    return "1 try" if retries <= 0 else f"{retries + 1} tries"
 
-    if isinstance(exc, requests.Timeout):
-        return f"timed out downloading {url} after {retries + 1} tries"
+
+def _describe_request_error(exc, url: str, retries: int) -> str:
+    """A short reason and fix for a requests failure (its own messages run to hundreds of chars)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    # After retries, a read timeout arrives as ConnectionError(MaxRetryError(reason=ReadTimeoutError)).
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # (NewConnectionError, e.g. "connection refused", subclasses urllib3's TimeoutError.)
+    timed_out = isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError)
+    if isinstance(exc, requests.Timeout) or timed_out:
+        return f"timed out downloading {url} after {_tries(retries)}; try again later"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"the download from {url} was cut off before the end"
+        return f"the download from {url} was cut off before the end; try again"
     if isinstance(exc, requests.ConnectionError):
         errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-        reason = errno.group(1).strip() if errno else _one_line(exc, 120)
-        return f"could not connect to {url} ({reason}) after {retries + 1} tries"
-    return f"could not download {url} ({_one_line(exc, 120)}); check the URL"
+        why = errno.group(1).strip() if errno else _one_line(exc, 120)
+        return (
+            f"could not connect to {url} ({why}) after {_tries(retries)}; "
+            "check your internet connection and run again"
+        )
+    return f"could not download {url} ({_one_line(exc, 120)}); check the URL (--url / ${URL_ENV})"
 
 
 def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Path:
@@ -146,20 +158,19 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
     try:
         with os.fdopen(fd, "wb") as out, _session(retries, backoff) as session:
             with session.get(url, stream=True, timeout=timeout) as response:
-                if response.status_code >= 400:
-                    tries = (
-                        f" after {retries + 1} tries"
-                        if response.status_code in RETRY_STATUSES
-                        else ""
-                    )
+                status = response.status_code
+                if status in RETRY_STATUSES:
                     raise CourseError(
-                        f"the server answered {response.status_code} {response.reason}{tries} for "
-                        f"{url}; check the URL (--url / ${URL_ENV}) or try again later"
+                        f"the server answered {status} {response.reason} for {url} "
+                        f"after {_tries(retries)}; try again later"
+                    )
+                if status >= 400:
+                    raise CourseError(
+                        f"the server answered {status} {response.reason} for {url}; "
+                        f"check the URL (--url / ${URL_ENV})"
                     )
                 if "html" in response.headers.get("Content-Type", "").lower():
-                    raise ValueError(
-                        "the server sent an HTML page, not the plain-text book (rate-limited?)"
-                    )
+                    raise ValueError("the server sent an HTML page (a rate-limit or error page?)")
                 # requests/urllib3 raise if the body is shorter than Content-Length.
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     out.write(chunk)
@@ -170,7 +181,9 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
         if isinstance(exc, requests.RequestException):  # before ValueError: InvalidURL is both
             raise CourseError(_describe_request_error(exc, url, retries)) from None
         if isinstance(exc, ValueError):
-            raise CourseError(f"the file downloaded from {url} is not the book: {exc}") from None
+            raise CourseError(
+                f"the file downloaded from {url} is not the book: {exc}; try again later"
+            ) from None
         raise
 
 
@@ -203,20 +216,20 @@ def download_corpus(
         ) from None
     if stale is not None:
         path.unlink(missing_ok=True)  # invalid: it must not be mistaken for the book later
-        print(f"the cached {path.name} is invalid ({stale}); downloading it again", file=sys.stderr)
-    print(f"downloading {url} ...", file=sys.stderr)
+        print(f"the cached {path.name} is invalid ({stale}); downloading it again")
+    print(f"downloading {url} ...")
     try:
         tmp = _fetch(
             url, path.parent, timeout, retries, RETRY_BACKOFF if backoff is None else backoff
         )
     except CourseError as exc:
-        fix = f"check your internet connection and run again, {_by_hand(url, path)}"
+        fix = _by_hand(url, path)
         if stale is not None:
             raise CourseError(
                 f"the cached corpus {path} was invalid ({stale}) and was removed; "
-                f"downloading it again failed: {exc}; {fix}"
+                f"downloading it again failed: {exc}, {fix}"
             ) from None
-        raise CourseError(f"{exc}; {fix}") from None
+        raise CourseError(f"{exc}, {fix}") from None
     except OSError as exc:
         raise CourseError(
             f"cannot write the corpus into {path.parent} ({_one_line(exc)}); "
