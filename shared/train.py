@@ -41,6 +41,7 @@ __all__ = [
     "train_step",
 ]
 
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
 BETAS = (0.9, 0.99)  # beta2=0.99 (not 0.999): few tokens per step, so adapt faster (nanoGPT char)
 
@@ -66,12 +67,21 @@ class TrainConfig:
     eval_iters: int = 20
     seed: int = 1337
     device: str = "auto"
-    num_threads: int | None = None  # CPU threads; None = every core
+    num_threads: int | None = None  # CPU threads; None = default_num_threads()
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def default_num_threads() -> int:
+    """PyTorch's own choice (one per physical core), but leave one core free on small machines.
+
+    Measured on a 2-core machine with other work running: 2 threads trained 3-10x *slower* than
+    1 (each step waits for the busiest core); see benchmarks/RESULTS.md.
+    """
+    return max(1, min(_TORCH_DEFAULT_THREADS, (os.cpu_count() or 1) - 1))
 
 
 def default_train_config(**overrides) -> TrainConfig:
@@ -133,14 +143,16 @@ def estimate_loss(
     was_training = model.training
     model.eval()  # dropout off: we measure the model, not a noisy version of it
     out = {}
-    for split, data in (("train", train_data), ("val", val_data)):
-        losses = torch.zeros(eval_iters)
-        for i in range(eval_iters):
-            xb, yb = get_batch(data, block_size, batch_size, device=device, generator=generator)
-            _, loss = model(xb, yb)
-            losses[i] = loss.item()
-        out[split] = losses.mean().item()
-    model.train(was_training)  # give the model back the way we found it
+    try:
+        for split, data in (("train", train_data), ("val", val_data)):
+            losses = torch.zeros(eval_iters)
+            for i in range(eval_iters):
+                xb, yb = get_batch(data, block_size, batch_size, device, generator)
+                _, loss = model(xb, yb)
+                losses[i] = loss.item()
+            out[split] = losses.mean().item()
+    finally:
+        model.train(was_training)  # give the model back the way we found it
     return out
 
 
@@ -191,7 +203,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     _check_config(config)
     device = pick_device(config.device)
     if device == "cpu":
-        torch.set_num_threads(config.num_threads or os.cpu_count() or 1)
+        torch.set_num_threads(config.num_threads or default_num_threads())
     out = Path(out) if out else None
     tokenizer = corpus.tokenizer
     model_config = _model_config(config, tokenizer.vocab_size)
@@ -417,6 +429,7 @@ def _cli_train(args) -> int:
     if args.dropout is not None and args.dropout >= 1:
         raise CourseError(f"--dropout must be below 1, got {args.dropout}")
     config = default_train_config(**overrides)
+    _check_config(config)  # before the corpus loads
     out = args.out or default_checkpoint_path()
     corpus = load_corpus(args.data_dir)
     result = train(corpus, config, out=out, resume=args.resume, progress=not args.quiet)

@@ -1,0 +1,132 @@
+"""Checkpoint files: round trip, weights_only loading, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+from _tiny import tiny_config, tiny_corpus
+
+import shared.train as train_module
+from shared.checkpoint import read_checkpoint, save_checkpoint, strip_compile_prefix
+from shared.errors import CourseError
+from shared.train import ensure_checkpoint, load_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "gpt.pt"
+    result = train(tiny_corpus(), tiny_config(max_iters=6), out=out, progress=False)
+    return result, out
+
+
+def test_round_trip_gives_the_same_model_and_everything_to_resume(trained):
+    result, path = trained
+    raw = torch.load(path, weights_only=True)  # plain types only: no pickled code
+    assert raw["step"] == 6 and raw["vocab"] == result.tokenizer.chars
+    assert raw["optimizer"]["state"] and raw["train_config"]["max_iters"] == 6
+    ckpt = load_checkpoint(path)
+    assert not ckpt.model.training
+    assert ckpt.tokenizer.chars == result.tokenizer.chars
+    assert ckpt.model_config == result.model.config
+    assert ckpt.step == 6 and ckpt.history["step"] == result.history["step"]
+    idx = torch.tensor([result.tokenizer.encode("En un lugar")])
+    assert torch.equal(ckpt.model(idx)[0], result.model(idx)[0])
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(trained, tmp_path):
+    result, _ = trained
+    path = tmp_path / "sub" / "gpt.pt"
+    save_checkpoint(path, model=result.model, tokenizer=result.tokenizer, step=1)
+    save_checkpoint(path, model=result.model, tokenizer=result.tokenizer, step=2)
+    assert os.listdir(path.parent) == ["gpt.pt"]
+    assert read_checkpoint(path)["step"] == 2
+
+
+def test_failed_write_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
+    result, _ = trained
+    path = tmp_path / "gpt.pt"
+    save_checkpoint(path, model=result.model, tokenizer=result.tokenizer, step=1)
+
+    def broken_save(obj, handle):
+        handle.write(b"half a file")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model=result.model, tokenizer=result.tokenizer, step=2)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["step"] == 1 and os.listdir(tmp_path) == ["gpt.pt"]
+
+
+def test_torch_compile_prefix_is_stripped(trained, tmp_path):
+    _, path = trained
+    raw = torch.load(path, weights_only=True)
+    raw["model"] = {f"_orig_mod.{k}": v for k, v in raw["model"].items()}
+    torch.save(raw, tmp_path / "compiled.pt")
+    assert load_checkpoint(tmp_path / "compiled.pt").step == 6
+    assert strip_compile_prefix({"_orig_mod.a": 1, "b": 2}) == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable checkpoint"),
+        (os.urandom(2000), "not a readable checkpoint"),
+        ("truncated", "not a readable checkpoint"),
+        ("not a dict", "not a checkpoint made by this course"),
+        ("wrong shapes", "does not match"),
+    ],
+)
+def test_bad_files_give_one_clear_error(trained, tmp_path, content, message):
+    _, good = trained
+    bad = tmp_path / "bad.pt"
+    if content == "truncated":
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif content == "not a dict":
+        torch.save([1, 2, 3], bad)
+    elif content == "wrong shapes":
+        raw = torch.load(good, weights_only=True)
+        raw["model_config"]["n_embd"] = 32
+        torch.save(raw, bad)
+    else:
+        bad.write_bytes(content)
+    with pytest.raises(CourseError, match=message) as info:
+        load_checkpoint(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_checkpoint_says_how_to_make_one(tmp_path):
+    with pytest.raises(CourseError, match="python -m shared train"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_resume_refuses_a_different_vocab_or_model(trained, tmp_path):
+    _, path = trained
+    other = tmp_path / "gpt.pt"
+    other.write_bytes(path.read_bytes())
+    with pytest.raises(CourseError, match="different vocabulary"):
+        train(tiny_corpus("abc " * 200), tiny_config(), out=other, resume=True, progress=False)
+    with pytest.raises(CourseError, match="n_embd 16 vs 32"):
+        train(tiny_corpus(), tiny_config(n_embd=32), out=other, resume=True, progress=False)
+
+
+def test_ensure_checkpoint_uses_an_existing_one_or_trains_a_small_one(
+    trained, tmp_path, monkeypatch, capsys
+):
+    _, path = trained
+    assert ensure_checkpoint(path) == path
+    with pytest.raises(CourseError, match="lesson 06_train"):
+        ensure_checkpoint(tmp_path / "missing.pt", quick_train_if_missing=False)
+
+    import shared.data
+
+    monkeypatch.setattr(shared.data, "load_corpus", lambda *a, **k: tiny_corpus())
+    monkeypatch.setattr(
+        train_module, "default_train_config", lambda **k: replace(tiny_config(), **k)
+    )
+    made = ensure_checkpoint(tmp_path / "small.pt")
+    assert made == tmp_path / "small.pt" and load_checkpoint(made).step > 0
+    assert "Training a small" in capsys.readouterr().out

@@ -1,0 +1,134 @@
+"""Sampling: filters, the KV cache (same logits as without), long generations, prompts, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _tiny import tiny_corpus
+
+from shared.errors import CourseError
+from shared.generate import generate, generate_ids, sample_next, top_k_filter, top_p_filter
+from shared.model import GPT, GPTConfig
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer():
+    tokenizer = tiny_corpus().tokenizer
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(tokenizer.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16))
+    with torch.no_grad():  # larger random weights: peaked, varied distributions
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model.eval(), tokenizer
+
+
+def test_top_k_keeps_the_k_largest_and_clamps_k():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0], [0.0, -1.0, 2.0, 1.0, -2.0]])
+    kept = top_k_filter(logits, 2)
+    assert torch.equal(
+        torch.isfinite(kept), torch.tensor([[0, 1, 0, 1, 0], [0, 0, 1, 1, 0]]).bool()
+    )
+    assert torch.equal(kept[torch.isfinite(kept)], torch.tensor([5.0, 4.0, 2.0, 1.0]))
+    assert torch.equal(top_k_filter(logits, 99), logits)  # k > vocab: keep everything
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.75))
+    assert kept.tolist() == [[True, False, True, False]]
+    assert torch.isfinite(top_p_filter(probs.log(), 0.01)).sum() == 1  # the top one always stays
+    assert torch.isfinite(top_p_filter(probs.log(), 1.0)).all()
+
+
+def test_sample_next_shape_seed_and_temperature():
+    logits = torch.randn(3, 10)
+    a = sample_next(logits, 0.8, generator=torch.Generator().manual_seed(1))
+    b = sample_next(logits, 0.8, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 1) and a.dtype == torch.long and torch.equal(a, b)
+    peaked = torch.tensor([[0.0, 3.0, 1.0]]).repeat(2000, 1)
+    cold = sample_next(peaked, 0.1, generator=torch.Generator().manual_seed(0))
+    assert (cold == 1).all()  # low temperature: (almost) always the most likely token
+    hot = sample_next(peaked, 100.0, generator=torch.Generator().manual_seed(0))
+    assert hot.flatten().bincount(minlength=3).min() > 500  # high temperature: nearly uniform
+    with pytest.raises(CourseError):
+        sample_next(logits, 0.0)
+
+
+def test_kv_cache_gives_the_same_logits_as_the_full_forward(model_and_tokenizer):
+    model, _ = model_and_tokenizer
+    idx = torch.randint(
+        model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0)
+    )
+    logits, cache = model.forward_with_cache(idx[:, :5])
+    steps = [logits[:, -1]]
+    for t in range(5, 16):
+        logits, cache = model.forward_with_cache(idx[:, t : t + 1], cache)
+        steps.append(logits[:, -1])
+    full, _ = model(idx)
+    assert torch.allclose(torch.stack(steps, 1), full[:, 4:], atol=1e-5)
+
+
+def test_cached_and_uncached_sampling_agree_within_the_block(model_and_tokenizer):
+    model, _ = model_and_tokenizer
+    idx = torch.tensor([[1, 2, 3]])
+    kwargs = dict(max_new_tokens=13, temperature=1.0)
+    fast = generate_ids(
+        model, idx, use_cache=True, generator=torch.Generator().manual_seed(3), **kwargs
+    )
+    slow = generate_ids(
+        model, idx, use_cache=False, generator=torch.Generator().manual_seed(3), **kwargs
+    )
+    assert fast.shape == (1, 16) and torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_long_generations_run_past_block_size(model_and_tokenizer, use_cache):
+    model, tokenizer = model_and_tokenizer
+    streamed = []
+    text = generate(
+        model, tokenizer, "En un", 100, seed=0, use_cache=use_cache, stream=streamed.append
+    )
+    assert text.startswith("En un") and len(text) == 105
+    assert "".join(streamed) == text[5:]
+    assert set(text) <= set(tokenizer.chars)
+
+
+def test_same_seed_same_text_and_different_seed_different_text(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    a = generate(model, tokenizer, "En", 60, seed=1)
+    assert a == generate(model, tokenizer, "En", 60, seed=1)
+    assert a != generate(model, tokenizer, "En", 60, seed=2)
+
+
+def test_long_prompt_uses_its_last_block_size_chars(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    long_prompt = "no quiero acordarme, un hidalgo de los de lanza"  # 47 chars > block 16
+    a = generate(model, tokenizer, long_prompt, 10, seed=4, use_cache=False)
+    b = generate(model, tokenizer, long_prompt[-16:], 10, seed=4, use_cache=False)
+    assert a.startswith(long_prompt) and a[len(long_prompt) :] == b[16:]
+
+
+def test_unknown_prompt_chars_are_named_and_empty_prompt_starts_a_paragraph(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    with pytest.raises(CourseError, match="'Ω'.*'☃'|'☃'.*'Ω'"):
+        generate(model, tokenizer, "En un Ω lugar ☃", 5)
+    text = generate(model, tokenizer, "", 20, seed=0)
+    assert len(text) == 20
+
+
+def test_generation_restores_training_mode(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    model.train()
+    generate(model, tokenizer, "En", 3, seed=0)
+    assert model.training
+    model.eval()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(temperature=0), dict(temperature=-1), dict(top_k=0), dict(top_p=1.5), dict(top_p=0)],
+)
+def test_bad_sampling_settings_are_course_errors(model_and_tokenizer, bad):
+    model, tokenizer = model_and_tokenizer
+    with pytest.raises(CourseError):
+        generate(model, tokenizer, "En", 3, **bad)
