@@ -21,25 +21,28 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import asyncio
-import builtins
-import inspect
-import json
+import atexit
 import os
 import re
 import secrets
 import shutil
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from shared.checks._core import Exercise
+from shared.grading_cell import grading_cell_source, parse_grading_output, review_flags
 
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 CURRENT_ENV_KERNEL = "gpt-course-grader"  # this interpreter, whatever the notebook metadata says
 MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grader's memory
 MAX_MESSAGE_CHARS = 600
+# After an interrupt, how long a cell may take to stop before its kernel is killed.
+STUCK_GRACE_S = 10
 
 
 @dataclass
@@ -89,233 +92,6 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     if not isinstance(nb.get("cells"), list):
         raise ValueError("not a valid notebook (no list of cells)")
     return nb
-
-
-# ----------------------------------------------------------------- suspicious-code review flags
-
-_BUILTIN_NAMES = set(dir(builtins))
-_SUSPICIOUS = [
-    (r"\bsys\.modules\b", "touches sys.modules"),
-    (r"\b(meta_path|path_hooks|path_importer_cache)\b", "changes the import system"),
-    (r"\b(__builtins__|builtins)\b", "touches builtins"),
-    (r"\b(settrace|setprofile|addaudithook)\b", "installs tracing/audit hooks"),
-    (r"\b(input_transformers\w*|ast_transformers|events\.register)\b", "hooks IPython"),
-    (r"\bctypes\b", "uses ctypes"),
-    (r"\bgc\.get_referr", "walks the garbage collector"),
-    (r"\bos\._exit\b", "calls os._exit"),
-    (r"\bsys\.(stdout|stderr)\s*=", "replaces sys.stdout/stderr"),
-    (r"\bsignal\.(signal|setitimer|alarm|pthread_sigmask)\b", "changes signal handling"),
-    (
-        r"(\bsetattr|\bdelattr)\s*\(\s*(shared|torch|np|numpy|math|random|F|nn)\b",
-        "patches a library",
-    ),
-    (r"^\s*(shared|torch|np|numpy|math|random|F|nn)(\.\w+)+\s*=[^=]", "patches a library"),
-    (r"\bshared\.checks\b[\w.]*\s*=[^=]", "patches shared.checks"),
-]
-
-
-def review_flags(nb: nbformat.NotebookNode) -> list[str]:
-    """Static hints for a human: code that rebinds builtins, patches libraries or hooks Python.
-
-    A notebook that deliberately subverts the Python runtime can fool any in-kernel grader;
-    these flags point the instructor at the few notebooks worth reading.
-    """
-    flags: list[str] = []
-    for index, cell in enumerate(nb.cells):
-        if cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        for pattern, label in _SUSPICIOUS:
-            if re.search(pattern, source, flags=re.MULTILINE):
-                flags.append(f"cell {index} {label}")
-        for match in re.finditer(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=[^=]", source, re.MULTILINE):
-            name = match.group(1) or match.group(2)
-            if name in _BUILTIN_NAMES:
-                flags.append(f"cell {index} redefines the builtin `{name}`")
-    return list(dict.fromkeys(flags))
-
-
-# ------------------------------------------------------------------- code run inside the kernel
-
-
-def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
-    """Grade the exercises in the kernel that just ran the learner's notebook.
-
-    Runs through ``exec`` with fresh globals, so names the notebook defined (``print``,
-    ``isinstance``...) cannot shadow ours; ``user_ns`` is the notebook's namespace.
-    """
-    import contextlib
-    import importlib
-    import importlib.machinery as machinery
-    import inspect
-    import io
-    import json
-    import os
-    import signal
-    import sys
-
-    stream = sys.stdout
-
-    def emit(**record):
-        stream.write(spec["marker"] + " " + json.dumps(record, ensure_ascii=True) + "\n")
-        stream.flush()
-
-    def inside(path, folder):
-        return bool(path) and os.path.realpath(path).startswith(folder + os.sep)
-
-    def code_file(obj):
-        obj = inspect.unwrap(getattr(obj, "func", obj)) if callable(obj) else obj
-        obj = getattr(obj, "__func__", obj)
-        code = getattr(obj, "__code__", None)
-        return code.co_filename if code is not None else None
-
-    package_dir = spec["package_dir"]
-
-    def is_reference_class(cls):
-        if str(getattr(cls, "__module__", "")).split(".")[0] == "shared":
-            return True
-        own = [v for v in vars(cls).values() if code_file(v)]
-        return any(inside(code_file(v), package_dir) for v in own)
-
-    def reference_reason(obj):
-        if not inspect.isclass(obj) and callable(obj) and code_file(obj):
-            where = code_file(obj)
-            return (
-                f"its code lives in {os.path.basename(where)} of shared"
-                if inside(where, package_dir)
-                else None
-            )
-        cls = obj if inspect.isclass(obj) else type(obj)
-        if is_reference_class(cls):
-            return f"it is {cls.__module__}.{cls.__qualname__} itself"
-        mro = list(cls.__mro__)
-        refs = [k for k in mro if is_reference_class(k)]
-        if not refs:
-            return None
-        learner = [k for k in mro[: mro.index(refs[0])]]
-        written = {n for k in learner for n, v in vars(k).items() if code_file(v)}
-        skip = {"__init__", "__new__", "__init_subclass__", "__repr__", "__str__"}
-        exercised = {
-            n
-            for k in refs
-            for n, v in vars(k).items()
-            if code_file(v) and n not in skip and (not n.startswith("__") or n == "__call__")
-        }
-        if exercised and not (exercised & written):
-            names = ", ".join(sorted(exercised)[:3])
-            return f"it subclasses {refs[0].__module__}.{refs[0].__qualname__} without writing its own {names}"
-        return None
-
-    def load_checks():
-        # Forget every module the notebook could have replaced or patched, then import the
-        # installed files again through the plain path finder only.
-        tops = {"shared", spec["checks_module"].split(".")[0]}
-        for name in list(sys.modules):
-            if name.split(".")[0] in tops:
-                del sys.modules[name]
-        saved_meta, saved_path = list(sys.meta_path), list(sys.path)
-        try:
-            sys.meta_path[:] = [
-                machinery.BuiltinImporter,
-                machinery.FrozenImporter,
-                machinery.PathFinder,
-            ]
-            sys.path[:] = spec["import_path"] + saved_path
-            for entry in spec["import_path"]:
-                sys.path_importer_cache.pop(entry, None)
-            importlib.invalidate_caches()
-            module = importlib.import_module(spec["checks_module"])
-        finally:
-            sys.meta_path[:] = saved_meta
-            sys.path[:] = saved_path
-        if os.path.realpath(getattr(module, "__file__", "") or "") != spec["checks_file"]:
-            raise RuntimeError(f"{spec['checks_module']} did not load from the installed files")
-        return module
-
-    class CheckTimeout(
-        BaseException
-    ):  # BaseException: `except Exception` in learner code can't eat it
-        pass
-
-    def on_alarm(signum, frame):
-        raise CheckTimeout()
-
-    user_ns = spec_user_ns  # noqa: F821 - injected by the grading cell
-    try:
-        checks = load_checks()
-    except BaseException as exc:
-        emit(
-            event="fatal",
-            message=f"could not load the installed checks: {type(exc).__name__}: {exc}",
-        )
-        return
-    for name, check_name, target in spec["exercises"]:
-        emit(event="start", exercise=name)
-        status, message = "fail", ""
-        check = getattr(checks, check_name, None)
-        if check is None or not any(inside(code_file(check), d) for d in spec["trusted_dirs"]):
-            emit(event="result", exercise=name, status="error", message=f"no trusted {check_name}")
-            continue
-        if target not in user_ns:
-            message = f"`{target}` is not defined: keep and run the cell that defines it"
-            emit(event="result", exercise=name, status="fail", message=message)
-            continue
-        candidate = user_ns[target]
-        try:
-            reason = reference_reason(candidate)
-        except Exception as exc:
-            reason = f"it could not be inspected ({type(exc).__name__})"
-        if reason:
-            message = (
-                f"uses the reference implementation from shared instead of your own ({reason})"
-            )
-            emit(event="result", exercise=name, status="fail", message=message)
-            continue
-        captured = io.StringIO()
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, spec["check_timeout"])
-        try:
-            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-                check(candidate)
-            status = "pass"
-            lines = [ln for ln in captured.getvalue().splitlines() if ln.startswith("PASSED")]
-            message = lines[-1] if lines else "PASSED"
-        except CheckTimeout:
-            status, message = "timeout", f"the check did not finish in {spec['check_timeout']} s"
-        except KeyboardInterrupt:
-            status, message = "timeout", "interrupted: the check took too long"
-        except AssertionError as exc:
-            message = str(exc) or "the check failed"
-        except BaseException as exc:
-            message = f"the check crashed on your code: {type(exc).__name__}: {exc}"
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        emit(event="result", exercise=name, status=status, message=message[:2000])
-    emit(event="done")
-
-
-def grading_cell_source(spec: dict) -> str:
-    """The cell the grader appends: defines ``_kernel_grade`` in fresh globals and calls it."""
-    source = inspect.getsource(_kernel_grade)
-    program = f"{source}\n_kernel_grade({spec!r})\n"
-    return (
-        f"exec(compile({program!r}, '<course grader>', 'exec'), "
-        "{'__name__': '__course_grader__', 'spec_user_ns': globals()})\n"
-    )
-
-
-def parse_grading_output(outputs: list, marker: str) -> list[dict]:
-    """Records the grading cell printed under ``marker`` (anything else is ignored)."""
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    records = []
-    for line in text.splitlines():
-        if line.startswith(marker + " "):
-            try:
-                records.append(json.loads(line[len(marker) + 1 :]))
-            except json.JSONDecodeError:
-                continue
-    return records
 
 
 # --------------------------------------------------------------------------- running a notebook
@@ -436,9 +212,14 @@ def _client_class():
             )
 
         async def _async_handle_timeout(self, timeout, cell=None):
-            if self.current_index in self.timed_out:  # interrupted once and still running
+            # nbclient interrupts and waits again; a cell still running a grace period after
+            # the first interrupt ignores interrupts (or is stuck in native code): give up.
+            now = time.monotonic()
+            first = self.interrupted_at.setdefault(self.current_index, now)
+            if now - first >= max(timeout, STUCK_GRACE_S):
                 raise _StuckCell(self.current_index)
-            self.timed_out.append(self.current_index)
+            if self.current_index not in self.timed_out:
+                self.timed_out.append(self.current_index)
             return await super()._async_handle_timeout(timeout, cell)
 
         def output(self, outs, msg, display_id, cell_index):
@@ -501,12 +282,16 @@ async def grade_notebook_async(
         resources={"metadata": {"path": str(work)}},
     )
     client.timed_out, client.current_index, client.output_chars = [], None, 0
+    client.interrupted_at = {}
     client.output_limit = MAX_CELL_OUTPUT_CHARS
     student_cells = len(nb.cells)
     n_code = sum(c.cell_type == "code" for c in nb.cells)
 
     async def run() -> None:
-        async with client.async_setup_kernel(env=kernel_env(sandbox, data_dir, cache_dir)):
+        env = kernel_env(sandbox, data_dir, cache_dir)
+        # The kernel process's own stdout/stderr (not the cells') only carry startup noise.
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        async with client.async_setup_kernel(env=env, **quiet):
             client.reset_execution_trackers()
             for index, cell in enumerate(list(client.nb.cells)):
                 await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
@@ -529,6 +314,7 @@ async def grade_notebook_async(
     except Exception as exc:  # kernel failed to start, ...
         problem = ("error", f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
     finally:
+        atexit.unregister(client._cleanup_kernel)  # left registered when the start failed
         shutil.rmtree(sandbox, ignore_errors=True)
 
     report = NotebookReport(lesson, str(path), flags=flags)
@@ -547,12 +333,12 @@ async def grade_notebook_async(
     outputs = client.nb.cells[student_cells].outputs if len(client.nb.cells) > student_cells else []
     records = parse_grading_output(outputs, marker)
     found = {r["exercise"]: r for r in records if r.get("event") == "result"}
-    started = [r["exercise"] for r in records if r.get("event") == "start"]
     fatal = next((r["message"] for r in records if r.get("event") == "fatal"), None)
     grading_timed_out = student_cells in client.timed_out
     stuck_cells = [i for i in client.timed_out if i < student_cells]
     for index in stuck_cells:
         report.notes.append(f"cell {index} did not finish within {timeout:g} s and was interrupted")
+    culprit = None
     for ex in exercises:
         if ex.name in found:
             status = found[ex.name].get("status")
@@ -563,21 +349,20 @@ async def grade_notebook_async(
             )
         elif fatal:
             result = ExerciseResult(ex.name, "error", short(fatal))
-        elif started and started[-1] == ex.name and (problem or grading_timed_out):
+        elif problem or grading_timed_out:
+            # results arrive in order, so the first exercise without one was being checked
+            # (its "start" line may be lost when the kernel dies)
+            what = problem[1] if problem else "interrupted after the time limit"
             status = "timeout" if grading_timed_out or problem[0] == "timeout" else "error"
-            result = ExerciseResult(
-                ex.name,
-                status,
-                short(f"while checking this exercise: {problem[1] if problem else 'interrupted'}"),
-            )
-        elif problem:
-            result = ExerciseResult(ex.name, "error", short(f"not graded: {problem[1]}"))
-        else:
-            result = ExerciseResult(
-                ex.name,
-                "error",
-                "no result from the grader (did the notebook replace sys.stdout or clear outputs?)",
-            )
+            if culprit is None:
+                culprit = ex.name
+                result = ExerciseResult(
+                    ex.name, status, short(f"while checking this exercise: {what}")
+                )
+            else:
+                result = ExerciseResult(
+                    ex.name, "error", short(f"not graded: {what} while checking `{culprit}`")
+                )
         cells = [i for i in stuck_cells if _relates(nb.cells[i].source, ex)]
         if result.status not in ("pass", "timeout") and cells:
             result = ExerciseResult(
