@@ -312,7 +312,7 @@ def _diagnose_combination(name, mha, out, outs, cat) -> None:
     __tracebackhide__ = True
     B, T, C = cat.shape
     wrong_dims = (
-        "the heads not concatenated on the last dim ({}) : use torch.cat(head_outputs, dim=-1)"
+        "the heads were not concatenated on the last dim ({}): use torch.cat(head_outputs, dim=-1)"
     )
     combos = {
         wrong_dims.format("torch.stack(..., dim=-1) then a reshape interleaves channels"): (
