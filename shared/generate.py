@@ -30,6 +30,12 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits / temperature
 
 
+def sample_with_temperature(logits, temperature, generator=None) -> torch.Tensor:
+    """logits (B, V) -> ids (B, 1) drawn from softmax(logits / temperature)."""
+    probs = F.softmax(apply_temperature(logits, temperature), dim=-1)  # (B, V)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of each row (k is clamped to the vocab size); others -> -inf."""
     k = min(int(k), logits.size(-1))
@@ -54,8 +60,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         logits = top_k_filter(logits, top_k)
     if top_p is not None and top_p < 1.0:
         logits = top_p_filter(logits, top_p)
-    probs = F.softmax(logits, dim=-1)  # (B, V)
-    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+    return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:

@@ -1,0 +1,147 @@
+"""The lesson 07 checks pass correct code (ours and a different one) and name classic bugs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from shared.checks import ExerciseFailed, check_sample_with_temperature, check_top_k_filter
+from shared.generate import sample_with_temperature, top_k_filter
+
+
+# ----------------------------------------------------------------------------- temperature
+def stub_sample(logits, temperature, generator=None):
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+def other_sample(logits, temperature, generator=None):  # inverse-CDF sampling, no multinomial
+    probs = torch.exp(torch.log_softmax(logits / temperature, dim=-1))
+    u = torch.rand(logits.size(0), 1, generator=generator)
+    ids = (probs.cumsum(-1) < u).sum(-1, keepdim=True)
+    return ids.clamp(max=logits.size(-1) - 1)
+
+
+def softmax_first(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits, -1) / temperature, 1, generator=generator)
+
+
+def double_softmax(logits, temperature, generator=None):
+    probs = F.softmax(F.softmax(logits, -1) / temperature, -1)
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+def argmax(logits, temperature, generator=None):
+    return (logits / temperature).argmax(-1, keepdim=True)
+
+
+def multiplied(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits * temperature, -1), 1, generator=generator)
+
+
+def ignores_temperature(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits, -1), 1, generator=generator)
+
+
+def ignores_generator(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits / temperature, -1), 1)
+
+
+def test_temperature_passes_correct_code(capsys):
+    check_sample_with_temperature(sample_with_temperature)
+    check_sample_with_temperature(other_sample)
+    assert capsys.readouterr().out.count("PASSED") == 2
+
+
+@pytest.mark.parametrize(
+    "buggy, hint",
+    [
+        (stub_sample, "not implemented yet"),
+        (softmax_first, "before the softmax"),
+        (double_softmax, "softmax before dividing"),
+        (argmax, "argmax"),
+        (multiplied, "multiplied the logits"),
+        (ignores_temperature, "no effect"),
+        (ignores_generator, "generator=generator"),
+    ],
+)
+def test_temperature_names_the_mistake(buggy, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_sample_with_temperature(buggy)
+
+
+# ----------------------------------------------------------------------------- top-k
+def stub_top_k(logits, k):
+    raise NotImplementedError("not implemented yet: replace this line with your code")
+
+
+def other_top_k(logits, k):  # sort-based, written differently
+    k = min(k, logits.shape[-1])
+    order = logits.argsort(dim=-1, descending=True)
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order[..., :k], True)
+    return torch.where(keep, logits, torch.full_like(logits, float("-inf")))
+
+
+def k_minus_one(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill(logits <= kth, float("-inf"))
+
+
+def k_plus_one(logits, k):
+    k = min(k + 1, logits.size(-1))
+    kth = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def smallest(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k, largest=False).values[..., -1:]
+    return logits.masked_fill(logits > kth, float("-inf"))
+
+
+def no_clamp(logits, k):
+    kth = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def zeros_not_inf(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill(logits < kth, 0.0)
+
+
+def in_place(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k).values[..., -1:]
+    return logits.masked_fill_(logits < kth, float("-inf"))
+
+
+def whole_batch(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits.flatten(), k).values[-1]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def test_top_k_passes_correct_code(capsys):
+    check_top_k_filter(top_k_filter)
+    check_top_k_filter(other_top_k)
+    assert capsys.readouterr().out.count("PASSED") == 2
+
+
+@pytest.mark.parametrize(
+    "buggy, hint",
+    [
+        (stub_top_k, "not implemented yet"),
+        (k_minus_one, "one too few"),
+        (k_plus_one, "one too many"),
+        (smallest, "smallest"),
+        (no_clamp, "clamp"),
+        (zeros_not_inf, "not 0"),
+        (in_place, "in-place"),
+        (whole_batch, "per row"),
+    ],
+)
+def test_top_k_names_the_mistake(buggy, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        check_top_k_filter(buggy)
