@@ -126,21 +126,25 @@ def plot_head(
 
     Rows are queries (the character doing the looking), columns are keys; the ticks show the
     characters (spaces as ␣, newlines as ↵); the blank upper triangle is the masked future.
-    Pass ``ax`` to draw into an existing grid (as ``plot_all_heads`` does).
+    Colours use a square-root scale from 0 to 1, so the many small weights of a long text stay
+    visible next to the large ones. Pass ``ax`` to draw into an existing grid.
     """
     import matplotlib as mpl
+    from matplotlib.colors import PowerNorm
 
     T = len(text)
     if tuple(weights.shape) != (T, T):
         raise CourseError(f"weights have shape {tuple(weights.shape)} but the text has {T} chars")
     if ax is None:
-        side = min(10.0, 2.0 + 0.2 * T)
-        ax = _new_figure((side + 1.0, side)).add_subplot()
+        side = min(8.0, 2.5 + 0.14 * T)  # inches: about 0.14 in per character, at most 8 in
+        ax = _new_figure((side + 1.2, side)).add_subplot()
     cmap = mpl.colormaps["viridis"].with_extremes(bad="white")  # NaN (the future) is blank
-    image = ax.imshow(masked_future(weights), cmap=cmap, vmin=0.0, vmax=1.0)
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    image = ax.imshow(masked_future(weights), cmap=cmap, norm=norm)
     labels = visible_chars(text)
-    if fontsize is None:
-        fontsize = max(4.0, min(10.0, 240.0 / max(T, 1)))
+    if fontsize is None:  # most of the space one tick gets (constrained layout widens the axes)
+        width_in = 0.85 * ax.get_position().width * ax.figure.get_figwidth()
+        fontsize = max(4.0, min(11.0, 0.85 * width_in * 72 / max(T, 1)))
     ax.set_xticks(range(T), labels, fontsize=fontsize, fontfamily=LABEL_FONT)
     ax.set_yticks(range(T), labels, fontsize=fontsize, fontfamily=LABEL_FONT)
     ax.tick_params(length=0)
@@ -149,7 +153,7 @@ def plot_head(
     if title:
         ax.set_title(title)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight (sqrt scale)")
     return ax.figure
 
 
@@ -170,7 +174,7 @@ def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
             if len(text) > 24:  # too many ticks to read at this size: keep the picture
                 ax.set_xticks([])
                 ax.set_yticks([])
-    fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.6, label="attention weight")
+    fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.6, label="attention (sqrt scale)")
     fig.suptitle(f"attention of every head on {len(text)} characters (rows: query, cols: key)")
     return fig
 
@@ -192,28 +196,46 @@ def head_scores(attn: torch.Tensor, text: str) -> dict[str, torch.Tensor]:
     """Mean attention (over query positions) each head puts on a few telling places.
 
     Returns {pattern: (n_layer, n_head) tensor in [0, 1]} for the patterns
-    ``previous`` (position i-1), ``self`` (i), ``first`` (position 0), and ``word_start``
-    (the character right after the last space before i: where the current word began).
-    Query 0 is skipped (it can only look at itself).
+    ``previous`` (position i-1), ``self`` (i), ``first`` (position 0 of the window), and
+    ``word_start`` (the first letter of the word being written: right after the last space or
+    newline before i). ``first`` and ``word_start`` only count queries where that place is at
+    least two characters back, so they never just repeat ``self`` or ``previous``.
     """
     T = attn.shape[-1]
-    if T < 2:
-        raise CourseError("need at least 2 characters to score heads")
-    queries = torch.arange(1, T)
+    if T < 3 or len(text) != T:
+        raise CourseError(f"need a text of at least 3 characters matching the weights (T={T})")
     spaces = _last_space_before(text)
-    word_start = torch.tensor([(spaces[i] + 1 if spaces[i] is not None else 0) for i in queries])
-    scores = {
-        "previous": attn[..., queries, queries - 1],
-        "self": attn[..., queries, queries],
-        "first": attn[..., queries, 0],
-        "word_start": attn[..., queries, word_start],
+    starts = [0 if last is None else last + 1 for last in spaces]  # word start for each query
+    q = torch.arange(1, T)  # query 0 can only look at itself
+    far = torch.tensor([i for i in range(T) if starts[i] <= i - 2])  # word began >= 2 back
+    places = {
+        "previous": (q, q - 1),
+        "self": (q, q),
+        "first": (torch.arange(2, T), torch.zeros(T - 2, dtype=torch.long)),
+        "word_start": (far, torch.tensor([starts[i] for i in far.tolist()], dtype=torch.long)),
     }
-    return {name: values.mean(-1) for name, values in scores.items()}  # (n_layer, n_head) each
+    scores = {}
+    for name, (queries, keys) in places.items():
+        if len(queries) == 0:  # e.g. no word of 3+ letters in the text
+            scores[name] = torch.full(attn.shape[:2], float("nan"))
+        else:
+            scores[name] = attn[..., queries, keys].mean(-1)  # (n_layer, n_head)
+    return scores
+
+
+def even_spread_scores(text: str) -> dict[str, float]:
+    """What a head spreading its attention evenly over the past would score on each pattern:
+    the baseline a real pattern must beat."""
+    T = len(text)
+    uniform = torch.tril(torch.ones(T, T))
+    uniform = uniform / uniform.sum(-1, keepdim=True)  # (T, T): row i is 1/(i+1) up to i
+    scores = head_scores(uniform.expand(1, 1, T, T), text)
+    return {name: float(value[0, 0]) for name, value in scores.items()}
 
 
 def best_head(scores: dict[str, torch.Tensor], pattern: str) -> tuple[int, int, float]:
     """(layer, head, score) of the head that scores highest on ``pattern``."""
-    table = scores[pattern]
+    table = torch.nan_to_num(scores[pattern], nan=-1.0)
     flat = int(table.argmax())
     layer, head = divmod(flat, table.shape[1])
     return layer, head, float(table[layer, head])
@@ -226,6 +248,7 @@ from shared.viz_gif import (  # noqa: E402  (re-exported: the API lives in share
     add_cli,
     attention_frames,
     attention_steps,
+    describe_view,
     make_attention_gif,
     render_frames,
     save_gif,
@@ -238,6 +261,8 @@ __all__ = [
     "attention_steps",
     "best_head",
     "collect_attention",
+    "describe_view",
+    "even_spread_scores",
     "head_scores",
     "head_weights",
     "make_attention_gif",

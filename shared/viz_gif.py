@@ -151,9 +151,13 @@ class FrameRenderer:
         grid[: len(weights)] = weights
         self.image.set_data(grid.reshape(self.rows, self.columns))
         for i, cell in enumerate(self.cells):
-            cell.set_text(visible_char(chars[i]) if i < len(chars) else "")
+            ch = chars[i] if i < len(chars) else ""
+            cell.set_text(visible_char(ch) if ch else "")
             dark = i < len(weights) and self.norm(weights[i]) > 0.6
-            cell.set_color("white" if dark else "black")
+            if ch.isspace():  # ␣ and ↵ in grey, so they read as marks, not letters
+                cell.set_color("#d0d0d0" if dark else "#909090")
+            else:
+                cell.set_color("white" if dark else "black")
         row, col = divmod(len(chars) - 1, self.columns)
         self.marker.set_xy((col, row))
         self.subheading.set_text(

@@ -167,6 +167,18 @@ def test_head_scores_find_planted_patterns():
     assert viz.best_head(scores, "word_start") == (0, 1, pytest.approx(1.0))
     assert scores["self"].shape == (2, 2)
     assert 0 <= float(scores["first"].min()) and float(scores["first"].max()) <= 1
+    # a uniform head scores the even-spread baseline on the previous character
+    even = viz.even_spread_scores(text)
+    assert float(scores["previous"][0, 0]) == pytest.approx(even["previous"])
+    assert float(scores["first"][0, 0]) == pytest.approx(even["first"])
+    assert viz.even_spread_scores("abc")["self"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
+def test_head_scores_without_long_words_is_nan_not_a_crash():
+    attn = torch.tril(torch.ones(3, 3)).expand(1, 2, 3, 3) / torch.arange(1, 4).view(3, 1)
+    scores = viz.head_scores(attn, "a b")
+    assert torch.isnan(scores["word_start"]).all()
+    assert viz.best_head(scores, "previous")[:2] == (0, 0)
 
 
 # ----------------------------------------------------------------------------- GIF
