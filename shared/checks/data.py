@@ -170,7 +170,10 @@ def _call_get_batch(name, get_batch, n, block_size, batch_size, seed=0):
             try:
                 out = get_batch(data, block_size, batch_size, "cpu")
             except NotImplementedError:
-                fail(name, f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line.")
+                fail(
+                    name,
+                    f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.",
+                )
             except (IndexError, RuntimeError, ValueError) as exc:  # short rows, bad indices
                 fail(name, f"{call} raised {type(exc).__name__} ({_short(exc)}); {_PAST_THE_END}")
             except Exception as exc:
