@@ -198,16 +198,22 @@ def attention_frames(
     return render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
 
 
+def _make_folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CourseError(f"cannot create the folder {folder} ({exc.strerror})") from None
+    return folder
+
+
 def _writable_file(path: str | Path, suffix: str) -> Path:
     path = Path(path)
     if path.suffix.lower() != suffix:
         raise CourseError(f"{path} should end in {suffix}")
     if path.is_dir():
         raise CourseError(f"{path} is a folder; give a file name ending in {suffix}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CourseError(f"cannot create the folder {path.parent} ({exc.strerror})") from None
+    _make_folder(path.parent)
     return path
 
 
@@ -251,6 +257,10 @@ def make_attention_gif(
     from shared.checkpoint import load_checkpoint
 
     out = _writable_file(out, ".gif")  # fail before the slow part
+    if fps <= 0:
+        raise CourseError(f"fps must be > 0, got {fps}")
+    if png_dir is not None:
+        _make_folder(png_dir)
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model, tokenizer = ckpt.model, ckpt.tokenizer
     steps = attention_steps(model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature)
@@ -267,11 +277,7 @@ def save_heatmaps(model, tokenizer, text: str, png_dir, layer: int, head: int | 
     """Write ``all_heads.png`` and one layer/head heatmap of ``text`` into ``png_dir``."""
     from shared.viz import collect_attention, plot_all_heads, plot_head
 
-    folder = Path(png_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CourseError(f"cannot create the folder {folder} ({exc.strerror})") from None
+    folder = _make_folder(png_dir)
     attn = collect_attention(model, tokenizer, text)  # (n_layer, n_head, T, T)
     one = attn[layer].mean(0) if head is None else attn[layer, head]  # (T, T)
     name = f"layer{layer}_mean.png" if head is None else f"layer{layer}_head{head}.png"
@@ -323,13 +329,22 @@ def add_cli(subparsers) -> None:
         "shades the characters the prediction attended to (no display needed).",
     )
     parser.add_argument("--checkpoint", help="checkpoint file (default: checkpoints/gpt.pt)")
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to start from")
+    parser.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help=f"text to start from (default: {DEFAULT_PROMPT!r})"
+    )
     parser.add_argument("--layer", type=int, help="layer to show (default: the last)")
     parser.add_argument("--head", type=int, help="head to show (default: average of all heads)")
-    parser.add_argument("--max-new-chars", type=int, default=DEFAULT_NEW_CHARS, help="frames")
+    parser.add_argument(
+        "--max-new-chars",
+        type=int,
+        default=DEFAULT_NEW_CHARS,
+        help=f"characters to generate, one frame each (default: {DEFAULT_NEW_CHARS})",
+    )
     parser.add_argument("--out", help="GIF to write (default: outputs/attention.gif)")
     parser.add_argument("--png-dir", help="also write heatmap PNGs into this folder")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    parser.add_argument("--fps", type=float, default=5.0, help="frames per second")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument(
+        "--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)"
+    )
+    parser.add_argument("--fps", type=float, default=5.0, help="frames per second (default: 5)")
     parser.set_defaults(func=_viz_command)

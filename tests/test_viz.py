@@ -293,6 +293,13 @@ def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys)
     assert main(["viz", "--checkpoint", str(checkpoint), "--out", str(blocker / "a.gif")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot create the folder") and len(err.splitlines()) == 1
+    out = tmp_path / "a.gif"
+    args = ["viz", "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*args, "--png-dir", str(blocker / "png")]) == 2  # checked before generating
+    assert capsys.readouterr().err.startswith("error: cannot create the folder")
+    assert main([*args, "--fps", "0"]) == 2
+    assert "fps must be > 0" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_cli_runs_headless_without_display(checkpoint, tmp_path):
