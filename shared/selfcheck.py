@@ -35,7 +35,12 @@ from pathlib import Path
 import nbformat
 
 from shared.checks._core import Exercise
-from shared.grading_cell import grading_cell_source, parse_grading_output, review_flags
+from shared.grading_cell import (
+    grading_cell_source,
+    parse_grading_output,
+    review_flags,
+    snapshot_source,
+)
 
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 CURRENT_ENV_KERNEL = "gpt-course-grader"  # this interpreter, whatever the notebook metadata says
@@ -252,6 +257,7 @@ async def grade_notebook_async(
     cache_dir: Path,
 ) -> NotebookReport:
     """Execute ``path`` in a fresh sandboxed kernel and grade ``exercises`` with ``checks``."""
+    from jupyter_core.utils import ensure_async
     from nbclient.exceptions import DeadKernelError
 
     try:
@@ -261,6 +267,7 @@ async def grade_notebook_async(
     flags = review_flags(nb)
     marker = "@@grade-" + secrets.token_hex(16)
     spec = {
+        "mode": "grade",
         "marker": marker,
         "checks_module": checks.module,
         "checks_file": checks.file,
@@ -293,8 +300,15 @@ async def grade_notebook_async(
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         async with client.async_setup_kernel(env=env, **quiet):
             client.reset_execution_trackers()
+            snapshot = snapshot_source(spec)
             for index, cell in enumerate(list(client.nb.cells)):
                 await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
+                if cell.cell_type == "code" and cell.source.strip():
+                    # silent: no outputs, no history; remembers the learner's own targets
+                    msg_id = await ensure_async(
+                        client.kc.execute(snapshot, silent=True, store_history=False)
+                    )
+                    await client.async_wait_for_reply(msg_id)
             grading = nbformat.v4.new_code_cell(grading_cell_source(spec))
             client.nb.cells.append(grading)
             client.timeout = int(timeout * (len(exercises) + 1) + 30)

@@ -86,9 +86,14 @@ EXERCISES = {
 }
 """
 
+# Like the real lessons, the notebook goes on with the reference after each check cell; the
+# grader must grade the learner's own definition, not the reference bound last.
+GO_ON_WITH_REFERENCE = "from shared.config import project_root as double"
+
 SOLVED = [
     "def double(x):\n    return 2 * x",
     "from gradefake_checks import check_double\ncheck_double(double)",
+    GO_ON_WITH_REFERENCE,
     "def triple(x):\n    return x + x + x",
     "class Book:\n    def title(self):\n        return 'Quijote'",
 ]
@@ -97,6 +102,7 @@ GREET = ["def greet(name):\n    return f'Hola, {name}'"]
 STUB = [
     "def double(x):\n    raise NotImplementedError('not implemented yet: replace this line')",
     "from gradefake_checks import check_double\ncheck_double(double)",  # fails, later cells still run
+    GO_ON_WITH_REFERENCE,
     "def triple(x):\n    return x + 3",
     "from gradefake_checks import check_triple\ncheck_triple(triple)",
     "class Book:\n    def title(self):\n        return 'Quijote'",
