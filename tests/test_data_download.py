@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import shared.data as data
+import shared.download as download
 from shared.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,8 @@ def server():
 @pytest.fixture(autouse=True)
 def small_books(monkeypatch):
     """Synthetic books are a few hundred bytes; no sleeping between retries."""
-    monkeypatch.setattr(data, "MIN_CORPUS_BYTES", 200)
-    monkeypatch.setattr(data, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 200)
+    monkeypatch.setattr(download, "RETRY_BACKOFF", 0.0)
     monkeypatch.delenv(data.URL_ENV, raising=False)
 
 
@@ -182,6 +183,17 @@ def test_corrupted_cache_is_downloaded_again(server, tmp_path):
     assert server.hits() == 1
 
 
+def test_abandoned_temporary_files_are_cleaned_up(server, tmp_path):
+    old = tmp_path / f".{data.CORPUS_FILENAME}.dead.part"  # from a download killed hard
+    fresh = tmp_path / f".{data.CORPUS_FILENAME}.live.part"  # maybe another download, running
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    data.download_corpus(server.route("/pg2000.txt", serve_book()), tmp_path)
+    assert not old.exists() and fresh.exists()
+
+
 def test_url_and_data_dir_come_from_the_environment(server, tmp_path, monkeypatch):
     url = server.route("/mirror.txt", serve_book())
     monkeypatch.setenv(data.URL_ENV, url)
@@ -210,6 +222,25 @@ def test_404_is_not_retried(server, tmp_path):
     message = fails(url, tmp_path, "404", retries=3)
     assert "check the URL" in message
     assert server.hits("/missing.txt") == 1
+
+
+def test_rate_limit_429_is_not_retried_and_says_wait(server, tmp_path):
+    url = server.route("/pg2000.txt", lambda h, c: h.reply(429, b"slow down"))
+    fails(url, tmp_path, "refused the download .*wait a few minutes", retries=3)
+    assert server.hits() == 1
+
+
+@pytest.mark.timeout(30)  # honouring "Retry-After: 3600" would hang here
+def test_retry_after_header_does_not_stall(server, tmp_path):
+    def busy(handler, count):
+        handler.send_response(503)
+        handler.send_header("Retry-After", "3600")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    url = server.route("/pg2000.txt", busy)
+    fails(url, tmp_path, "503", retries=1)
+    assert server.hits() == 2
 
 
 def test_500_after_retries_are_exhausted(server, tmp_path):
@@ -258,7 +289,7 @@ def test_missing_end_marker(server, tmp_path):
 
 
 def test_too_small_file(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MIN_CORPUS_BYTES", 10_000)
+    monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 10_000)
     url = server.route("/pg2000.txt", serve_book())
     fails(url, tmp_path, f"only {len(BOOK):,} bytes")
 
@@ -355,7 +386,7 @@ def test_cli_success_then_offline(server, tmp_path, capsys, monkeypatch):
     assert f"train: {n_train:,} tokens, val: {len(text) - n_train:,} tokens" in result.stdout
     assert str(tmp_path / data.CORPUS_FILENAME) in result.stdout
     server.stop()
-    monkeypatch.setattr(data, "MIN_CORPUS_BYTES", 1_000_000)
+    monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 1_000_000)
     from shared.__main__ import main
 
     assert main(["data", "--url", url, "--data-dir", str(tmp_path)]) == 0
