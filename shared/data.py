@@ -72,9 +72,8 @@ class CharTokenizer:
     def from_chars(cls, chars) -> CharTokenizer:
         """A tokenizer with exactly this vocabulary, in this order (e.g. loaded from JSON)."""
         chars = list(chars)
-        if not all(isinstance(ch, str) and len(ch) == 1 for ch in chars) or len(set(chars)) != len(
-            chars
-        ):
+        single = all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
+        if not single or len(set(chars)) != len(chars):
             raise CourseError("a character vocabulary must be distinct single characters")
         tokenizer = cls.__new__(cls)
         tokenizer._set_chars(chars)
@@ -205,6 +204,8 @@ def load_corpus(data_dir: str | Path | None = None, url: str | None = None) -> C
 
 
 def _data_command(args) -> int:
+    if args.retries < 0 or (args.timeout is not None and args.timeout <= 0):
+        raise CourseError("--retries must be 0 or more and --timeout more than 0 seconds")
     timeout = (10, 60) if args.timeout is None else (min(10, args.timeout), args.timeout)
     download_corpus(args.url, args.data_dir, timeout=timeout, retries=args.retries)
     corpus = load_corpus(data_dir=args.data_dir, url=args.url)  # reuses the validated cache

@@ -392,3 +392,10 @@ def test_cli_success_then_offline(server, tmp_path, capsys, monkeypatch):
     assert main(["data", "--url", url, "--data-dir", str(tmp_path)]) == 0
     offline = capsys.readouterr().out
     assert "downloading" not in offline and f"vocab size: {len(set(text))}" in offline
+
+
+@pytest.mark.parametrize("args", [["--retries", "-1"], ["--timeout", "0"]])
+def test_cli_rejects_bad_numbers(tmp_path, capsys, args):
+    line = assert_one_error_line(*cli_in_process(capsys, "--data-dir", str(tmp_path), *args))
+    assert "--retries must be 0 or more" in line
+    assert_cache_empty(tmp_path)
