@@ -216,6 +216,13 @@ def loop_get_batch(data, block_size, batch_size, device="cpu"):
     return x.to(device), torch.from_numpy(np.stack(rows_y)).long().to(device)
 
 
+def numpy_get_batch(data, block_size, batch_size, device="cpu"):
+    """Correct: numpy's global RNG and fancy indexing."""
+    starts = np.random.randint(0, len(data) - block_size, size=(batch_size, 1))  # (B, 1)
+    offsets = torch.from_numpy(starts + np.arange(block_size))  # (B, T)
+    return data[offsets].to(device), data[offsets + 1].to(device)
+
+
 def karpathy_get_batch(data, block_size, batch_size, device="cpu"):
     ix = torch.randint(len(data) - block_size, (batch_size,))
     x = torch.stack([data[i : i + block_size] for i in ix])
@@ -255,7 +262,8 @@ def test_get_batch_stub_says_not_implemented():
 
 
 @pytest.mark.parametrize(
-    "good", [reference_get_batch, loop_get_batch, karpathy_get_batch, _batch(good_starts)]
+    "good",
+    [reference_get_batch, loop_get_batch, numpy_get_batch, karpathy_get_batch, _batch(good_starts)],
 )
 def test_get_batch_accepts_correct_versions(good, capsys):
     assert_passes(check_get_batch, good, capsys)
@@ -284,6 +292,21 @@ def test_get_batch_accepts_correct_versions(good, capsys):
 )  # fmt: skip
 def test_get_batch_names_classic_mistakes(buggy, fragments):
     assert_fails(check_get_batch, buggy, *fragments)
+
+
+def test_checks_leave_the_global_random_state_alone():
+    torch.manual_seed(5)
+    random.seed(5)
+    np.random.seed(5)
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(5)
+    random.seed(5)
+    np.random.seed(5)
+    check_get_batch(numpy_get_batch)
+    check_get_batch(loop_get_batch)
+    check_get_batch(karpathy_get_batch)
+    got = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
 
 
 def test_get_batch_windows_must_be_consecutive():

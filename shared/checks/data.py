@@ -8,7 +8,9 @@ where it came from), then name the classic mistake that matches what came back.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, attempt, fail, passed, require_callable
@@ -157,29 +159,38 @@ _PAST_THE_END = (
 )
 
 
+@contextmanager
+def _seeded(seed: int):
+    """Seed every RNG a learner might use (torch, random, numpy); restore them afterwards."""
+    state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        random.setstate(state)
+        np.random.set_state(np_state)
+
+
 def _call_get_batch(name, get_batch, n, block_size, batch_size, seed=0):
     """Seeded call (torch's and Python's RNGs) with ``data[i] = _OFFSET + i``."""
     __tracebackhide__ = True
     data = torch.arange(_OFFSET, _OFFSET + n, dtype=torch.long)
     call = f"get_batch(data of length {n}, block_size={block_size}, batch_size={batch_size})"
-    state = random.getstate()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            random.seed(seed)
-            try:
-                out = get_batch(data, block_size, batch_size, "cpu")
-            except NotImplementedError:
-                fail(
-                    name,
-                    f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.",
-                )
-            except (IndexError, RuntimeError, ValueError) as exc:  # short rows, bad indices
-                fail(name, f"{call} raised {type(exc).__name__} ({_short(exc)}); {_PAST_THE_END}")
-            except Exception as exc:
-                fail(name, f"calling {call} raised {type(exc).__name__}: {_short(exc)}")
-    finally:
-        random.setstate(state)
+    with _seeded(seed):
+        try:
+            out = get_batch(data, block_size, batch_size, "cpu")
+        except NotImplementedError:
+            fail(
+                name,
+                f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.",
+            )
+        except (IndexError, RuntimeError, ValueError) as exc:  # short rows, bad indices
+            fail(name, f"{call} raised {type(exc).__name__} ({_short(exc)}); {_PAST_THE_END}")
+        except Exception as exc:
+            fail(name, f"calling {call} raised {type(exc).__name__}: {_short(exc)}")
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         fail(name, f"{call} should return two tensors (x, y), got {type(out).__name__}.")
     x, y = out
@@ -266,7 +277,8 @@ def check_get_batch(get_batch) -> None:
 
     # device='meta' needs no hardware: tensors that stay on the CPU ignored the argument.
     try:
-        meta = get_batch(torch.arange(_OFFSET, _OFFSET + 50), 4, 2, "meta")
+        with _seeded(3):
+            meta = get_batch(torch.arange(_OFFSET, _OFFSET + 50), 4, 2, "meta")
     except Exception:  # some valid code cannot run on 'meta': nothing to learn from it
         meta = None
     if meta is not None and any(t.device.type != "meta" for t in meta):
