@@ -93,13 +93,15 @@ def attention_steps(
 class FrameRenderer:
     """Draws steps into equally sized RGB frames with one reusable Agg figure (fast, headless)."""
 
-    def __init__(self, max_cells: int, title: str, columns: int = COLUMNS):
+    def __init__(self, max_cells: int, title: str, columns: int | None = None):
         import matplotlib as mpl
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.colors import PowerNorm
         from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
 
+        if columns is None:  # block_size + 1 cells (e.g. 65) fit 2 rows of 33, not 3 rows of 32
+            columns = COLUMNS + 1 if max_cells % COLUMNS == 1 else COLUMNS
         self.columns = columns
         self.rows = max(1, math.ceil(max_cells / columns))
         self.title = title
@@ -174,7 +176,7 @@ def describe_view(layer: int, head: int | None, n_head: int) -> str:
 
 
 def render_frames(steps: list[AttentionStep], title: str = "Attention while writing"):
-    """One (H, W, 3) uint8 frame per step, all the same size (width 640 px)."""
+    """One (H, W, 3) uint8 frame per step, all the same size (about 640 px wide)."""
     if not steps:
         raise CourseError("no steps to draw; generate at least one character")
     max_cells = max(len(s.context) + 1 for s in steps)

@@ -228,6 +228,16 @@ def test_frames_and_gif_read_back(tiny, tmp_path):
     assert path.stat().st_size < 300_000
 
 
+def test_full_context_frames_use_two_rows():
+    # block_size=64: 64 context characters + the new one fit 2 rows of 33, not 3 rows of 32.
+    weights = torch.full((64,), 1 / 64)
+    steps = [viz.AttentionStep("a b\n" * 16, "x", weights)]
+    (frame,) = viz.render_frames(steps)
+    (short,) = viz.render_frames([viz.AttentionStep("ab", "c", torch.tensor([0.5, 0.5]))])
+    assert frame.shape[1] == 33 * 20 and short.shape[1] == 640
+    assert frame.shape[0] == short.shape[0] + 26  # one more row of characters
+
+
 def test_save_gif_rejects_bad_input(tmp_path):
     frame = np.zeros((10, 20, 3), dtype=np.uint8)
     with pytest.raises(CourseError, match="same size"):
