@@ -175,7 +175,7 @@ def _seeded(seed: int):
 
 
 def _call_get_batch(name, get_batch, n, block_size, batch_size, seed=0):
-    """Seeded call (torch's and Python's RNGs) with ``data[i] = _OFFSET + i``."""
+    """One seeded call (see ``_seeded``) with ``data[i] = _OFFSET + i``."""
     __tracebackhide__ = True
     data = torch.arange(_OFFSET, _OFFSET + n, dtype=torch.long)
     call = f"get_batch(data of length {n}, block_size={block_size}, batch_size={batch_size})"
