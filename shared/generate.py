@@ -75,7 +75,6 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt or (DEFAULT_START if DEFAULT_START in tokenizer.chars else ""))
 
 
-@torch.no_grad()
 def generate_ids(
     model,
     idx: torch.Tensor,
@@ -88,6 +87,17 @@ def generate_ids(
     on_token: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """idx (B, T) -> (B, T + max_new_tokens). The model sees at most its last block_size ids."""
+    # inference_mode: like no_grad, minus autograd's bookkeeping (~10% faster per cached step)
+    with torch.inference_mode():
+        idx = _sample_loop(
+            model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token
+        )
+    return idx.clone()  # a normal tensor again, usable anywhere (even as training input)
+
+
+def _sample_loop(
+    model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token
+) -> torch.Tensor:
     block_size = model.config.block_size
     cache = None
     logits = None
