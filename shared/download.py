@@ -175,9 +175,14 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
                     )
                 if "html" in response.headers.get("Content-Type", "").lower():
                     raise ValueError("the server sent an HTML page (a rate-limit or error page?)")
-                # requests/urllib3 raise if the body is shorter than Content-Length.
+                received = 0
                 for chunk in response.iter_content(chunk_size=1 << 16):
-                    out.write(chunk)
+                    received += out.write(chunk)
+                # urllib3 2 raises on a body shorter than Content-Length; urllib3 1.26 does not.
+                expected = response.headers.get("Content-Length", "")
+                plain = response.headers.get("Content-Encoding", "identity") == "identity"
+                if plain and expected.isdigit() and received != int(expected):
+                    raise requests.exceptions.ChunkedEncodingError("body shorter than promised")
         validate_raw(tmp.read_bytes())
         return tmp
     except BaseException as exc:
