@@ -306,6 +306,13 @@ def test_corrupted_cache_and_failed_download(tmp_path):
     assert "removed" in message and "could not connect" in message
 
 
+def test_data_dir_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(CourseError, match="cannot create the data folder .*--data-dir"):
+        data.download_corpus(closed_port_url(), blocker / "data")
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 
