@@ -200,12 +200,24 @@ def markdown_summary(book: Gradebook) -> str:
         lines.append(f"| {esc(s)} | " + " | ".join(cells) + f" | {book.total(s)} |")
     lines += ["", "`3/4` = exercises passed; `-` = not submitted; `*` = an error or timeout.", ""]
     lines += ["## Not passed", ""]
-    problems = [r for r in book.rows() if r["status"] not in ("pass", "missing")]
-    for r in problems:
-        lines.append(
-            f"- **{esc(r['student'])}** {r['lesson']} `{r['exercise']}`: "
-            f"{r['status']}: {esc(r['message'])}"
-        )
+    problems = []
+    for s in book.students:
+        for lesson in book.lessons:
+            results = [
+                r for r in book.reports[s, lesson].results if r.status not in ("pass", "missing")
+            ]
+            same = len({(r.status, r.message) for r in results}) == 1
+            if same and len(results) == len(book.reports[s, lesson].results) > 1:
+                problems.append(
+                    f"- **{esc(s)}** {lesson} (all exercises): "
+                    f"{results[0].status}: {esc(results[0].message)}"
+                )
+                continue
+            problems += [
+                f"- **{esc(s)}** {lesson} `{r.exercise}`: {r.status}: {esc(r.message)}"
+                for r in results
+            ]
+    lines += problems
     if not problems:
         lines.append("Nothing: every submitted exercise passes.")
     review = [
@@ -279,6 +291,9 @@ def _cmd_grade(args) -> int:
     print(format_grid(book))
     for note in book.notes:
         print(f"note: {note}")
+    flagged = sorted({student for (student, _), report in book.reports.items() if report.flags})
+    if flagged:
+        print(f"review: code worth a look (see {md.name}): {', '.join(flagged)}")
     print(f"wrote {out} and {md}")
     return 0
 

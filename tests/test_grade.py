@@ -326,6 +326,7 @@ def test_grid_and_markdown_summary(graded):
     assert "| ana | 3/3 | 1/1 | 4/4 |" in markdown
     assert "**ben** 01_fake `triple`: fail: [triple] triple(3) should be 9, got 6" in markdown
     assert "review: cell 0 touches sys.modules" in markdown
+    assert "**fay** 01_fake (all exercises): error: the kernel died" in markdown
 
 
 # ----------------------------------------------------------------------------------- CLI
