@@ -43,6 +43,15 @@ def tiny_gpt(block_size: int = 16, n_layer: int = 2, n_head: int = 3, seed: int 
     return model.eval(), tokenizer
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models: one thread is fastest and doesn't fight the other tests for the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_gpt()
@@ -314,6 +323,7 @@ def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys)
 
 def test_cli_runs_headless_without_display(checkpoint, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "MPLBACKEND"}}
+    env["OMP_NUM_THREADS"] = "1"  # a tiny model: one thread is fastest
     out = tmp_path / "a.gif"
     cmd = [sys.executable, "-m", "shared", "viz", "--checkpoint", str(checkpoint)]
     result = subprocess.run(

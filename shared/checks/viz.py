@@ -6,6 +6,8 @@ differ), so it never depends on the learner's checkpoint or on anything else in 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from shared.checks._core import Exercise, attempt, close, fail, passed, require_callable
@@ -51,6 +53,18 @@ def _check_model(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
     return model.eval(), tokenizer
 
 
+@contextmanager
+def _one_thread():
+    """Tiny models run fastest on one thread (and don't fight other work for the cores);
+    the setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _all_weights(model, tokenizer, text: str) -> torch.Tensor:
     idx = torch.tensor([tokenizer.encode(text)])
     return model.attention_weights(idx)[:, 0]  # (n_layer, n_head, T, T)
@@ -67,7 +81,7 @@ def _as_tensor(name: str, value, what: str) -> torch.Tensor:
 # ----------------------------------------------------------------------------- head_weights
 
 
-def check_head_weights(head_weights) -> None:
+def _check_head_weights(head_weights) -> None:
     """``head_weights(model, tokenizer, text, layer, head)`` returns that head's (T, T) weights."""
     __tracebackhide__ = True
     name = "head_weights"
@@ -204,7 +218,7 @@ def _unpack_step(name: str, step, i: int):
     return context, new_char, _as_tensor(name, weights, f"step {i}'s weights")
 
 
-def check_attention_steps(attention_steps) -> None:
+def _check_attention_steps(attention_steps) -> None:
     """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one step per
     new character, each with the context the model saw and its last row of ``layer``'s weights
     averaged over heads; the reference draws them into that many equally sized frames."""
@@ -268,3 +282,18 @@ def check_attention_steps(attention_steps) -> None:
         fail(name, f"expected {n} frames of one size, got {len(frames)} with sizes {sizes}.")
     height, width, _ = frames[0].shape
     passed(name, f"{n} steps -> {n} frames of {width}x{height} px")
+
+
+def check_head_weights(head_weights) -> None:
+    """``head_weights(model, tokenizer, text, layer, head)`` returns that head's (T, T) weights."""
+    __tracebackhide__ = True
+    with _one_thread():
+        _check_head_weights(head_weights)
+
+
+def check_attention_steps(attention_steps) -> None:
+    """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one
+    AttentionStep(context, new_char, weights) per generated character."""
+    __tracebackhide__ = True
+    with _one_thread():
+        _check_attention_steps(attention_steps)
