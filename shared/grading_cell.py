@@ -141,6 +141,35 @@ def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
             return f"it subclasses {refs[0].__module__}.{refs[0].__qualname__} without writing its own {names}"
         return None
 
+    def notebook_made(fn):
+        """Code written in a notebook cell (or exec'd text), not in an installed file."""
+        path = code_file(fn)
+        if not path or path.startswith("<frozen"):
+            return False
+        if path.startswith("<"):
+            return True
+        real = os.path.realpath(path)
+        if any(inside(real, d) for d in spec["installed_dirs"]):
+            return False
+        return inside(real, spec["temp_dir"]) or inside(real, os.path.realpath(os.getcwd()))
+
+    def patched_libraries():
+        """Functions the checks rely on (torch, math, builtins...) replaced by notebook code."""
+        found = []
+        for module_name, attr in spec["guarded"]:
+            owner = sys.modules.get(module_name)
+            owner = getattr(owner, attr, None) if owner is not None and attr else owner
+            if owner is None:
+                continue
+            label = module_name + (f".{attr}" if attr else "")
+            for key, value in list(vars(owner).items()):
+                try:
+                    if callable(value) and notebook_made(value):
+                        found.append(f"{label}.{key}")
+                except Exception:
+                    continue
+        return found
+
     def load_checks():
         # Forget every module the notebook could have replaced or patched, then import the
         # installed files again through the plain path finder only.
@@ -192,6 +221,16 @@ def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
                         store.candidates[target] = user_ns[target]
                 except Exception:
                     pass
+        return
+    patched = patched_libraries()
+    if patched:
+        message = (
+            "grading refused: the notebook replaced library functions the checks rely on "
+            f"({', '.join(patched[:5])}); remove that code"
+        )
+        for name, _check, _target in spec["exercises"]:
+            emit(event="result", exercise=name, status="error", message=message)
+        emit(event="done")
         return
     try:
         checks = load_checks()

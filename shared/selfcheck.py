@@ -136,6 +136,33 @@ def locate_checks(checks_module: str = "shared.checks") -> ChecksSource:
     )
 
 
+# Library objects whose functions must not come from notebook code (the checks call them).
+GUARDED = [
+    ("builtins", ""),
+    ("math", ""),
+    ("random", ""),
+    ("torch", ""),
+    ("torch", "Tensor"),
+    ("torch.nn", "Module"),
+    ("torch.nn.functional", ""),
+    ("torch.testing", ""),
+    ("numpy", ""),
+    ("numpy", "ndarray"),
+]
+
+
+def installed_dirs(checks: ChecksSource) -> list[str]:
+    """Folders of installed code: Python's own, site-packages, the course, the checks."""
+    import site
+    import sys
+    import sysconfig
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    dirs |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs |= {checks.package_dir, *checks.trusted_dirs}
+    return sorted(os.path.realpath(d) for d in dirs if d)
+
+
 def kernel_env(sandbox: Path, data_dir: Path, cache_dir: Path) -> dict[str, str]:
     """The kernel's environment: quick mode, headless, one thread, and its own HOME/profile."""
     env = dict(os.environ)
@@ -275,6 +302,9 @@ async def grade_notebook_async(
         "trusted_dirs": list(checks.trusted_dirs),
         "import_path": list(checks.import_path),
         "check_timeout": float(timeout),
+        "installed_dirs": installed_dirs(checks),
+        "temp_dir": os.path.realpath(tempfile.gettempdir()),
+        "guarded": GUARDED,
         "exercises": [[ex.name, ex.check, ex.target] for ex in exercises],
     }
     sandbox, work = make_sandbox(nb, path.name)

@@ -183,7 +183,7 @@ def startup_name():
 
 @pytest.fixture(scope="module")
 def graded(fake_course, tmp_path_factory, startup_name):
-    """Grade a class of nine students once (two cores, four-second cell timeout)."""
+    """Grade a class of ten students once (two cores, four-second cell timeout)."""
     root = tmp_path_factory.mktemp("submissions")
     write_notebook(root / "ana" / "01_fake.ipynb", SOLVED)
     write_notebook(root / "ana" / "02_other.ipynb", GREET)
@@ -198,6 +198,8 @@ def graded(fake_course, tmp_path_factory, startup_name):
     (root / "hal").mkdir()
     (root / "hal" / "01_fake.ipynb").write_bytes(b"\x89PNG\r\n\x1a\n not a notebook")
     (root / "hal" / "02_other.ipynb").write_text("", encoding="utf-8")
+    patched = [*SOLVED, "import math\nmath.isclose = lambda *args, **kwargs: True"]
+    write_notebook(root / "jon" / "01_fake.ipynb", patched)
     (root / "ivy").mkdir()
     (root / "ivy" / "essay.docx").write_text("hello", encoding="utf-8")
     book = grade.grade_class(root, fake_course.EXERCISES, timeout=4, jobs=2)
@@ -223,7 +225,7 @@ def test_csv_has_one_row_per_student_lesson_exercise(graded):
     assert list(rows[0]) == ["student", "lesson", "exercise", "status", "message"]
     assert book.lessons == ["01_fake", "02_other"]  # lessons without exercises are not graded
     keys = [(r["student"], r["lesson"], r["exercise"]) for r in rows]
-    students = ["ana", "ben", "cat", "dan", "eve", "fay", "gus", "hal", "ivy"]
+    students = ["ana", "ben", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon"]
     expected = [(s, "01_fake", e) for s in students for e in ("double", "triple", "book")]
     expected += [(s, "02_other", "greet") for s in students]
     assert sorted(keys) == sorted(expected)
@@ -272,6 +274,13 @@ def test_cheating_notebook_fails_what_it_did_not_solve(graded, startup_name):
     # its IPython startup file went to the sandbox's HOME, not the grader's
     startup = Path.home() / ".ipython" / "profile_default" / "startup" / startup_name
     assert not startup.exists()
+
+
+def test_patching_a_library_the_checks_use_refuses_grading(graded):
+    _, rows = graded
+    for exercise in ("double", "triple", "book"):
+        status, message = result(rows, "jon", "01_fake", exercise)
+        assert status == "error" and "grading refused" in message and "math.isclose" in message
 
 
 def test_cheating_notebook_is_flagged_for_review(graded):
