@@ -36,7 +36,7 @@ def attention_weights(
     """Causal attention weights softmax(q k^T / sqrt(d_k)): q (..., T_q, hs), k (..., T_k, hs)
     -> wei (..., T_q, T_k); each row sums to 1 and is 0 above the diagonal (no peeking ahead).
 
-    ``mask``: optional precomputed boolean (T_q, T_k) mask (True = may attend); default causal.
+    ``mask``: optional precomputed (T_q, T_k) mask, True/1 where a query may attend; default causal.
     """
     d_k = q.size(-1)
     # Scale by 1/sqrt(d_k): keeps the scores' variance ~1, so softmax does not saturate.
@@ -44,7 +44,7 @@ def attention_weights(
     if mask is None:
         mask = causal_mask(q.size(-2), k.size(-2), device=q.device)
     # -inf BEFORE the softmax: exp(-inf) = 0, and the remaining weights still sum to 1.
-    scores = scores.masked_fill(~mask, float("-inf"))
+    scores = scores.masked_fill(mask == 0, float("-inf"))  # works for bool and 0/1 masks
     return F.softmax(scores, dim=-1)  # normalise over the keys (last dim)
 
 

@@ -64,6 +64,13 @@ def test_attention_weights_with_fewer_queries_than_keys_aligns_them_at_the_end()
     assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]]
 
 
+def test_attention_weights_accepts_a_precomputed_bool_or_0_1_mask():
+    q, k = torch.randn(B, T, HS), torch.randn(B, T, HS)
+    expected = attention_weights(q, k)
+    torch.testing.assert_close(attention_weights(q, k, causal_mask(T, T)), expected)
+    torch.testing.assert_close(attention_weights(q, k, torch.tril(torch.ones(T, T))), expected)
+
+
 @pytest.mark.parametrize(
     "make",
     [

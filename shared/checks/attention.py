@@ -117,10 +117,11 @@ def _diagnose_weights(exercise, wei, q, k, n_embd=None, value=None, what="the we
     """Fail with the name of the mistake whose result matches ``wei`` (or ``wei @ value``)."""
     __tracebackhide__ = True
     if torch.isinf(wei).any():
-        fail(exercise, f"{what} contain -inf: looks like {_MASK_AFTER}.")
+        fail(exercise, f"found -inf in {what}: looks like {_MASK_AFTER}.")
     if torch.isnan(wei).any():
         fail(
-            exercise, f"{what} contain NaN: a whole row was masked or the mask has the wrong shape."
+            exercise,
+            f"found NaN in {what}: a whole row was masked, or the mask has the wrong shape.",
         )
     for mistakes, variant in _variants(q, k, n_embd):
         if mistakes and close(wei, variant if value is None else variant @ value):
