@@ -33,6 +33,7 @@ ROW_PX = 26
 HEADER_PX = 46
 FOOTER_PX = 8
 DPI = 100
+MARKER_RGB = (214, 39, 40)  # the red frame around the new character (#d62728)
 
 
 class AttentionStep(NamedTuple):
@@ -132,7 +133,8 @@ class FrameRenderer:
                     fontfamily="DejaVu Sans Mono", parse_math=False)
             for r in range(self.rows) for c in range(columns)
         ]  # fmt: skip
-        self.marker = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#d62728", linewidth=2.0)
+        red = tuple(c / 255 for c in MARKER_RGB)
+        self.marker = Rectangle((0, 0), 1, 1, fill=False, edgecolor=red, linewidth=2.0)
         ax.add_patch(self.marker)
         self.heading = self.fig.text(0.01, 1 - 18 / height_px, title, fontsize=11, va="center")
         self.subheading = self.fig.text(
@@ -219,9 +221,33 @@ def _writable_file(path: str | Path, suffix: str) -> Path:
     return path
 
 
-def save_gif(frames, path: str | Path, fps: float = 5.0, hold_last: float = 2.0) -> Path:
-    """Write frames as a looping GIF (``1/fps`` s per frame, the last one held ``hold_last`` s)."""
+def shared_palette(frames, colors: int = 64, keep=(MARKER_RGB, (0, 0, 0), (255, 255, 255))):
+    """One palette for every frame: ``colors - len(keep)`` median-cut colours from a sample of
+    frames, plus the exact ``keep`` colours (so the small red marker never fades to brown)."""
+    from PIL import Image
+
+    step = max(1, len(frames) // 8)
+    sample = Image.fromarray(np.concatenate([np.asarray(f) for f in frames[::step]], axis=0))
+    base = sample.quantize(colors=colors - len(keep), method=Image.Quantize.MEDIANCUT)
+    palette = base.getpalette()[: 3 * (colors - len(keep))]
+    for rgb in keep:
+        palette += list(rgb)
+    image = Image.new("P", (1, 1))
+    image.putpalette(palette)
+    return image
+
+
+def save_gif(
+    frames, path: str | Path, fps: float = 5.0, hold_last: float = 2.0, colors: int | None = 64
+) -> Path:
+    """Write frames as a looping GIF (``1/fps`` s per frame, the last one held ``hold_last`` s).
+
+    ``colors``: one shared palette of that many colours for all frames, without dithering: about
+    half the file size of per-frame palettes, as frames then differ only where they changed.
+    ``None`` lets Pillow pick 256 colours per frame.
+    """
     import imageio.v3 as iio
+    from PIL import Image
 
     path = _writable_file(path, ".gif")
     if len(frames) == 0:
@@ -230,6 +256,16 @@ def save_gif(frames, path: str | Path, fps: float = 5.0, hold_last: float = 2.0)
         raise CourseError("all frames must have the same size (H, W, 3)")
     if fps <= 0:
         raise CourseError(f"fps must be > 0, got {fps}")
+    if colors is not None:
+        palette = shared_palette(frames, colors)
+        frames = [
+            np.asarray(
+                Image.fromarray(np.asarray(f)[..., :3])
+                .quantize(palette=palette, dither=Image.Dither.NONE)
+                .convert("RGB")
+            )
+            for f in frames
+        ]
     durations = [1000.0 / fps] * len(frames)  # milliseconds
     durations[-1] = max(durations[-1], 1000.0 * hold_last)
     try:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from shared import viz
+from shared import viz, viz_gif
 from shared.__main__ import main
 from shared.data import CharTokenizer
 from shared.errors import CourseError
@@ -235,6 +235,11 @@ def test_frames_and_gif_read_back(tiny, tmp_path):
     assert back.shape[:3] == (6, height, width)
     assert iio.immeta(path, index=0)["duration"] == 250
     assert path.stat().st_size < 300_000
+    red = np.array(viz_gif.MARKER_RGB)
+    for frame in back:  # the shared palette keeps the new character's red frame exactly
+        assert (np.abs(frame[..., :3].astype(int) - red).sum(-1) == 0).sum() > 20
+    per_frame = viz.save_gif(frames, tmp_path / "b.gif", colors=None)
+    assert iio.imread(per_frame, index=None).shape[:3] == (6, height, width)
 
 
 def test_full_context_frames_use_two_rows():
