@@ -9,6 +9,12 @@ that are the reference implementation, and calls each check with a time limit. E
 printed on one line tagged with the run's random marker; ``parse_grading_output`` reads only
 those lines, so anything else the notebook prints is ignored.
 
+Lessons go on with the reference after each check cell (``from shared.x import Target``), so
+a silent "snapshot" run of the same code after every learner cell remembers the learner's own
+definition of each target; that one is graded when the final binding is the reference.
+Before grading, functions of torch, math, builtins... that were replaced by notebook code
+(``torch.allclose = lambda *a: True``) make the grader refuse the notebook.
+
 What this defends against: edited, deleted or faked check cells; redefined or monkeypatched
 check functions, ``shared`` modules or checks modules; fake packages written into the cwd;
 printed fake results; rebinding builtins in the notebook's namespace; importing the reference.
@@ -62,11 +68,11 @@ def review_flags(nb: nbformat.NotebookNode) -> list[str]:
         source = cell.get("source", "")
         for pattern, label in _SUSPICIOUS:
             if re.search(pattern, source, flags=re.MULTILINE):
-                flags.append(f"cell {index} {label}")
+                flags.append(f"cell {index + 1} {label}")
         for match in re.finditer(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=[^=]", source, re.MULTILINE):
             name = match.group(1) or match.group(2)
             if name in _BUILTIN_NAMES:
-                flags.append(f"cell {index} redefines the builtin `{name}`")
+                flags.append(f"cell {index + 1} redefines the builtin `{name}`")
     return list(dict.fromkeys(flags))
 
 

@@ -43,6 +43,7 @@ from shared.grading_cell import (
 )
 
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
+# Messages number cells from 1, markdown cells included (as they appear top to bottom).
 CURRENT_ENV_KERNEL = "gpt-course-grader"  # this interpreter, whatever the notebook metadata says
 MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grader's memory
 MAX_MESSAGE_CHARS = 600
@@ -352,7 +353,7 @@ async def grade_notebook_async(
     except DeadKernelError:
         problem = ("error", "the kernel died (os._exit, a crash in native code, or out of memory)")
     except _StuckCell as exc:
-        problem = ("timeout", f"cell {exc.args[0]} kept running after it was interrupted")
+        problem = ("timeout", f"cell {exc.args[0] + 1} kept running after it was interrupted")
     except asyncio.TimeoutError:
         problem = ("timeout", "the notebook exceeded its total time limit")
     except Exception as exc:  # kernel failed to start, ...
@@ -364,11 +365,8 @@ async def grade_notebook_async(
     report = NotebookReport(lesson, str(path), flags=flags)
     in_grading = client.current_index == student_cells
     if problem and not in_grading:
-        where = (
-            f" while running cell {client.current_index}"
-            if client.current_index is not None
-            else ""
-        )
+        known = client.current_index is not None and "kept running" not in problem[1]
+        where = f" while running cell {client.current_index + 1}" if known else ""
         report.notes.append(problem[1] + where)
         report.results = [
             ExerciseResult(ex.name, problem[0], short(problem[1] + where)) for ex in exercises
@@ -381,7 +379,9 @@ async def grade_notebook_async(
     grading_timed_out = student_cells in client.timed_out
     stuck_cells = [i for i in client.timed_out if i < student_cells]
     for index in stuck_cells:
-        report.notes.append(f"cell {index} did not finish within {timeout:g} s and was interrupted")
+        report.notes.append(
+            f"cell {index + 1} did not finish within {timeout:g} s and was interrupted"
+        )
     culprit = None
     for ex in exercises:
         if ex.name in found:
@@ -413,7 +413,7 @@ async def grade_notebook_async(
                 ex.name,
                 "timeout",
                 short(
-                    f"cell {cells[0]} did not finish within {timeout:g} s and was interrupted; {result.message}"
+                    f"cell {cells[0] + 1} did not finish within {timeout:g} s and was interrupted; {result.message}"
                 ),
             )
         report.results.append(result)

@@ -295,9 +295,9 @@ def test_hanging_code_is_interrupted_and_the_rest_is_graded(graded):
     status, message = result(rows, "dan", "01_fake", "double")  # the grader's check timed out
     assert status == "timeout" and "did not finish in 4" in message
     status, message = result(rows, "dan", "01_fake", "triple")  # its defining cell timed out
-    assert status == "timeout" and "cell 2 did not finish" in message
+    assert status == "timeout" and "cell 3 did not finish" in message
     assert result(rows, "dan", "01_fake", "book")[0] == "pass"
-    assert any("cell 2" in note for note in book.reports["dan", "01_fake"].notes)
+    assert any("cell 3" in note for note in book.reports["dan", "01_fake"].notes)
 
 
 def test_cell_ignoring_interrupts_stops_only_that_lesson(graded):
@@ -311,7 +311,7 @@ def test_kernel_crash_is_an_error_for_that_lesson_only(graded):
     _, rows = graded
     for exercise in ("double", "triple", "book"):
         status, message = result(rows, "fay", "01_fake", exercise)
-        assert status == "error" and "kernel died" in message and "cell 1" in message
+        assert status == "error" and "kernel died" in message and "cell 2" in message
     assert result(rows, "fay", "02_other", "greet")[0] == "pass"
 
 
@@ -334,7 +334,7 @@ def test_grid_and_markdown_summary(graded):
     markdown = grade.markdown_summary(book)
     assert "| ana | 3/3 | 1/1 | 4/4 |" in markdown
     assert "**ben** 01_fake `triple`: fail: [triple] triple(3) should be 9, got 6" in markdown
-    assert "review: cell 0 touches sys.modules" in markdown
+    assert "review: cell 1 touches sys.modules" in markdown
     assert "**fay** 01_fake (all exercises): error: the kernel died" in markdown
 
 
@@ -418,9 +418,9 @@ def test_review_flags_point_at_tampering_only():
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     flags = review_flags(nb)
-    assert "cell 0 patches shared.checks" in flags
-    assert "cell 0 patches a library" in flags
-    assert "cell 0 redefines the builtin `len`" in flags
+    assert "cell 1 patches shared.checks" in flags
+    assert "cell 1 patches a library" in flags
+    assert "cell 1 redefines the builtin `len`" in flags
 
 
 def test_read_notebook_reasons(tmp_path):
