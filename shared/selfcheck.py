@@ -373,51 +373,62 @@ async def grade_notebook_async(
         ]
         return report
     outputs = client.nb.cells[student_cells].outputs if len(client.nb.cells) > student_cells else []
-    records = parse_grading_output(outputs, marker)
-    found = {r["exercise"]: r for r in records if r.get("event") == "result"}
-    fatal = next((r["message"] for r in records if r.get("event") == "fatal"), None)
-    grading_timed_out = student_cells in client.timed_out
     stuck_cells = [i for i in client.timed_out if i < student_cells]
     for index in stuck_cells:
         report.notes.append(
             f"cell {index + 1} did not finish within {timeout:g} s and was interrupted"
         )
-    culprit = None
+    report.results = _combine(
+        exercises,
+        parse_grading_output(outputs, marker),
+        problem=problem,
+        grading_timed_out=student_cells in client.timed_out,
+        stuck_sources={i + 1: nb.cells[i].source for i in stuck_cells},
+        timeout=timeout,
+    )
+    return report
+
+
+def _combine(exercises, records, *, problem, grading_timed_out, stuck_sources, timeout):
+    """One result per exercise from the grading cell's records, failing closed.
+
+    An exercise without a record is never a pass: the kernel died or was stopped while it was
+    checked, or the notebook broke the grader's output. An unsolved exercise whose cell (the
+    one defining its target or calling its check) timed out is reported as a timeout.
+    """
+    found = {r.get("exercise"): r for r in records if r.get("event") == "result"}
+    fatal = next((r.get("message", "") for r in records if r.get("event") == "fatal"), None)
+    results, culprit = [], None
     for ex in exercises:
         if ex.name in found:
             status = found[ex.name].get("status")
-            result = ExerciseResult(
-                ex.name,
-                status if status in STATUSES else "error",
-                short(found[ex.name].get("message", "")),
-            )
+            status = status if status in STATUSES else "error"
+            result = ExerciseResult(ex.name, status, short(found[ex.name].get("message", "")))
         elif fatal:
             result = ExerciseResult(ex.name, "error", short(fatal))
         elif problem or grading_timed_out:
             # results arrive in order, so the first exercise without one was being checked
             # (its "start" line may be lost when the kernel dies)
             what = problem[1] if problem else "interrupted after the time limit"
-            status = "timeout" if grading_timed_out or problem[0] == "timeout" else "error"
             if culprit is None:
                 culprit = ex.name
-                result = ExerciseResult(
-                    ex.name, status, short(f"while checking this exercise: {what}")
-                )
+                timed_out = grading_timed_out or problem[0] == "timeout"
+                message = short(f"while checking this exercise: {what}")
+                result = ExerciseResult(ex.name, "timeout" if timed_out else "error", message)
             else:
-                result = ExerciseResult(
-                    ex.name, "error", short(f"not graded: {what} while checking `{culprit}`")
-                )
-        cells = [i for i in stuck_cells if _relates(nb.cells[i].source, ex)]
-        if result.status not in ("pass", "timeout") and cells:
-            result = ExerciseResult(
-                ex.name,
-                "timeout",
-                short(
-                    f"cell {cells[0] + 1} did not finish within {timeout:g} s and was interrupted; {result.message}"
-                ),
+                message = short(f"not graded: {what} while checking `{culprit}`")
+                result = ExerciseResult(ex.name, "error", message)
+        else:
+            message = (
+                "no result from the grader (did the notebook replace sys.stdout or clear outputs?)"
             )
-        report.results.append(result)
-    return report
+            result = ExerciseResult(ex.name, "error", message)
+        cells = [n for n, source in stuck_sources.items() if _relates(source, ex)]
+        if result.status not in ("pass", "timeout") and cells:
+            message = f"cell {cells[0]} did not finish within {timeout:g} s and was interrupted"
+            result = ExerciseResult(ex.name, "timeout", short(f"{message}; {result.message}"))
+        results.append(result)
+    return results
 
 
 async def grade_many(tasks, *, jobs: int, **options) -> list[NotebookReport]:

@@ -145,6 +145,8 @@ STUCK = [  # ignores the interrupt: the kernel is killed, the lesson reports tim
     "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass",
 ]
 
+SILENCER = [*SOLVED, "import os, sys\nsys.stdout = open(os.devnull, 'w', encoding='utf-8')"]
+
 CRASH = ["def double(x):\n    return 2 * x", "import os\nos._exit(1)"]
 
 CRASH_IN_CHECK = [
@@ -183,7 +185,7 @@ def startup_name():
 
 @pytest.fixture(scope="module")
 def graded(fake_course, tmp_path_factory, startup_name):
-    """Grade a class of ten students once (two cores, four-second cell timeout)."""
+    """Grade a class of eleven students once (two cores, four-second cell timeout)."""
     root = tmp_path_factory.mktemp("submissions")
     write_notebook(root / "ana" / "01_fake.ipynb", SOLVED)
     write_notebook(root / "ana" / "02_other.ipynb", GREET)
@@ -200,6 +202,7 @@ def graded(fake_course, tmp_path_factory, startup_name):
     (root / "hal" / "02_other.ipynb").write_text("", encoding="utf-8")
     patched = [*SOLVED, "import math\nmath.isclose = lambda *args, **kwargs: True"]
     write_notebook(root / "jon" / "01_fake.ipynb", patched)
+    write_notebook(root / "kim" / "01_fake.ipynb", SILENCER)
     (root / "ivy").mkdir()
     (root / "ivy" / "essay.docx").write_text("hello", encoding="utf-8")
     book = grade.grade_class(root, fake_course.EXERCISES, timeout=4, jobs=2)
@@ -225,7 +228,7 @@ def test_csv_has_one_row_per_student_lesson_exercise(graded):
     assert list(rows[0]) == ["student", "lesson", "exercise", "status", "message"]
     assert book.lessons == ["01_fake", "02_other"]  # lessons without exercises are not graded
     keys = [(r["student"], r["lesson"], r["exercise"]) for r in rows]
-    students = ["ana", "ben", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon"]
+    students = ["ana", "ben", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim"]
     expected = [(s, "01_fake", e) for s in students for e in ("double", "triple", "book")]
     expected += [(s, "02_other", "greet") for s in students]
     assert sorted(keys) == sorted(expected)
@@ -281,6 +284,13 @@ def test_patching_a_library_the_checks_use_refuses_grading(graded):
     for exercise in ("double", "triple", "book"):
         status, message = result(rows, "jon", "01_fake", exercise)
         assert status == "error" and "grading refused" in message and "math.isclose" in message
+
+
+def test_no_result_is_never_a_pass(graded):
+    _, rows = graded
+    for exercise in ("double", "triple", "book"):  # solved, but it silenced the grader's output
+        status, message = result(rows, "kim", "01_fake", exercise)
+        assert status == "error" and "no result from the grader" in message
 
 
 def test_cheating_notebook_is_flagged_for_review(graded):
