@@ -51,13 +51,13 @@ class TrainConfig:
     """Model size and optimisation settings; defaults are the CPU recipe measured in benchmarks/."""
 
     batch_size: int = 32
-    block_size: int = 128
+    block_size: int = 64
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    learning_rate: float = 2e-3
-    min_lr: float = 2e-4
+    learning_rate: float = 3e-3
+    min_lr: float = 3e-4
     warmup_iters: int = 100
     max_iters: int = 5000
     time_budget: float | None = 240.0  # seconds of wall clock; None = only max_iters counts
