@@ -276,13 +276,22 @@ def format_check(reports: list[NotebookReport]) -> str:
     return "\n".join(lines)
 
 
+def _validate(args) -> None:
+    if args.timeout <= 0:
+        raise CourseError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.jobs < 0:
+        raise CourseError(f"--jobs must be 0 (one per core) or more, got {args.jobs}")
+
+
 def _cmd_check(args) -> int:
+    _validate(args)
     reports = check_paths(Path(args.path), timeout=args.timeout, jobs=args.jobs)
     print(format_check(reports))
     return 0 if all(r.status == "pass" for rep in reports for r in rep.results) else 1
 
 
 def _cmd_grade(args) -> int:
+    _validate(args)
     book = grade_class(Path(args.submissions), timeout=args.timeout, jobs=args.jobs)
     out = Path(args.out)
     write_csv(book, out)

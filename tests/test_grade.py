@@ -372,6 +372,8 @@ def test_check_cli_bad_paths(fake_course, tmp_path, capsys):
     assert "not a lesson notebook" in capsys.readouterr().err
     assert main(["check", str(tmp_path)]) == 2
     assert "no lesson notebooks" in capsys.readouterr().err
+    assert main(["check", str(tmp_path), "--timeout", "0"]) == 2
+    assert "--timeout must be a positive number" in capsys.readouterr().err
 
 
 def test_grade_cli_writes_csv_and_markdown(fake_course, tmp_path, capsys):
