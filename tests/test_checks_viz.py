@@ -220,6 +220,17 @@ def _greedy_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0):
     return out
 
 
+def _steps_crash(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+    return [tokenizer.stoi["€"]]
+
+
+def test_attention_steps_reports_a_crash_in_one_line():
+    with pytest.raises(ExerciseFailed) as info:
+        check_attention_steps(_steps_crash)
+    assert "raised KeyError" in str(info.value)
+    assert info.value.__context__ is None  # one traceback for the learner, not a chain
+
+
 def test_attention_steps_accepts_correct_versions(capsys):
     assert_passes(check_attention_steps, attention_steps_reference, capsys)
     assert_passes(check_attention_steps, _greedy_alternative, capsys)

@@ -10,7 +10,15 @@ from contextlib import contextmanager
 
 import torch
 
-from shared.checks._core import Exercise, attempt, close, fail, passed, require_callable
+from shared.checks._core import (
+    NOT_IMPLEMENTED,
+    Exercise,
+    attempt,
+    close,
+    fail,
+    passed,
+    require_callable,
+)
 
 EXERCISES = [
     Exercise(
@@ -230,15 +238,18 @@ def _check_attention_steps(attention_steps) -> None:
     model, tokenizer = _check_model(block_size=8, n_layer=2, n_head=3)
     prompt, n, layer = "En un", 6, 0  # grows past block_size=8 at the 4th new character
     call = f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer})"
+    problem = None
     try:
         steps = attention_steps(model, tokenizer, prompt, n, layer)
     except NotImplementedError:
-        attempt(name, attention_steps, model, tokenizer, prompt, n, layer)  # the stub's message
-    except Exception as exc:
+        problem = f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code."
+    except Exception as exc:  # hint outside the except block: one traceback, not a chain
+        problem = f"calling {call} raised {type(exc).__name__}: {exc}"
         if "block_size" in str(exc) or "longer than" in str(exc):
-            fail(name, "the model saw more than block_size=8 characters: crop the context "
-                 "first, context = text[-block_size:].")  # fmt: skip
-        fail(name, f"calling {call} raised {type(exc).__name__}: {exc}")
+            problem = ("the model saw more than block_size=8 characters: crop the context "
+                       "first, context = text[-block_size:].")  # fmt: skip
+    if problem:
+        fail(name, problem)
     steps = list(steps) if steps is not None else []
     if len(steps) != n:
         hint = " (off by one: check your loop's range)" if abs(len(steps) - n) == 1 else ""
