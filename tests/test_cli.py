@@ -141,3 +141,25 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, monkeypatch):
+    import shared.viz
+
+    calls = []
+
+    def fake_gif(checkpoint, out, prompt):
+        calls.append((Path(checkpoint), Path(out), prompt))
+        Path(out).write_bytes(b"GIF89a")
+        return Path(out)
+
+    monkeypatch.setattr(shared.viz, "make_attention_gif", fake_gif)
+    code, stdout, _ = run_cli(
+        ["run", "--checkpoint", tmp_path / "gpt.pt", "--outputs-dir", tmp_path / "out",
+         "--time-budget", 1, "--max-new-chars", 20, "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0 and "4/4 gif" in stdout
+    assert calls == [
+        (tmp_path / "gpt.pt", tmp_path / "out" / "attention.gif", "En un lugar de la Mancha")
+    ]
