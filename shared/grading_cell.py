@@ -272,8 +272,10 @@ def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
             emit(event="result", exercise=name, status="fail", message=message)
             continue
         captured = io.StringIO()
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, spec["check_timeout"])
+        alarm = hasattr(signal, "setitimer")  # not on Windows: nbclient's interrupt stops it
+        if alarm:
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, spec["check_timeout"])
         try:
             with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
                 check(candidate)
@@ -289,8 +291,9 @@ def _kernel_grade(spec):  # pragma: no cover - runs inside the learner's kernel
         except BaseException as exc:
             message = f"the check crashed on your code: {type(exc).__name__}: {exc}"
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
         emit(event="result", exercise=name, status=status, message=message[:2000])
     emit(event="done")
 
