@@ -404,3 +404,21 @@ def test_block_check_accepts_reference_and_alternative(capsys):
 )
 def test_block_check_names_the_mistake(block, fragment):
     assert_fails(check_block, block, fragment)
+
+
+@pytest.mark.parametrize(
+    "check, target",
+    [
+        (check_bigram_forward, bigram_with(stub)),
+        (check_bigram_forward, bigram_with(bigram_no_reshape)),
+        (check_attention_weights, stub),
+        (check_head, head_with(stub)),
+        (check_multihead, mha_bug("cat_time")),
+        (check_feedforward, FeedForwardStub),
+        (check_block, block_with(stub)),
+    ],
+)
+def test_hints_come_without_a_chained_traceback(check, target):
+    with pytest.raises(ExerciseFailed) as info:
+        check(target)
+    assert info.value.__context__ is None  # the learner sees one message, not two tracebacks

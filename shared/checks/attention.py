@@ -13,7 +13,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from shared.checks._core import Exercise, attempt, close, fail, passed, require_callable
+from shared.checks._calls import call, construct
+from shared.checks._core import Exercise, close, fail, passed, require_callable
 
 LESSON_EXERCISES = {
     "03_self_attention": [
@@ -145,7 +146,7 @@ def check_attention_weights(attention_weights) -> None:
     g = torch.Generator().manual_seed(0)
     B, T, d_k = 2, 6, 8
     q, k = torch.randn(B, T, d_k, generator=g), torch.randn(B, T, d_k, generator=g)
-    wei = attempt(name, attention_weights, q, k, what="attention_weights(q, k)")
+    wei = call(name, attention_weights, q, k, what="attention_weights(q, k)")
     if not isinstance(wei, torch.Tensor) or wei.shape != (B, T, T):
         shape = tuple(wei.shape) if isinstance(wei, torch.Tensor) else type(wei).__name__
         fail(name, f"q and k of shape {(B, T, d_k)} should give weights {(B, T, T)}, got {shape}.")
@@ -156,12 +157,6 @@ def check_attention_weights(attention_weights) -> None:
     _diagnose_weights(name, wei, q, k)
     _check_weight_properties(name, wei, "the weights")
     fail(name, "the weights differ from softmax(q @ k^T / sqrt(d_k)) with a causal mask.")
-
-
-def _make(exercise, cls, *args, **kwargs):
-    __tracebackhide__ = True
-    signature = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    return attempt(exercise, cls, *args, what=f"{cls.__name__}({signature})", **kwargs)
 
 
 def _split(exercise, result, what, n):
@@ -176,9 +171,9 @@ def _check_uses_dropout(exercise, module, x, where) -> None:
     __tracebackhide__ = True
     module.train()
     torch.manual_seed(1)
-    out_train = module(x)
+    out_train = call(exercise, module, x, what="the module in training mode")
     module.eval()
-    if close(out_train, module(x)):
+    if close(out_train, call(exercise, module, x, what="the module in eval mode")):
         fail(
             exercise, f"self.dropout is never applied: apply it {where} (it only acts in training)."
         )
@@ -191,11 +186,11 @@ def check_head(Head) -> None:
     require_callable(name, Head, "the Head class")
     n_embd, head_size, block_size, T = 16, 8, 8, 6
     torch.manual_seed(0)
-    head = _make(name, Head, n_embd, head_size, block_size, dropout=0.0).eval()
+    head = construct(name, Head, n_embd, head_size, block_size, dropout=0.0).eval()
     x = torch.randn(2, T, n_embd, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         q, k, v = head.query(x), head.key(x), head.value(x)  # (B, T, hs) each
-        out = attempt(name, head, x, what="head(x)")
+        out = call(name, head, x, what="head(x)")
         expected_wei = _weights_variant(q, k, "sqrt", "before", -1, "qk")
         expected = expected_wei @ v
         if not isinstance(out, torch.Tensor):
@@ -216,13 +211,13 @@ def check_head(Head) -> None:
                     fail(name, f"multiplied the weights by {label}: use v = self.value(x).")
             _diagnose_weights(name, out, q, k, n_embd=n_embd, value=v, what="the output")
             fail(name, "head(x) differs from softmax(q k^T / sqrt(head_size), causal) @ v.")
-        result = attempt(name, head, x, return_weights=True, what="head(x, return_weights=True)")
+        result = call(name, head, x, return_weights=True, what="head(x, return_weights=True)")
         out2, wei = _split(name, result, "head(x, return_weights=True)", 2)
         if not close(out2, expected):
             fail(name, "head(x, return_weights=True) should return the same output as head(x).")
         if not close(wei, expected_wei):
             fail(name, "with return_weights=True, also return the attention weights (B, T, T).")
-    dropout_head = _make(name, Head, n_embd, head_size, block_size, dropout=0.5)
+    dropout_head = construct(name, Head, n_embd, head_size, block_size, dropout=0.5)
     with torch.no_grad():
         _check_uses_dropout(name, dropout_head, x, "to the weights, before multiplying by v")
     passed(name, f"out {tuple(out.shape)}, causal, scaled by 1/sqrt(head_size)")
@@ -245,23 +240,11 @@ def check_multihead(MultiHeadAttention) -> None:
     require_callable(name, MultiHeadAttention, "the MultiHeadAttention class")
     n_embd, n_head, block_size, B, T = 16, 4, 8, 2, 6
     torch.manual_seed(0)
-    mha = _make(name, MultiHeadAttention, n_embd, n_head, block_size, dropout=0.0).eval()
+    mha = construct(name, MultiHeadAttention, n_embd, n_head, block_size, dropout=0.0).eval()
     x = torch.randn(B, T, n_embd, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         outs, weights = _head_outputs(mha, x)
-        try:
-            out = mha(x)
-        except RuntimeError as exc:
-            if "shape" in str(exc) and "multipl" in str(exc):
-                fail(
-                    name,
-                    f"mha(x) raised: {str(exc).splitlines()[0]}. self.proj expects "
-                    "(B, T, n_embd): concatenate the heads on the last dim first (not summed, "
-                    "stacked or joined along time), torch.cat(head_outputs, dim=-1).",
-                )
-            out = attempt(name, mha, x, what="mha(x)")
-        except Exception:
-            out = attempt(name, mha, x, what="mha(x)")
+        out = call(name, mha, x, what="mha(x)", hint=_proj_shape_hint)
         cat = torch.cat(outs, dim=-1)  # (B, T, C)
         expected = mha.proj(cat)
         if not isinstance(out, torch.Tensor):
@@ -270,7 +253,7 @@ def check_multihead(MultiHeadAttention) -> None:
             _fail_shape(name, out, expected, outs)
         if not close(out, expected):
             _diagnose_combination(name, mha, out, outs, cat)
-        result = attempt(name, mha, x, return_weights=True, what="mha(x, return_weights=True)")
+        result = call(name, mha, x, return_weights=True, what="mha(x, return_weights=True)")
         out2, wei = _split(name, result, "mha(x, return_weights=True)", 2)
         expected_wei = torch.stack(weights, dim=1)  # (B, nh, T, T)
         if not close(out2, expected):
@@ -283,12 +266,23 @@ def check_multihead(MultiHeadAttention) -> None:
                 name,
                 f"the weights should be every head's weights, shape {(B, n_head, T, T)}.{hint}",
             )
-    mha_dropout = _make(name, MultiHeadAttention, n_embd, n_head, block_size, dropout=0.5)
+    mha_dropout = construct(name, MultiHeadAttention, n_embd, n_head, block_size, dropout=0.5)
     for head in mha_dropout.heads:  # only the module's own dropout stays on
         head.dropout.p = 0.0
     with torch.no_grad():
         _check_uses_dropout(name, mha_dropout, x, "after the output projection")
     passed(name, f"{n_head} heads concatenated to {tuple(out.shape)}, then projected")
+
+
+def _proj_shape_hint(exc: Exception) -> str | None:
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "shape" in text and "multipl" in text:
+        return (
+            f"mha(x) raised: {text.splitlines()[0]}. self.proj expects (B, T, n_embd): "
+            "concatenate the heads on the last dim first (not summed, stacked or joined along "
+            "time), torch.cat(head_outputs, dim=-1)."
+        )
+    return None
 
 
 def _fail_shape(name, out, expected, outs) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from shared.checks._core import Exercise, attempt, close, fail, passed, require_callable
+from shared.checks._calls import call, construct
+from shared.checks._core import Exercise, close, fail, passed, require_callable
 
 EXERCISES = [
     Exercise(
@@ -46,30 +47,28 @@ def _wrong_losses(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torc
     }
 
 
-def _call(model, idx, targets, what):
-    __tracebackhide__ = True
-    try:
-        return model(idx, targets)
-    except NotImplementedError:
-        return attempt(_NAME, model, idx, targets, what=what)  # turns the stub into its hint
-    except RuntimeError as exc:
+def _crash_hint(targets, what):
+    def hint(exc: Exception) -> str | None:
         text = str(exc)
-        if "target" in text.lower() or "shape" in text.lower() or "size" in text.lower():
-            fail(
-                _NAME,
+        if targets is None and "NoneType" in text:
+            return (
+                f"{what} raised {type(exc).__name__}: {exc}. When targets is None, return "
+                "(logits, None) before computing the loss."
+            )
+        if isinstance(exc, RuntimeError) and any(w in text.lower() for w in ("target", "shape")):
+            return (
                 f"{what} raised: {text.splitlines()[0]}. F.cross_entropy wants logits of shape "
                 "(B*T, C) and targets of shape (B*T,): flatten both with .view(B*T, C) / "
-                ".view(B*T) before the call.",
+                ".view(B*T) before the call."
             )
-        return attempt(_NAME, model, idx, targets, what=what)
-    except Exception as exc:
-        if targets is None and "NoneType" in str(exc):
-            fail(
-                _NAME,
-                f"{what} raised {type(exc).__name__}: {exc}. When targets is None, return "
-                "(logits, None) before computing the loss.",
-            )
-        return attempt(_NAME, model, idx, targets, what=what)
+        return None
+
+    return hint
+
+
+def _call(model, idx, targets, what):
+    __tracebackhide__ = True
+    return call(_NAME, model, idx, targets, what=what, hint=_crash_hint(targets, what))
 
 
 def _unpack(result, what):
@@ -84,7 +83,7 @@ def check_bigram_forward(BigramLanguageModel) -> None:
     __tracebackhide__ = True
     require_callable(_NAME, BigramLanguageModel, "the BigramLanguageModel class")
     torch.manual_seed(0)
-    model = attempt(_NAME, BigramLanguageModel, _V, what=f"BigramLanguageModel({_V})")
+    model = construct(_NAME, BigramLanguageModel, _V)
     table = getattr(model, "token_embedding_table", None)
     if not isinstance(table, torch.nn.Embedding):
         fail(_NAME, "keep the given __init__: self.token_embedding_table must be an nn.Embedding.")

@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from shared.checks._core import Exercise, attempt, close, fail, passed, require_callable
+from shared.checks._calls import call, construct
+from shared.checks._core import Exercise, close, fail, passed, require_callable
 
 EXERCISES = [
     Exercise(
@@ -26,12 +27,6 @@ EXERCISES = [
 _C, _B, _T = 16, 2, 6
 
 
-def _make(exercise, cls, *args, **kwargs):
-    __tracebackhide__ = True
-    signature = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    return attempt(exercise, cls, *args, what=f"{cls.__name__}({signature})", **kwargs)
-
-
 def _input() -> torch.Tensor:
     # Shifted and scaled, so that a missing LayerNorm or residual shows clearly.
     g = torch.Generator().manual_seed(0)
@@ -46,7 +41,7 @@ def check_feedforward(FeedForward) -> None:
     torch.manual_seed(0)
     x = _input()
     for activation, act_fn in (("gelu", F.gelu), ("relu", F.relu)):
-        ff = _make(name, FeedForward, _C, dropout=0.0, activation=activation).eval()
+        ff = construct(name, FeedForward, _C, dropout=0.0, activation=activation).eval()
         linears = [m for m in ff.modules() if isinstance(m, nn.Linear)]
         if len(linears) != 2:
             fail(
@@ -67,7 +62,7 @@ def check_feedforward(FeedForward) -> None:
                 f"it maps {down.in_features} -> {down.out_features}.",
             )
         with torch.no_grad():
-            out = attempt(name, ff, x, what=f"FeedForward({_C}, activation={activation!r})(x)")
+            out = call(name, ff, x, what=f"FeedForward({_C}, activation={activation!r})(x)")
             if not isinstance(out, torch.Tensor) or out.shape != x.shape:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 fail(
@@ -91,11 +86,11 @@ def check_feedforward(FeedForward) -> None:
             if close(out, act_fn(down(act_fn(up(x))))) or close(out, act_fn(down(up(x)))):
                 fail(name, "the activation goes between the Linears only, not after the last one.")
             fail(name, "the output differs from Linear(C, 4C) -> activation -> Linear(4C, C).")
-    ff = _make(name, FeedForward, _C, dropout=0.5)
+    ff = construct(name, FeedForward, _C, dropout=0.5)
     ff.train()
     with torch.no_grad():
         torch.manual_seed(1)
-        out_train = ff(x)
+        out_train = call(name, ff, x, what="FeedForward in training mode")
         ff.eval()
         if close(out_train, ff(x)):
             fail(name, "the dropout argument is unused: end the network with nn.Dropout(dropout).")
@@ -108,7 +103,7 @@ def check_block(Block) -> None:
     name = "block"
     require_callable(name, Block, "the Block class")
     torch.manual_seed(0)
-    block = _make(name, Block, _C, 4, 8, dropout=0.0).eval()
+    block = construct(name, Block, _C, 4, 8, dropout=0.0).eval()
     for part in ("ln1", "sa", "ln2", "ffwd"):
         if not isinstance(getattr(block, part, None), nn.Module):
             fail(name, f"keep the given __init__: self.{part} is missing.")
@@ -119,7 +114,7 @@ def check_block(Block) -> None:
     x = _input()
     ln1, sa, ln2, ffwd = block.ln1, block.sa, block.ln2, block.ffwd
     with torch.no_grad():
-        out = attempt(name, block, x, what="block(x)")
+        out = call(name, block, x, what="block(x)")
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             fail(name, f"block(x) should keep the shape {tuple(x.shape)}, got {shape}.")
