@@ -49,6 +49,7 @@ MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grad
 MAX_MESSAGE_CHARS = 600
 # After an interrupt, how long a cell may take to stop before its kernel is killed.
 STUCK_GRACE_S = 10
+MAX_DATA_FILE_BYTES = 100_000_000  # the corpus (2 MB) is copied into each sandbox
 
 
 @dataclass
@@ -164,15 +165,15 @@ def installed_dirs(checks: ChecksSource) -> list[str]:
     return sorted(os.path.realpath(d) for d in dirs if d)
 
 
-def kernel_env(sandbox: Path, data_dir: Path, cache_dir: Path) -> dict[str, str]:
+def kernel_env(sandbox: Path) -> dict[str, str]:
     """The kernel's environment: quick mode, headless, one thread, and its own HOME/profile."""
     env = dict(os.environ)
     home = sandbox / "home"
     env.update(
         GPT_COURSE_QUICK="1",
-        GPT_COURSE_DATA_DIR=str(data_dir),
+        GPT_COURSE_DATA_DIR=str(sandbox / "data"),
         MPLBACKEND="Agg",
-        MPLCONFIGDIR=str(cache_dir / "matplotlib"),
+        MPLCONFIGDIR=str(home / ".config" / "matplotlib"),  # own cache: ~0.5 s per kernel
         OMP_NUM_THREADS="1",  # N kernels in parallel: one thread each
         MKL_NUM_THREADS="1",
         OPENBLAS_NUM_THREADS="1",
@@ -187,13 +188,19 @@ def kernel_env(sandbox: Path, data_dir: Path, cache_dir: Path) -> dict[str, str]
     return env
 
 
-def make_sandbox(notebook: nbformat.NotebookNode, name: str) -> tuple[Path, Path]:
+def make_sandbox(notebook: nbformat.NotebookNode, name: str, data_dir: Path) -> tuple[Path, Path]:
     """A fresh folder per notebook: sandbox/work is the cwd; sandbox looks like a project root,
-    so files a lesson saves (checkpoints, outputs) land in the sandbox, not in the course."""
+    so files a lesson saves (checkpoints, outputs) land in the sandbox, not in the course; it
+    reads its own copy of the corpus, so no notebook can change another one's data."""
     sandbox = Path(tempfile.mkdtemp(prefix="gpt-course-grade-"))
     (sandbox / "pyproject.toml").write_text("# grading sandbox\n", encoding="utf-8")
     (sandbox / "shared").mkdir()  # marker for shared.config.project_root(); never imported
     (sandbox / "home").mkdir()
+    (sandbox / "data").mkdir()
+    if data_dir.is_dir():
+        for item in data_dir.iterdir():
+            if item.is_file() and item.stat().st_size <= MAX_DATA_FILE_BYTES:
+                shutil.copyfile(item, sandbox / "data" / item.name)
     work = sandbox / "work"
     work.mkdir()
     nbformat.write(notebook, str(work / name))
@@ -282,7 +289,6 @@ async def grade_notebook_async(
     checks: ChecksSource,
     timeout: float = 120,
     data_dir: Path,
-    cache_dir: Path,
 ) -> NotebookReport:
     """Execute ``path`` in a fresh sandboxed kernel and grade ``exercises`` with ``checks``."""
     from jupyter_core.utils import ensure_async
@@ -308,7 +314,7 @@ async def grade_notebook_async(
         "guarded": GUARDED,
         "exercises": [[ex.name, ex.check, ex.target] for ex in exercises],
     }
-    sandbox, work = make_sandbox(nb, path.name)
+    sandbox, work = make_sandbox(nb, path.name, data_dir)
     client = _client_class()(
         nb,
         timeout=int(max(1, timeout)),
@@ -326,7 +332,7 @@ async def grade_notebook_async(
     n_code = sum(c.cell_type == "code" for c in nb.cells)
 
     async def run() -> None:
-        env = kernel_env(sandbox, data_dir, cache_dir)
+        env = kernel_env(sandbox)
         # The kernel process's own stdout/stderr (not the cells') only carry startup noise.
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         async with client.async_setup_kernel(env=env, **quiet):
@@ -459,17 +465,7 @@ def run_notebooks(
 
     checks = locate_checks(checks_module)
     data_dir = Path(data_dir or default_data_dir()).resolve()
-    cache_dir = Path(tempfile.mkdtemp(prefix="gpt-course-grade-cache-"))
-    try:
-        return asyncio.run(
-            grade_many(
-                tasks,
-                jobs=jobs or os.cpu_count() or 1,
-                checks=checks,
-                timeout=timeout,
-                data_dir=data_dir,
-                cache_dir=cache_dir,
-            )
-        )
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+    jobs = jobs or os.cpu_count() or 1
+    return asyncio.run(
+        grade_many(tasks, jobs=jobs, checks=checks, timeout=timeout, data_dir=data_dir)
+    )

@@ -97,7 +97,12 @@ SOLVED = [
     "def triple(x):\n    return x + x + x",
     "class Book:\n    def title(self):\n        return 'Quijote'",
 ]
-GREET = ["def greet(name):\n    return f'Hola, {name}'"]
+GREET = [  # reads the corpus: each notebook gets its own copy of the data folder
+    "import os\n\ndef greet(name):\n"
+    "    path = os.path.join(os.environ['GPT_COURSE_DATA_DIR'], 'corpus.txt')\n"
+    "    with open(path, encoding='utf-8') as f:\n"
+    "        return f'{f.read().strip()}, {name}'"
+]
 
 STUB = [
     "def double(x):\n    raise NotImplementedError('not implemented yet: replace this line')",
@@ -130,6 +135,8 @@ CHEAT = [
     "from shared.config import quick_mode as triple",  # the reference, renamed
     "from shared.__main__ import CourseArgumentParser\n\n"
     "class Book(CourseArgumentParser):  # the reference's methods, none of its own\n    pass",
+    "corpus = os.path.join(os.environ['GPT_COURSE_DATA_DIR'], 'corpus.txt')\n"
+    "open(corpus, 'w', encoding='utf-8').write('poisoned')",
     "isinstance = lambda *args: True\nprint = lambda *args, **kwargs: None",
 ]
 
@@ -166,14 +173,18 @@ def write_notebook(path: Path, sources: list[str]) -> None:
 def fake_course(tmp_path_factory):
     """The fake checks module, importable here and by every kernel the grader starts."""
     helpers = tmp_path_factory.mktemp("helpers")
+    data = tmp_path_factory.mktemp("data")
+    (data / "corpus.txt").write_text("Hola", encoding="utf-8")
     (helpers / "gradefake_checks.py").write_text(FAKE_CHECKS, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(helpers))
         mp.setenv("PYTHONPATH", os.pathsep.join([str(helpers), os.environ.get("PYTHONPATH", "")]))
+        mp.setenv("GPT_COURSE_DATA_DIR", str(data))
         mp.setattr(grade, "CHECKS_MODULE", "gradefake_checks")
         mp.setattr(selfcheck, "STUCK_GRACE_S", 1)
         import gradefake_checks
 
+        gradefake_checks.DATA_DIR = data
         yield gradefake_checks
     sys.modules.pop("gradefake_checks", None)
 
@@ -265,7 +276,7 @@ def test_corrupted_and_empty_files_are_errors_for_that_lesson_only(graded):
     assert result(rows, "hal", "02_other", "greet") == ("error", "the notebook file is empty")
 
 
-def test_cheating_notebook_fails_what_it_did_not_solve(graded, startup_name):
+def test_cheating_notebook_fails_what_it_did_not_solve(graded, fake_course, startup_name):
     _, rows = graded
     status, message = result(rows, "cat", "01_fake", "double")
     assert status == "fail" and "you added 2 instead of multiplying" in message
@@ -274,6 +285,9 @@ def test_cheating_notebook_fails_what_it_did_not_solve(graded, startup_name):
     assert status == "fail" and reference in message and "config.py" in message
     status, message = result(rows, "cat", "01_fake", "book")
     assert status == "fail" and reference in message and "CourseArgumentParser" in message
+    # it poisoned its own copy of the data, not the course's (others still read "Hola")
+    assert (fake_course.DATA_DIR / "corpus.txt").read_text(encoding="utf-8") == "Hola"
+    assert result(rows, "fay", "02_other", "greet")[0] == "pass"
     # its IPython startup file went to the sandbox's HOME, not the grader's
     startup = Path.home() / ".ipython" / "profile_default" / "startup" / startup_name
     assert not startup.exists()
