@@ -293,6 +293,7 @@ def make_attention_gif(
     layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
     """
     from shared.checkpoint import load_checkpoint
+    from shared.train import default_num_threads
 
     out = _writable_file(out, ".gif")  # fail before the slow part
     if fps <= 0:
@@ -301,7 +302,14 @@ def make_attention_gif(
         _make_folder(png_dir)
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model, tokenizer = ckpt.model, ckpt.tokenizer
-    steps = attention_steps(model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(default_num_threads())  # same policy as training; busy cores: fewer
+    try:
+        steps = attention_steps(
+            model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature
+        )
+    finally:
+        torch.set_num_threads(threads)
     shown_layer = model.config.n_layer - 1 if layer is None else layer
     frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
     save_gif(frames, out, fps=fps)
