@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 import shared.grade as grade
+import shared.sandbox as sandbox
 import shared.selfcheck as selfcheck
 from shared.__main__ import main
 from shared.errors import CourseError
@@ -181,7 +182,7 @@ def fake_course(tmp_path_factory):
         mp.setenv("PYTHONPATH", os.pathsep.join([str(helpers), os.environ.get("PYTHONPATH", "")]))
         mp.setenv("GPT_COURSE_DATA_DIR", str(data))
         mp.setattr(grade, "CHECKS_MODULE", "gradefake_checks")
-        mp.setattr(selfcheck, "STUCK_GRACE_S", 1)
+        mp.setattr(sandbox, "STUCK_GRACE_S", 1)
         import gradefake_checks
 
         gradefake_checks.DATA_DIR = data
