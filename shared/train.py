@@ -228,7 +228,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
             batch_gen.set_state(rng["batch"])
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
-    elif resume and progress:
+    elif resume and out and progress:
         print(f"nothing to resume at {out}; starting a fresh run")
 
     def evaluate_and_save(step: int, elapsed: float) -> None:
@@ -401,7 +401,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/gpt.pt)")
     p.add_argument(
         "--time-budget", type=_budget, default=argparse.SUPPRESS,
-        help="seconds of wall clock, or 'none' to stop only at --max-iters",
+        help="total seconds of wall clock (a resumed run counts its earlier time), or 'none'",
     )  # fmt: skip
     p.add_argument("--max-iters", type=_positive(int))
     p.add_argument("--resume", action="store_true", help="continue from --out")
