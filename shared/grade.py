@@ -19,9 +19,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import CourseError
-from shared.selfcheck import NotebookReport, report_for_all, run_notebooks
+
+if TYPE_CHECKING:  # nbformat/nbclient cost seconds to import: load them only to grade
+    from shared.selfcheck import NotebookReport
 
 CSV_COLUMNS = ["student", "lesson", "exercise", "status", "message"]
 LABELS = {
@@ -144,6 +147,8 @@ def grade_class(
     lessons = graded_lessons(registry)
     tasks = [(path, lesson, registry[lesson]) for (student, lesson), path in found.items()]
     before = package_fingerprint()
+    from shared.selfcheck import report_for_all, run_notebooks
+
     reports = run_notebooks(tasks, jobs=jobs, timeout=timeout, checks_module=checks_module)
     if package_fingerprint() != before:  # a warning, not an error: authors edit while testing
         notes.append(
@@ -259,6 +264,8 @@ def check_paths(
     else:
         raise CourseError(f"{path} does not exist; pass a lesson notebook or a folder of them")
     tasks = [(p, p.stem, registry[p.stem]) for p in notebooks if registry[p.stem]]
+    from shared.selfcheck import run_notebooks
+
     return run_notebooks(tasks, jobs=jobs, timeout=timeout, checks_module=checks_module)
 
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from shared.errors import CourseError
+
+if TYPE_CHECKING:  # nbformat takes seconds to import; the CLI loads this module on every call
+    import nbformat
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -89,6 +91,7 @@ def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbfo
                 cell.source = stub_source(cell.source, where=f"{name} cell {index}")
             cell.outputs = []
             cell.execution_count = None
+        cell.metadata.pop("execution", None)  # run timestamps: would churn the lesson on every run
         if BEGIN in cell.source or END in cell.source:
             raise CourseError(f"{name} cell {index}: solution markers outside a code cell region")
     lesson.metadata.pop("widgets", None)
@@ -97,6 +100,8 @@ def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbfo
 
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     """The exact text we write for a notebook (stable, so the sync test can compare files)."""
+    import nbformat
+
     return nbformat.writes(nb) + "\n"
 
 
@@ -105,6 +110,8 @@ def generate_all(root: Path, check_only: bool = False) -> list[str]:
     solutions = sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))
     if not solutions:
         raise CourseError(f"no solution notebooks found in {root / 'solutions'}")
+    import nbformat
+
     changed = []
     for path in solutions:
         solution = nbformat.read(path, as_version=4)

@@ -61,15 +61,14 @@ def attempt(
     label = what or getattr(fn, "__name__", "your code")
     try:
         return fn(*args, **kwargs)
-    except NotImplementedError:
-        fail(
-            exercise,
-            f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code.",
-        )
     except ExerciseFailed:
         raise
+    except NotImplementedError:
+        message = f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code."
     except Exception as exc:  # the learner's bug: report it, briefly
-        fail(exercise, f"calling {label} raised {type(exc).__name__}: {exc}")
+        message = f"calling {label} raised {type(exc).__name__}: {exc}"
+    # Raised outside the except blocks: the learner sees one hint, not a chained traceback.
+    fail(exercise, message)
 
 
 def require_callable(exercise: str, candidate: Any, kind: str = "a function or class") -> None:
