@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checkhelpers import assert_fails, stub
 from torch.nn import functional as F
 
-from shared.checks import ExerciseFailed, check_sample_with_temperature, check_top_k_filter
+from shared.checks import check_sample_with_temperature, check_top_k_filter
 from shared.generate import sample_with_temperature, top_k_filter
 
 
 # ----------------------------------------------------------------------------- temperature
-def stub_sample(logits, temperature, generator=None):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
-
-
 def other_sample(logits, temperature, generator=None):  # inverse-CDF sampling, no multinomial
     probs = torch.exp(torch.log_softmax(logits / temperature, dim=-1))
     u = torch.rand(logits.size(0), 1, generator=generator)
@@ -56,7 +53,7 @@ def test_temperature_passes_correct_code(capsys):
 @pytest.mark.parametrize(
     "buggy, hint",
     [
-        (stub_sample, "not implemented yet"),
+        (stub, "not implemented yet"),
         (softmax_first, "before the softmax"),
         (double_softmax, "softmax before dividing"),
         (argmax, "argmax"),
@@ -66,15 +63,10 @@ def test_temperature_passes_correct_code(capsys):
     ],
 )
 def test_temperature_names_the_mistake(buggy, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check_sample_with_temperature(buggy)
+    assert_fails(check_sample_with_temperature, buggy, hint)
 
 
 # ----------------------------------------------------------------------------- top-k
-def stub_top_k(logits, k):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
-
-
 def other_top_k(logits, k):  # sort-based, written differently
     k = min(k, logits.shape[-1])
     order = logits.argsort(dim=-1, descending=True)
@@ -132,7 +124,7 @@ def test_top_k_passes_correct_code(capsys):
 @pytest.mark.parametrize(
     "buggy, hint",
     [
-        (stub_top_k, "not implemented yet"),
+        (stub, "not implemented yet"),
         (k_minus_one, "one too few"),
         (k_plus_one, "one too many"),
         (smallest, "smallest"),
@@ -143,5 +135,4 @@ def test_top_k_passes_correct_code(capsys):
     ],
 )
 def test_top_k_names_the_mistake(buggy, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check_top_k_filter(buggy)
+    assert_fails(check_top_k_filter, buggy, hint)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from checkhelpers import assert_fails, assert_passes, stub
 from torch.nn import functional as F
 
 from shared import attention as ref_attention
@@ -13,7 +14,6 @@ from shared import bigram as ref_bigram
 from shared import block as ref_block
 from shared.checks import (
     EXERCISES,
-    ExerciseFailed,
     check_attention_weights,
     check_bigram_forward,
     check_block,
@@ -21,23 +21,6 @@ from shared.checks import (
     check_head,
     check_multihead,
 )
-
-
-def assert_passes(check, target, capsys):
-    check(target)
-    assert capsys.readouterr().out.startswith("PASSED")
-
-
-def assert_fails(check, target, *fragments):
-    with pytest.raises(ExerciseFailed) as info:
-        check(target)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
 def test_exercises_are_registered_for_their_lessons():
@@ -419,6 +402,5 @@ def test_block_check_names_the_mistake(block, fragment):
     ],
 )
 def test_hints_come_without_a_chained_traceback(check, target):
-    with pytest.raises(ExerciseFailed) as info:
-        check(target)
-    assert info.value.__context__ is None  # the learner sees one message, not two tracebacks
+    error = assert_fails(check, target)
+    assert error.__context__ is None  # the learner sees one message, not two tracebacks

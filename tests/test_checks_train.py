@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checkhelpers import assert_fails, stub
 
-from shared.checks import ExerciseFailed, check_estimate_loss, check_train_step
+from shared.checks import check_estimate_loss, check_train_step
 from shared.data import get_batch
 from shared.train import estimate_loss, train_step
 
 
 # ----------------------------------------------------------------------------- train_step
-def stub_step(model, optimizer, xb, yb):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
-
-
 def other_step(model, optimizer, xb, yb):  # correct, written differently
     for p in model.parameters():
         p.grad = None
@@ -78,7 +75,7 @@ def test_train_step_passes_correct_code(capsys):
 @pytest.mark.parametrize(
     "buggy, hint",
     [
-        (stub_step, "not implemented yet"),
+        (stub, "not implemented yet"),
         (no_zero_grad, "forgot optimizer.zero_grad"),
         (no_backward, "loss.backward() was never called"),
         (no_step, "optimizer.step() was never called"),
@@ -89,15 +86,10 @@ def test_train_step_passes_correct_code(capsys):
     ],
 )
 def test_train_step_names_the_mistake(buggy, hint):
-    with pytest.raises(ExerciseFailed, match=hint.replace("(", r"\(").replace(")", r"\)")):
-        check_train_step(buggy)
+    assert_fails(check_train_step, buggy, hint)
 
 
 # ----------------------------------------------------------------------------- estimate_loss
-def stub_estimate(model, train_data, val_data, block_size, batch_size, eval_iters, device="cpu"):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
-
-
 def other_estimate(model, train_data, val_data, block_size, batch_size, eval_iters, device="cpu"):
     model.eval()
     result = {}
@@ -146,7 +138,7 @@ def test_estimate_loss_passes_correct_code(capsys):
 @pytest.mark.parametrize(
     "buggy, hint",
     [
-        (stub_estimate, "not implemented yet"),
+        (stub, "not implemented yet"),
         (_make_estimate(no_grad=False), "torch.no_grad"),
         (_make_estimate(eval_mode=False), "model.eval"),
         (_make_estimate(restore=False), "model.train"),
@@ -156,5 +148,4 @@ def test_estimate_loss_passes_correct_code(capsys):
     ],
 )
 def test_estimate_loss_names_the_mistake(buggy, hint):
-    with pytest.raises(ExerciseFailed, match=hint):
-        check_estimate_loss(buggy)
+    assert_fails(check_estimate_loss, buggy, hint)

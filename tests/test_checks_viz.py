@@ -6,34 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from checkhelpers import assert_fails, assert_passes, stub
 from matplotlib.figure import Figure
 from torch.nn import functional as F
 
 from shared import viz
 from shared.checks import (
     EXERCISES,
-    ExerciseFailed,
     check_attention_steps,
     check_head_weights,
     check_plot_heatmap,
 )
-
-
-def assert_passes(check, target, capsys):
-    check(target)
-    assert capsys.readouterr().out.startswith("PASSED")
-
-
-def assert_fails(check, target, *fragments):
-    with pytest.raises(ExerciseFailed) as info:
-        check(target)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("not implemented yet: replace this line with your code")
 
 
 def test_exercises_are_registered():
@@ -225,10 +208,8 @@ def _steps_crash(model, tokenizer, prompt, max_new_chars, layer, seed=0):
 
 
 def test_attention_steps_reports_a_crash_in_one_line():
-    with pytest.raises(ExerciseFailed) as info:
-        check_attention_steps(_steps_crash)
-    assert "raised KeyError" in str(info.value)
-    assert info.value.__context__ is None  # one traceback for the learner, not a chain
+    error = assert_fails(check_attention_steps, _steps_crash, "raised KeyError")
+    assert error.__context__ is None  # one traceback for the learner, not a chain
 
 
 def test_attention_steps_accepts_correct_versions(capsys):
