@@ -10,7 +10,6 @@ character and reuses the keys/values computed before (same logits, far fewer FLO
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from shared import cli_types
 from shared.errors import CourseError
 
 DEFAULT_START = "\n"  # an empty prompt starts the text as if at a new paragraph
@@ -165,31 +165,16 @@ def _check_sampling(temperature, top_k, top_p, max_new_chars) -> None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def _number(kind, low, high=None, low_inclusive=False):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value < low if low_inclusive else value <= low
-        if too_low or (high is not None and value > high) or value != value:
-            bounds = f"{'>=' if low_inclusive else '>'} {low}" + (
-                f" and <= {high}" if high is not None else ""
-            )
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
-        return value
-
-    return parse
-
-
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample text from a trained checkpoint")
     p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
     p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
-    p.add_argument("--max-new-chars", type=_number(int, 0, low_inclusive=True), default=500)
-    p.add_argument("--temperature", type=_number(float, 0), default=0.8)
-    p.add_argument("--top-k", type=_number(int, 1, low_inclusive=True))
-    p.add_argument("--top-p", type=_number(float, 0, 1.0))
+    p.add_argument(
+        "--max-new-chars", type=cli_types.number(int, 0, low_inclusive=True), default=500
+    )
+    p.add_argument("--temperature", type=cli_types.number(float, 0), default=0.8)
+    p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True))
+    p.add_argument("--top-p", type=cli_types.number(float, 0, 1.0))
     p.add_argument("--seed", type=int, help="same seed, same text")
     p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")

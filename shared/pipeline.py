@@ -6,10 +6,10 @@ data (download + clean Don Quijote) -> train (the default CPU recipe, a few minu
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from shared import cli_types
 from shared.config import default_checkpoint_path, default_outputs_dir
 from shared.errors import CourseError
 
@@ -85,36 +85,18 @@ def make_gif(checkpoint: Path, outputs_dir: Path, prompt: str) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def _budget(text: str) -> float | None:
-    if text.strip().lower() in {"none", "off"}:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser("run", help="data -> train -> sample (+ attention GIF) in outputs/")
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
     p.add_argument("--outputs-dir", type=Path, help="default: outputs/")
-    p.add_argument("--time-budget", type=_budget, default=-1.0, help="training seconds")
+    p.add_argument(
+        "--time-budget", type=cli_types.time_budget, default=-1.0, help="training seconds"
+    )
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--max-new-chars", type=_positive_int, default=1000)
+    p.add_argument(
+        "--max-new-chars", type=cli_types.number(int, 1, low_inclusive=True), default=1000
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--no-gif", action="store_true")
