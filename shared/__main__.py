@@ -17,7 +17,7 @@ from shared.errors import CourseError
 # In pipeline order; `python -m shared --help` lists the commands in this order.
 COMMAND_MODULES = [
     "shared.data",  # data
-    "shared.train",  # train
+    "shared.train_cli",  # train
     "shared.generate",  # generate
     "shared.viz",  # viz
     "shared.pipeline",  # run

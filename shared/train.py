@@ -7,11 +7,11 @@ The loop stops at ``max_iters`` or when the wall-clock ``time_budget`` runs out,
 comes first. With a time budget the learning rate decays over *time* as well as steps, so a
 slow laptop still finishes its budget with a small, annealed learning rate. For bit-for-bit
 reproducible runs use ``time_budget=None`` (``--time-budget none``): then only steps count.
+The ``train`` command's flags are parsed in ``shared/train_cli.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -363,80 +363,3 @@ def plot_history(history: dict, ax=None):
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
-
-
-# ----------------------------------------------------------------------------- CLI
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _budget(text: str) -> float | None:
-    if text.strip().lower() in {"none", "off"}:
-        return None
-    return _positive(float)(text)
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train the GPT (default: the measured CPU recipe)")
-    p.add_argument("--data-dir", type=Path, help="folder with pg2000.txt (downloaded if missing)")
-    p.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/gpt.pt)")
-    p.add_argument(
-        "--time-budget", type=_budget, default=argparse.SUPPRESS,
-        help="total seconds of wall clock (a resumed run counts its earlier time), or 'none'",
-    )  # fmt: skip
-    p.add_argument("--max-iters", type=_positive(int))
-    p.add_argument("--resume", action="store_true", help="continue from --out")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    for flag, kind in (("batch-size", int), ("block-size", int), ("n-layer", int),
-                       ("n-head", int), ("n-embd", int), ("learning-rate", float),
-                       ("warmup-iters", int), ("eval-interval", int), ("eval-iters", int),
-                       ("num-threads", int)):  # fmt: skip
-        p.add_argument(f"--{flag}", type=_positive(kind))
-    for flag in ("dropout", "min-lr", "weight-decay", "grad-clip"):
-        p.add_argument(f"--{flag}", type=_non_negative_float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli_train)
-
-
-def _cli_train(args) -> int:
-    from shared.data import load_corpus
-
-    names = {f.name for f in fields(TrainConfig)}
-    # time_budget is only present when given (SUPPRESS), and may then be None ("none")
-    overrides = {
-        k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
-    }
-    if args.dropout is not None and args.dropout >= 1:
-        raise CourseError(f"--dropout must be below 1, got {args.dropout}")
-    config = default_train_config(**overrides)
-    _check_config(config)  # before the corpus loads
-    out = args.out or default_checkpoint_path()
-    corpus = load_corpus(args.data_dir)
-    result = train(corpus, config, out=out, resume=args.resume, progress=not args.quiet)
-    losses = result.final_losses
-    summary = f", val loss {losses['val']:.3f}" if losses else ""
-    print(f"saved {out} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
-    if result.stopped == "interrupted":
-        return 130
-    print(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
-    return 0
