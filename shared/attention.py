@@ -147,6 +147,8 @@ class CausalSelfAttention(nn.Module):
             dropout_p = self.dropout_p if self.training else 0.0
             if t_past == 0:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            elif T == 1:  # one new position may look at every cached one: no mask to build
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
             else:  # is_causal aligns the mask top-left; with a cache we need it bottom-right
                 mask = causal_mask(T, k.size(2), device=x.device)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)

@@ -13,7 +13,6 @@ The ``train`` command's flags are parsed in ``shared/train_cli.py``.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -76,12 +75,13 @@ class TrainConfig:
 
 
 def default_num_threads() -> int:
-    """PyTorch's own choice (one per physical core), but leave one core free on small machines.
+    """PyTorch's own choice: one thread per physical core.
 
-    Measured on a 2-core machine with other work running: 2 threads trained 3-10x *slower* than
-    1 (each step waits for the busiest core); see benchmarks/RESULTS.md.
+    Measured on an idle 2-core machine: 2 threads train ~1.6-1.9x faster than 1 (13-14k vs
+    7-9k tokens/s). On a machine busy with other work, fewer threads can be faster: pass
+    ``num_threads`` (``--num-threads``) then. See benchmarks/RESULTS.md.
     """
-    return max(1, min(_TORCH_DEFAULT_THREADS, (os.cpu_count() or 1) - 1))
+    return max(1, _TORCH_DEFAULT_THREADS)
 
 
 def default_train_config(**overrides) -> TrainConfig:
