@@ -258,9 +258,15 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     model.train()
     start = time.perf_counter() - elapsed_before
     stopped = "max_iters"
+    # Under a time budget the bar counts seconds, so its ETA is the real one (max_iters rarely binds).
+    by_time = bool(config.time_budget)
     bar = tqdm(
-        total=config.max_iters, initial=step, desc="training", disable=not progress,
+        total=config.time_budget if by_time else config.max_iters,
+        initial=min(elapsed_before, config.time_budget) if by_time else step,
+        unit="s" if by_time else "it", desc="training", disable=not progress,
         dynamic_ncols=True, leave=True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
+        if by_time else None,
     )  # fmt: skip
     try:
         while step < config.max_iters:
@@ -280,9 +286,12 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
             step += 1
             history["iter_loss"].append(loss)
             history["lr"].append(lr)
-            bar.update(1)
+            if by_time:
+                bar.update(min(time.perf_counter() - start, config.time_budget) - bar.n)
+            else:
+                bar.update(1)
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)
+                bar.set_postfix(step=step, loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
