@@ -63,22 +63,15 @@ def run(
 
     written = {"checkpoint": checkpoint, "sample": sample_path}
     if gif:
-        gif_path = make_gif(checkpoint, outputs_dir, prompt)
-        if gif_path is not None:
-            written["gif"] = gif_path
+        written["gif"] = make_gif(checkpoint, outputs_dir, prompt)
     return written
 
 
-# ----------------------------------------------------------------------------- GIF HOOK
-# Step 4/4 belongs to shared.viz (lesson 08). Wire it here: one call that turns the trained
-# checkpoint into outputs/attention.gif. Until shared.viz provides make_attention_gif, the step
-# is skipped with a note, so `run` still finishes.
-def make_gif(checkpoint: Path, outputs_dir: Path, prompt: str) -> Path | None:
-    try:
-        from shared.viz import make_attention_gif
-    except ImportError:
-        print("4/4 gif: skipped (shared.viz.make_attention_gif is not available yet)")
-        return None
+# ----------------------------------------------------------------------------- GIF
+def make_gif(checkpoint: Path, outputs_dir: Path, prompt: str) -> Path:
+    """Step 4/4 (lesson 08): the trained checkpoint -> outputs/attention.gif."""
+    from shared.viz import make_attention_gif
+
     out = outputs_dir / "attention.gif"
     print(f"4/4 gif: attention while generating -> {out}")
     return make_attention_gif(checkpoint, out, prompt=prompt)
