@@ -5,8 +5,11 @@
 - ``Head`` and ``MultiHeadAttention``: one head, then several heads side by side plus an output
   projection, as built in the lessons (one small Linear per head: easy to read, slow).
 - ``CausalSelfAttention``: the same maths as ``MultiHeadAttention`` with one fused QKV projection
-  and PyTorch's ``F.scaled_dot_product_attention`` (fast path; what ``GPT`` uses). Ask it for
-  ``return_weights=True`` and it switches to ``attention_weights`` so you can look inside.
+  and PyTorch's ``F.scaled_dot_product_attention`` (fast path; what ``GPT`` uses).
+
+Every module's ``forward(x)`` returns one tensor, the output. To look inside, call its
+``weights(x)``: the attention weights, computed by ``attention_weights``. The KV-cache variant
+used for fast sampling lives in ``shared.kv_cache``.
 
 Shapes: B batch, T time (sequence length), C channels (n_embd), nh heads, hs head size = C // nh.
 """
@@ -61,15 +64,15 @@ class Head(nn.Module):
         self.register_buffer("tril", tril, persistent=False)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False):
-        """x (B, T, C) -> out (B, T, head_size) [, wei (B, T, T)]."""
-        B, T, C = x.shape
-        k = self.key(x)  # (B, T, hs)
-        q = self.query(x)  # (B, T, hs)
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> wei (B, T, T): how much each position attends to each earlier one."""
+        T = x.size(1)
+        return attention_weights(self.query(x), self.key(x), self.tril[:T, :T])  # (B, T, T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> out (B, T, head_size): a weighted average of the values."""
         v = self.value(x)  # (B, T, hs)
-        wei = attention_weights(q, k, self.tril[:T, :T])  # (B, T, T)
-        out = self.dropout(wei) @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
-        return (out, wei) if return_weights else out
+        return self.dropout(self.weights(x)) @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
 
 class MultiHeadAttention(nn.Module):
@@ -86,14 +89,14 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(n_embd, n_embd)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False):
-        """x (B, T, C) -> out (B, T, C) [, wei (B, n_head, T, T)]."""
-        results = [head(x, return_weights=True) for head in self.heads]
-        out = torch.cat([o for o, _ in results], dim=-1)  # n_head x (B, T, hs) -> (B, T, C)
-        out = self.dropout(self.proj(out))  # (B, T, C)
-        if return_weights:
-            return out, torch.stack([w for _, w in results], dim=1)  # (B, n_head, T, T)
-        return out
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> wei (B, n_head, T, T)."""
+        return torch.stack([head.weights(x) for head in self.heads], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> out (B, T, C)."""
+        out = torch.cat([head(x) for head in self.heads], dim=-1)  # n_head x (B, T, hs) -> (B, T, C)
+        return self.dropout(self.proj(out))  # (B, T, C)
 
 
 class CausalSelfAttention(nn.Module):
@@ -113,51 +116,31 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(dropout)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        return_weights: bool = False,
-        kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        use_cache: bool = False,
-    ):
-        """x (B, T, C) -> out (B, T, C).
-
-        ``kv_cache``: (k, v) of earlier positions, each (B, nh, T_past, hs); x holds the T new
-        positions that follow them. With ``use_cache=True`` also returns the updated (k, v).
-        Returns ``out``, then the new (k, v) if use_cache, then wei (B, nh, T, T_past + T) if
-        return_weights.
-        """
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, nh, T, hs): each head gets its own slice of the channels."""
         B, T, C = x.shape
-        hs = C // self.n_head
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+
+    @staticmethod
+    def merge_heads(y: torch.Tensor) -> torch.Tensor:
+        """(B, nh, T, hs) -> (B, T, C): the heads' outputs side by side again."""
+        B, nh, T, hs = y.shape
+        return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, T, C) -> q, k, v, each (B, nh, T, hs), from one fused projection."""
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
-        # Split channels into heads: (B, T, C) -> (B, T, nh, hs) -> (B, nh, T, hs)
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
-        if kv_cache is not None:  # prepend the cached past keys/values
-            k = torch.cat([kv_cache[0], k], dim=2)  # (B, nh, T_past + T, hs)
-            v = torch.cat([kv_cache[1], v], dim=2)
-        t_past = k.size(2) - T
+        return self.split_heads(q), self.split_heads(k), self.split_heads(v)
 
-        wei = None
-        if return_weights:  # teaching path: the same formula as Head, weights kept
-            wei = attention_weights(q, k)  # (B, nh, T, T_past + T)
-            y = self.attn_dropout(wei) @ v  # (B, nh, T, hs)
-        else:
-            dropout_p = self.dropout_p if self.training else 0.0
-            if t_past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            elif T == 1:  # one new position may look at every cached one: no mask to build
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-            else:  # is_causal aligns the mask top-left; with a cache we need it bottom-right
-                mask = causal_mask(T, k.size(2), device=x.device)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-join heads: (B, T, C)
-        out = self.resid_dropout(self.c_proj(y))
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> wei (B, nh, T, T), by the teaching formula (``attention_weights``)."""
+        q, k, _ = self.qkv(x)
+        return attention_weights(q, k)
 
-        extra = []
-        if use_cache:
-            extra.append((k, v))
-        if return_weights:
-            extra.append(wei)
-        return (out, *extra) if extra else out
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> out (B, T, C)."""
+        q, k, v = self.qkv(x)  # each (B, nh, T, hs)
+        dropout_p = self.dropout_p if self.training else 0.0
+        # The same maths as attention_weights(q, k) @ v, in one fused (and faster) kernel.
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        return self.resid_dropout(self.c_proj(self.merge_heads(y)))  # (B, T, C)

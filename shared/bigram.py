@@ -33,18 +33,3 @@ class BigramLanguageModel(nn.Module):
         # cross_entropy wants (N, V) raw logits and (N,) class ids: flatten batch and time.
         loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))
         return logits, loss
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to idx (B, T); returns (B, T + max_new_tokens)."""
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx)  # (B, T, V)
-            probs = F.softmax(logits[:, -1, :], dim=-1)  # only the last position matters: (B, V)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
-        return idx

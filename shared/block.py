@@ -47,18 +47,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd)
         self.ffwd = FeedForward(n_embd, dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        return_weights: bool = False,
-        kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        use_cache: bool = False,
-    ):
-        """x (B, T, C) -> (B, T, C); extra outputs as in ``CausalSelfAttention.forward``."""
-        result = self.sa(
-            self.ln1(x), return_weights=return_weights, kv_cache=kv_cache, use_cache=use_cache
-        )
-        sa_out, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
-        x = x + sa_out  # (B, T, C)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C)."""
+        x = x + self.sa(self.ln1(x))  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
-        return (x, *extra) if extra else x
+        return x

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from shared import cli_types
 from shared.errors import CourseError
+from shared.kv_cache import cache_length, forward_with_cache, supports_cache
 
 DEFAULT_START = "\n"  # an empty prompt starts the text as if at a new paragraph
 
@@ -86,7 +87,10 @@ def generate_ids(
     use_cache: bool = True,
     on_token: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """idx (B, T) -> (B, T + max_new_tokens). The model sees at most its last block_size ids."""
+    """idx (B, T) -> (B, T + max_new_tokens): the one sampling loop (CLI, lessons, GIF).
+
+    ``model(idx)`` must return ``(logits, loss)``; it sees at most its last block_size ids. The
+    KV cache is used when asked for and the model supports it (``shared.kv_cache``)."""
     # inference_mode: like no_grad, minus autograd's bookkeeping (~10% faster per cached step)
     with torch.inference_mode():
         idx = _sample_loop(
@@ -98,25 +102,33 @@ def generate_ids(
 def _sample_loop(
     model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token
 ) -> torch.Tensor:
-    block_size = model.config.block_size
+    block_size = context_size(model)
+    use_cache = use_cache and supports_cache(model)
     cache = None
     logits = None
     for _ in range(max_new_tokens):
         if not use_cache:
-            logits, _ = model(idx[:, -block_size:])  # re-run the whole context every step
-        elif cache is None or cache[0][0].size(2) >= block_size:
+            context = idx if block_size is None else idx[:, -block_size:]
+            logits, _ = model(context)  # re-run the whole context every step
+        elif cache is None or cache_length(cache) >= block_size:
             # (Re)fill the cache. When it is full we cannot append (positions stop at
             # block_size-1), so we restart from the last half block: one long step now,
-            # then block_size/2 cheap steps again.
+            # then block_size/2 cheap steps again. From here on the text differs from the
+            # plain loop, which slides its window by one every step.
             window = block_size if cache is None else max(1, block_size // 2)
-            logits, cache = model.forward_with_cache(idx[:, -window:])
+            logits, cache = forward_with_cache(model, idx[:, -window:])
         else:
-            logits, cache = model.forward_with_cache(idx[:, -1:], cache)  # only the new id
+            logits, cache = forward_with_cache(model, idx[:, -1:], cache)  # only the new id
         next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
         idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
         if on_token is not None:
             on_token(int(next_id[0, 0]))
     return idx
+
+
+def context_size(model) -> int | None:
+    """The longest context ``model`` accepts (its config's block_size); None for no limit."""
+    return getattr(getattr(model, "config", None), "block_size", None)
 
 
 def generate(

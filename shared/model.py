@@ -18,8 +18,6 @@ from torch.nn import functional as F
 
 from shared.block import Block
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (k, v), each (B, nh, T_past, hs)
-
 
 @dataclass
 class GPTConfig:
@@ -61,7 +59,10 @@ class GPTConfig:
 class GPT(nn.Module):
     """Decoder-only transformer language model over characters."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, block: type[nn.Module] = Block):
+        """``block``: the class of each transformer block, called as
+        ``block(n_embd, n_head, block_size, dropout)`` (lesson 05's signature), so a GPT can be
+        built from your own Block."""
         super().__init__()
         self.config = config
         C = config.n_embd
@@ -69,7 +70,7 @@ class GPT(nn.Module):
         self.position_embedding = nn.Embedding(config.block_size, C)  # where it sits
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            Block(C, config.n_head, config.block_size, config.dropout)
+            block(C, config.n_head, config.block_size, config.dropout)
             for _ in range(config.n_layer)
         )
         self.ln_f = nn.LayerNorm(C)
@@ -93,17 +94,19 @@ class GPT(nn.Module):
                 f"{self.config.block_size} tokens"
             )
 
-    def _embed(self, idx: torch.Tensor, t_past: int = 0) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """idx (B, T) -> x (B, T, C): what each character is + where it sits (positions start at
+        ``start``, which the KV cache in ``shared.kv_cache`` uses to continue a sequence)."""
         B, T = idx.shape
-        self._check_length(t_past + T)
-        pos = torch.arange(t_past, t_past + T, device=idx.device)  # (T,)
+        self._check_length(start + T)
+        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         return self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) -> logits (B, T, vocab_size), and mean cross-entropy if targets (B, T)."""
-        x = self._embed(idx)  # (B, T, C)
+        x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
             x = block(x)  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
@@ -111,22 +114,6 @@ class GPT(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
         return logits, loss
-
-    def forward_with_cache(
-        self, idx: torch.Tensor, cache: KVCache | None = None
-    ) -> tuple[torch.Tensor, KVCache]:
-        """Run only the new tokens idx (B, T_new), reusing the keys/values of earlier positions.
-
-        Returns logits (B, T_new, V) equal to the last T_new positions of ``forward`` on the whole
-        sequence, and the cache extended by T_new positions (pass it to the next call).
-        """
-        t_past = 0 if not cache else cache[0][0].size(2)
-        x = self._embed(idx, t_past)  # positions continue where the cache ends
-        new_cache: KVCache = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block(x, kv_cache=cache[i] if cache else None, use_cache=True)
-            new_cache.append(kv)
-        return self.lm_head(self.ln_f(x)), new_cache
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor) -> torch.Tensor:
@@ -137,30 +124,14 @@ class GPT(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            x = self._embed(idx)
+            x = self.embed(idx)
             weights = []
             for block in self.blocks:
-                x, wei = block(x, return_weights=True)
-                weights.append(wei)  # (B, nh, T, T)
+                weights.append(block.sa.weights(block.ln1(x)))  # what block's attention sees
+                x = block(x)
             return torch.stack(weights)  # (n_layer, B, nh, T, T)
         finally:
             self.train(was_training)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Plain sampling without a cache (shared.generate has the full-featured version)."""
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size :]  # never feed more than block_size
-            logits, _ = self(context)
-            probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
-            idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator)], dim=1)
-        return idx
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Number of parameters; ``non_embedding=True`` leaves out the two embedding tables."""

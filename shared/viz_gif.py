@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from shared.errors import CourseError
 
@@ -55,11 +54,13 @@ def attention_steps(
     seed: int = 0,
     temperature: float = 1.0,
 ) -> list[AttentionStep]:
-    """Generate ``max_new_chars`` characters after ``prompt``, recording one step per character.
+    """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
+    then record, for each new character, what its prediction attended to.
 
     ``layer`` defaults to the last layer; ``head=None`` averages the layer's heads (see the module
     docstring for why). Sampling uses its own generator seeded with ``seed`` (reproducible).
     """
+    from shared.generate import generate_ids
     from shared.viz import check_layer_head, encode_text
 
     cfg = model.config
@@ -69,23 +70,22 @@ def attention_steps(
         raise CourseError(f"max_new_chars must be at least 1, got {max_new_chars}")
     if temperature <= 0:
         raise CourseError(f"temperature must be > 0, got {temperature}")
-    text = prompt[-cfg.block_size :]
-    encode_text(model, tokenizer, text)  # empty prompt / unknown characters -> CourseError
-    generator = torch.Generator().manual_seed(seed)
+    prompt_idx = encode_text(model, tokenizer, prompt[-cfg.block_size :])  # (1, T0); checks it
+    generator = torch.Generator(device=prompt_idx.device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    steps = []
     try:
-        for _ in range(max_new_chars):
-            context = text[-cfg.block_size :]  # the model never sees more than block_size
-            idx = encode_text(model, tokenizer, context)  # (1, T)
-            logits, _ = model(idx)  # (1, T, V)
-            probs = F.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)  # (V,)
-            new_char = tokenizer.decode([int(torch.multinomial(probs, 1, generator=generator))])
-            attn = model.attention_weights(idx)[layer, 0]  # (n_head, T, T)
+        ids = generate_ids(
+            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
+        )[0]
+        steps = []
+        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
+            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
+            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
             row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
-            steps.append(AttentionStep(context, new_char, row.mean(0).float().cpu()))
-            text = context + new_char
+            text = tokenizer.decode(context.tolist())
+            new_char = tokenizer.decode([int(ids[t])])
+            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
     finally:
         model.train(was_training)
     return steps

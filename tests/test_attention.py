@@ -80,35 +80,32 @@ def test_attention_weights_accepts_a_precomputed_bool_or_0_1_mask():
     ],
     ids=["Head", "MultiHeadAttention", "CausalSelfAttention"],
 )
-@pytest.mark.parametrize("return_weights", [False, True])
-def test_outputs_up_to_t_ignore_everything_after_t(make, return_weights):
+def test_outputs_up_to_t_ignore_everything_after_t(make):
     module = make()
     x = torch.randn(B, T, C)
     for t in range(T - 1):
         changed = x.clone()
         changed[:, t + 1 :] = torch.randn(B, T - t - 1, C) * 10
-        out = module(x, return_weights=return_weights)
-        out_changed = module(changed, return_weights=return_weights)
-        if return_weights:
-            out, out_changed = out[0], out_changed[0]
+        out, out_changed = module(x), module(changed)
         torch.testing.assert_close(out[:, : t + 1], out_changed[:, : t + 1])
         assert not torch.allclose(out[:, t + 1 :], out_changed[:, t + 1 :])
+        wei, wei_changed = module.weights(x), module.weights(changed)
+        torch.testing.assert_close(wei[..., : t + 1, :], wei_changed[..., : t + 1, :])
 
 
 def test_head_output_is_weights_times_values():
     head = Head(C, HS, block_size=T)
     x = torch.randn(B, T, C)
-    out, wei = head(x, return_weights=True)
+    out, wei = head(x), head.weights(x)
     assert out.shape == (B, T, HS) and wei.shape == (B, T, T)
     torch.testing.assert_close(wei, attention_weights(head.query(x), head.key(x)))
     torch.testing.assert_close(out, wei @ head.value(x))
-    torch.testing.assert_close(head(x), out)
 
 
 def test_multihead_concatenates_heads_then_projects():
     mha = MultiHeadAttention(C, NH, block_size=T)
     x = torch.randn(B, T, C)
-    out, wei = mha(x, return_weights=True)
+    out, wei = mha(x), mha.weights(x)
     assert out.shape == (B, T, C) and wei.shape == (B, NH, T, T)
     expected = mha.proj(torch.cat([h(x) for h in mha.heads], dim=-1))
     torch.testing.assert_close(out, expected)
@@ -118,11 +115,8 @@ def test_fused_path_equals_explicit_multihead_with_mapped_weights():
     mha = MultiHeadAttention(C, NH, block_size=T)
     fused = fused_from_multihead(mha)
     x = torch.randn(B, T, C)
-    out_mha, wei_mha = mha(x, return_weights=True)
-    torch.testing.assert_close(fused(x), out_mha)  # fast path (scaled_dot_product_attention)
-    out_teach, wei = fused(x, return_weights=True)  # teaching path
-    torch.testing.assert_close(out_teach, out_mha)
-    torch.testing.assert_close(wei, wei_mha)
+    torch.testing.assert_close(fused(x), mha(x))  # fast path (scaled_dot_product_attention)
+    torch.testing.assert_close(fused.weights(x), mha.weights(x))  # teaching path
 
 
 def test_explicit_path_equals_scaled_dot_product_attention():
@@ -143,21 +137,18 @@ def test_multihead_equals_torch_multiheadattention_with_mapped_weights():
     x = torch.randn(B, T, C)
     not_allowed = ~causal_mask(T, T)  # nn.MultiheadAttention: True = may NOT attend
     expected, avg_weights = torch_mha(x, x, x, attn_mask=not_allowed, need_weights=True)
-    out, wei = mha(x, return_weights=True)
+    out, wei = mha(x), mha.weights(x)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(wei.mean(dim=1), avg_weights)  # it averages over heads
 
 
-def test_fused_kv_cache_gives_the_same_output_as_the_full_sequence():
+def test_split_and_merge_heads_are_inverses():
     attn = CausalSelfAttention(C, NH, block_size=T)
     x = torch.randn(B, T, C)
-    full = attn(x)
-    out1, cache = attn(x[:, :3], use_cache=True)
-    out2, cache = attn(x[:, 3:5], kv_cache=cache, use_cache=True)  # several new tokens at once
-    out3, cache, wei = attn(x[:, 5:], kv_cache=cache, use_cache=True, return_weights=True)
-    torch.testing.assert_close(torch.cat([out1, out2, out3], dim=1), full)
-    assert cache[0].shape == (B, NH, T, HS) and cache[1].shape == (B, NH, T, HS)
-    assert wei.shape == (B, NH, T - 5, T)
+    heads = attn.split_heads(x)
+    assert heads.shape == (B, NH, T, HS)
+    torch.testing.assert_close(heads[:, 1], x[..., HS : 2 * HS])  # head 1 owns channels HS..2HS
+    torch.testing.assert_close(attn.merge_heads(heads), x)
 
 
 def test_dropout_only_in_training_mode():

@@ -8,6 +8,7 @@ from _tiny import tiny_corpus
 
 from shared.errors import CourseError
 from shared.generate import generate, generate_ids, sample_next, top_k_filter, top_p_filter
+from shared.kv_cache import forward_with_cache
 from shared.model import GPT, GPTConfig
 
 
@@ -59,10 +60,10 @@ def test_kv_cache_gives_the_same_logits_as_the_full_forward(model_and_tokenizer)
     idx = torch.randint(
         model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0)
     )
-    logits, cache = model.forward_with_cache(idx[:, :5])
+    logits, cache = forward_with_cache(model, idx[:, :5])
     steps = [logits[:, -1]]
     for t in range(5, 16):
-        logits, cache = model.forward_with_cache(idx[:, t : t + 1], cache)
+        logits, cache = forward_with_cache(model, idx[:, t : t + 1], cache)
         steps.append(logits[:, -1])
     full, _ = model(idx)
     assert torch.allclose(torch.stack(steps, 1), full[:, 4:], atol=1e-5)

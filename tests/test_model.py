@@ -7,6 +7,8 @@ import torch
 
 from shared.bigram import BigramLanguageModel
 from shared.block import Block, FeedForward
+from shared.generate import generate_ids
+from shared.kv_cache import forward_with_cache
 from shared.model import GPT, GPTConfig
 
 V = 92  # the Quijote vocabulary size
@@ -169,22 +171,47 @@ def test_kv_cache_matches_the_full_forward():
     model = tiny_gpt(n_layer=3).eval()
     idx = torch.randint(0, V, (2, 16))
     full, _ = model(idx)
-    logits, cache = model.forward_with_cache(idx[:, :6])  # the prompt in one go
+    logits, cache = forward_with_cache(model, idx[:, :6])  # the prompt in one go
     pieces = [logits]
     for t in range(6, 16):  # then one token at a time
-        logits, cache = model.forward_with_cache(idx[:, t : t + 1], cache)
+        logits, cache = forward_with_cache(model, idx[:, t : t + 1], cache)
         pieces.append(logits)
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
     assert len(cache) == 3 and cache[0][0].shape == (2, 2, 16, 16)
     with pytest.raises(ValueError, match="block_size=16"):
-        model.forward_with_cache(idx[:, :1], cache)
+        forward_with_cache(model, idx[:, :1], cache)
+
+
+def test_kv_cache_with_several_new_tokens_at_once():
+    model = tiny_gpt().eval()
+    idx = torch.randint(0, V, (2, 12))
+    full, _ = model(idx)
+    first, cache = forward_with_cache(model, idx[:, :5])
+    rest, cache = forward_with_cache(model, idx[:, 5:], cache)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_gpt_builds_every_block_from_the_given_class():
+    class CountingBlock(Block):
+        made = 0
+
+        def __init__(self, n_embd, n_head, block_size, dropout):
+            super().__init__(n_embd, n_head, block_size, dropout)
+            CountingBlock.made += 1
+
+    model = GPT(
+        GPTConfig(vocab_size=V, block_size=16, n_layer=3, n_head=2, n_embd=32), CountingBlock
+    )
+    assert CountingBlock.made == 3 and all(isinstance(b, CountingBlock) for b in model.blocks)
 
 
 def test_generate_appends_tokens_and_crops_context():
     model = tiny_gpt().eval()
     g = torch.Generator().manual_seed(0)
-    out = model.generate(torch.zeros(2, 1, dtype=torch.long), 20, generator=g)  # > block_size
-    assert out.shape == (2, 21) and out.max() < V
+    start = torch.zeros(2, 1, dtype=torch.long)
+    for use_cache in (False, True):
+        out = generate_ids(model, start, 40, generator=g, use_cache=use_cache)  # > block_size
+        assert out.shape == (2, 41) and out.max() < V
 
 
 # --- bigram ---------------------------------------------------------------------------------
@@ -213,5 +240,5 @@ def test_bigram_learns_a_deterministic_sequence():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05
-    out = model.generate(torch.tensor([[0]]), 9, generator=torch.Generator().manual_seed(0))
+    out = generate_ids(model, torch.tensor([[0]]), 9, generator=torch.Generator().manual_seed(0))
     assert out.tolist() == data.tolist()

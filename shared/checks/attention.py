@@ -159,14 +159,6 @@ def check_attention_weights(attention_weights) -> None:
     fail(name, "the weights differ from softmax(q @ k^T / sqrt(d_k)) with a causal mask.")
 
 
-def _split(exercise, result, what, n):
-    """The learner's forward with return_weights=True must return a pair."""
-    __tracebackhide__ = True
-    if not (isinstance(result, tuple) and len(result) == n):
-        fail(exercise, f"{what} should return a tuple (out, wei); got {type(result).__name__}.")
-    return result
-
-
 def _check_uses_dropout(exercise, module, x, where) -> None:
     __tracebackhide__ = True
     module.train()
@@ -211,12 +203,9 @@ def check_head(Head) -> None:
                     fail(name, f"multiplied the weights by {label}: use v = self.value(x).")
             _diagnose_weights(name, out, q, k, n_embd=n_embd, value=v, what="the output")
             fail(name, "head(x) differs from softmax(q k^T / sqrt(head_size), causal) @ v.")
-        result = call(name, head, x, return_weights=True, what="head(x, return_weights=True)")
-        out2, wei = _split(name, result, "head(x, return_weights=True)", 2)
-        if not close(out2, expected):
-            fail(name, "head(x, return_weights=True) should return the same output as head(x).")
+        wei = call(name, head.weights, x, what="head.weights(x)")
         if not close(wei, expected_wei):
-            fail(name, "with return_weights=True, also return the attention weights (B, T, T).")
+            fail(name, "head.weights(x) should return the attention weights (B, T, T).")
     dropout_head = construct(name, Head, n_embd, head_size, block_size, dropout=0.5)
     with torch.no_grad():
         _check_uses_dropout(name, dropout_head, x, "to the weights, before multiplying by v")
@@ -253,11 +242,8 @@ def check_multihead(MultiHeadAttention) -> None:
             _fail_shape(name, out, expected, outs)
         if not close(out, expected):
             _diagnose_combination(name, mha, out, outs, cat)
-        result = call(name, mha, x, return_weights=True, what="mha(x, return_weights=True)")
-        out2, wei = _split(name, result, "mha(x, return_weights=True)", 2)
+        wei = call(name, mha.weights, x, what="mha.weights(x)")
         expected_wei = torch.stack(weights, dim=1)  # (B, nh, T, T)
-        if not close(out2, expected):
-            fail(name, "mha(x, return_weights=True) should return the same output as mha(x).")
         if not close(wei, expected_wei):
             hint = ""
             if isinstance(wei, torch.Tensor) and close(wei, torch.stack(weights, dim=0)):

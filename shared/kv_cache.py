@@ -1,0 +1,69 @@
+"""The KV cache (lesson 07): sampling that runs only the new character through the model.
+
+Without a cache, every sampling step re-runs the whole context. But the keys and values of the
+earlier positions do not change when a character is appended (attention is causal), so we can
+keep them per layer and compute q, k, v for the new position alone. This module is that
+variant, kept apart from the teaching classes: it reuses a ``GPT``'s weights, step by step.
+
+    logits, cache = forward_with_cache(model, idx)             # the prompt in one go
+    logits, cache = forward_with_cache(model, next_id, cache)  # then one id per step
+
+The logits equal those of ``model(whole_sequence)`` at the same positions, as long as the
+sequence fits in ``block_size``: the learned position table ends there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from shared.attention import CausalSelfAttention, causal_mask
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (k, v), each (B, nh, T_past, hs)
+
+
+def supports_cache(model) -> bool:
+    """True when every block attends with the fused ``CausalSelfAttention`` (the GPT default)."""
+    blocks = getattr(model, "blocks", None)
+    return blocks is not None and all(
+        isinstance(getattr(block, "sa", None), CausalSelfAttention) for block in blocks
+    )
+
+
+def cache_length(cache: KVCache | None) -> int:
+    """How many positions the cache holds (0 for no cache)."""
+    return 0 if not cache else cache[0][0].size(2)
+
+
+def attention_with_cache(attn: CausalSelfAttention, x, past):
+    """x (B, T, C) holds the T positions after the cached ``past`` (k, v) -> out (B, T, C), (k, v)."""
+    q, k, v = attn.qkv(x)  # each (B, nh, T, hs)
+    if past is not None:  # prepend the cached keys/values of earlier positions
+        k = torch.cat([past[0], k], dim=2)  # (B, nh, T_past + T, hs)
+        v = torch.cat([past[1], v], dim=2)
+    T, T_all = q.size(2), k.size(2)
+    if T == T_all:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    elif T == 1:  # one new position may look at every cached one: no mask needed
+        y = F.scaled_dot_product_attention(q, k, v)
+    else:  # is_causal aligns the mask top-left; with a cache we need it bottom-right
+        mask = causal_mask(T, T_all, device=x.device)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return attn.c_proj(attn.merge_heads(y)), (k, v)
+
+
+def forward_with_cache(model, idx: torch.Tensor, cache: KVCache | None = None):
+    """Run only the new ids idx (B, T_new) through ``model`` (a GPT), reusing the cache.
+
+    Returns logits (B, T_new, V) equal to the last T_new positions of ``model`` on the whole
+    sequence, and the cache extended by T_new positions (pass it to the next call). Inference
+    only: dropout is not applied.
+    """
+    x = model.embed(idx, start=cache_length(cache))  # positions continue where the cache ends
+    new_cache: KVCache = []
+    for i, block in enumerate(model.blocks):
+        out, kv = attention_with_cache(block.sa, block.ln1(x), cache[i] if cache else None)
+        x = x + out  # the same residual block as Block.forward
+        x = x + block.ffwd(block.ln2(x))
+        new_cache.append(kv)
+    return model.lm_head(model.ln_f(x)), new_cache
