@@ -11,7 +11,7 @@ One module per component, in the order the lessons build them:
 - ``shared.generate``  sampling, KV cache                                              (lesson 07)
 - ``shared.viz``       attention heatmaps and GIF                                      (lesson 08)
 - ``shared.checks``    the exercise checks every lesson calls
-- ``shared.grade``     self-check and class gradebook
+- ``shared.course``    the machinery (CLI, grading, sandbox, lesson generation); not lesson content
 
 Importing ``shared`` is cheap and has no side effects; import the submodule you need.
 """

@@ -17,12 +17,12 @@ from shared.errors import CourseError
 # In pipeline order; `python -m shared --help` lists the commands in this order.
 COMMAND_MODULES = [
     "shared.data",  # data
-    "shared.train_cli",  # train
+    "shared.course.train_cli",  # train
     "shared.generate",  # generate
     "shared.viz",  # viz
-    "shared.pipeline",  # run
-    "shared.grade",  # check, grade
-    "shared.lessons",  # lessons (authors)
+    "shared.course.pipeline",  # run
+    "shared.course.grade",  # check, grade
+    "shared.course.lessons",  # lessons (authors)
 ]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from shared import cli_types
+from shared.course import cli_types
 from shared.errors import CourseError
 from shared.kv_cache import cache_length, forward_with_cache, supports_cache
 

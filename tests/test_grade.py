@@ -19,12 +19,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import shared.grade as grade
-import shared.sandbox as sandbox
-import shared.selfcheck as selfcheck
+import shared.course.grade as grade
+import shared.course.sandbox as sandbox
+import shared.course.selfcheck as selfcheck
 from shared.__main__ import main
 from shared.errors import CourseError
-from shared.grading_cell import parse_grading_output, review_flags
+from shared.course.grading_cell import parse_grading_output, review_flags
 
 FAKE_CHECKS = """
 from dataclasses import dataclass

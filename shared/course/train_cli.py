@@ -10,7 +10,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from shared import cli_types
+from shared.course import cli_types
 from shared.config import default_checkpoint_path
 from shared.errors import CourseError
 

@@ -2,13 +2,13 @@
 
 This is the engine behind ``python -m shared check`` and ``python -m shared grade``:
 
-1. the notebook is copied into a fresh temporary folder (``shared.sandbox``: its own cwd,
+1. the notebook is copied into a fresh temporary folder (``shared.course.sandbox``: its own cwd,
    HOME, IPython profile and corpus copy, so it cannot touch another notebook's files) and
    executed by ``nbclient`` in a new kernel of this Python environment, with a per-cell
    timeout (the cell is interrupted and the next one runs) and ``allow_errors`` (a failing
    cell does not stop the rest); after each cell a silent snapshot remembers the learner's own
    definition of each target (lessons rebind targets to the reference after the check cell);
-2. then, in the same kernel, the grader runs a cell of its own (``shared.grading_cell``): it drops
+2. then, in the same kernel, the grader runs a cell of its own (``shared.course.grading_cell``): it drops
    every ``shared*`` module the notebook may have replaced or patched, imports the checks again
    from the installed files, refuses targets that are the reference implementation itself, and
    calls each check on the learner's definition. The notebook's own check cells are never
@@ -36,13 +36,13 @@ from pathlib import Path
 import nbformat
 
 from shared.checks._core import Exercise
-from shared.grading_cell import (
+from shared.course.grading_cell import (
     grading_cell_source,
     parse_grading_output,
     review_flags,
     snapshot_source,
 )
-from shared.sandbox import MAX_CELL_OUTPUT_CHARS, StuckCell, client_class, kernel_env, make_sandbox
+from shared.course.sandbox import MAX_CELL_OUTPUT_CHARS, StuckCell, client_class, kernel_env, make_sandbox
 
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 # Messages number cells from 1, markdown cells included (as they appear top to bottom).

@@ -6,7 +6,7 @@ with the check's hint (exit 0 only when everything passes).
 ``grade SUBMISSIONS_DIR`` grades ``SUBMISSIONS_DIR/<student>/<NN_name>.ipynb`` for every
 lesson in ``shared.checks.EXERCISES``; it writes a CSV (student, lesson, exercise, status,
 message), a Markdown summary next to it, and prints a student x lesson grid. Each notebook runs
-in its own kernel and temporary folder (see ``shared.selfcheck``), with the installed checks,
+in its own kernel and temporary folder (see ``shared.course.selfcheck``), with the installed checks,
 never the notebook's own check cells.
 
 Grading executes student code: run it in a container or as a restricted user (README).
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from shared.errors import CourseError
 
 if TYPE_CHECKING:  # nbformat/nbclient cost seconds to import: load them only to grade
-    from shared.selfcheck import NotebookReport
+    from shared.course.selfcheck import NotebookReport
 
 CSV_COLUMNS = ["student", "lesson", "exercise", "status", "message"]
 LABELS = {
@@ -147,7 +147,7 @@ def grade_class(
     lessons = graded_lessons(registry)
     tasks = [(path, lesson, registry[lesson]) for (student, lesson), path in found.items()]
     before = package_fingerprint()
-    from shared.selfcheck import report_for_all, run_notebooks
+    from shared.course.selfcheck import report_for_all, run_notebooks
 
     reports = run_notebooks(tasks, jobs=jobs, timeout=timeout, checks_module=checks_module)
     if package_fingerprint() != before:  # a warning, not an error: authors edit while testing
@@ -264,7 +264,7 @@ def check_paths(
     else:
         raise CourseError(f"{path} does not exist; pass a lesson notebook or a folder of them")
     tasks = [(p, p.stem, registry[p.stem]) for p in notebooks if registry[p.stem]]
-    from shared.selfcheck import run_notebooks
+    from shared.course.selfcheck import run_notebooks
 
     return run_notebooks(tasks, jobs=jobs, timeout=timeout, checks_module=checks_module)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from shared import cli_types
+from shared.course import cli_types
 from shared.config import default_checkpoint_path, default_outputs_dir
 from shared.errors import CourseError
 
