@@ -23,8 +23,8 @@ import shared.course.grade as grade
 import shared.course.sandbox as sandbox
 import shared.course.selfcheck as selfcheck
 from shared.__main__ import main
-from shared.errors import CourseError
 from shared.course.grading_cell import parse_grading_output, review_flags
+from shared.errors import CourseError
 
 FAKE_CHECKS = """
 from dataclasses import dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from shared.course import cli_types
 from shared.config import default_checkpoint_path, default_outputs_dir
+from shared.course import cli_types
 from shared.errors import CourseError
 
 DEFAULT_PROMPT = "En un lugar de la Mancha"

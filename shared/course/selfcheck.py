@@ -42,7 +42,13 @@ from shared.course.grading_cell import (
     review_flags,
     snapshot_source,
 )
-from shared.course.sandbox import MAX_CELL_OUTPUT_CHARS, StuckCell, client_class, kernel_env, make_sandbox
+from shared.course.sandbox import (
+    MAX_CELL_OUTPUT_CHARS,
+    StuckCell,
+    client_class,
+    kernel_env,
+    make_sandbox,
+)
 
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 # Messages number cells from 1, markdown cells included (as they appear top to bottom).

@@ -10,8 +10,8 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from shared.course import cli_types
 from shared.config import default_checkpoint_path
+from shared.course import cli_types
 from shared.errors import CourseError
 
 
