@@ -8,15 +8,17 @@ notebook's own check cells.
 from shared.checks import attention, bigram, block, data, generate, train, viz
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
 
+# Each lesson's check modules, core exercises first; stretch exercises live in modules of their
+# own (their Exercise entries say optional=True).
 _LESSON_MODULES = {
-    "01_data": data,
-    "02_bigram": bigram,
-    "03_self_attention": attention,
-    "04_multihead": attention,
-    "05_block": block,
-    "06_train": train,
-    "07_generate": generate,
-    "08_attention_viz": viz,
+    "01_data": (data,),
+    "02_bigram": (bigram,),
+    "03_self_attention": (attention,),
+    "04_multihead": (attention,),
+    "05_block": (block,),
+    "06_train": (train,),
+    "07_generate": (generate,),
+    "08_attention_viz": (viz,),
 }
 
 
@@ -28,15 +30,17 @@ def _exercises_for(lesson: str, module) -> list[Exercise]:
 
 
 EXERCISES: dict[str, list[Exercise]] = {
-    lesson: _exercises_for(lesson, module) for lesson, module in _LESSON_MODULES.items()
+    lesson: [ex for module in modules for ex in _exercises_for(lesson, module)]
+    for lesson, modules in _LESSON_MODULES.items()
 }
 
 # Re-export every check_* so notebooks can `from shared.checks import check_x`.
-for _module in {id(m): m for m in _LESSON_MODULES.values()}.values():
+_ALL_MODULES = {id(m): m for modules in _LESSON_MODULES.values() for m in modules}
+for _module in _ALL_MODULES.values():
     for _name in dir(_module):
         if _name.startswith("check_"):
             globals()[_name] = getattr(_module, _name)
-del _module, _name
+del _module, _name, _ALL_MODULES
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseFailed", "NOT_IMPLEMENTED"] + sorted(
     name for name in globals() if name.startswith("check_")

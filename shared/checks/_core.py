@@ -31,12 +31,14 @@ class Exercise:
 
     ``check`` names the function in ``shared.checks``; ``target`` is the name the notebook
     defines for the learner's solution (the check is called as ``check(target)``).
+    ``optional``: a stretch exercise, graded and reported like the others but not required.
     """
 
     name: str
     check: str
     target: str
     description: str = ""
+    optional: bool = False
 
 
 def fail(exercise: str, message: str) -> None:
