@@ -7,7 +7,7 @@ The loop stops at ``max_iters`` or when the wall-clock ``time_budget`` runs out,
 comes first. With a time budget the learning rate decays over *time* as well as steps, so a
 slow laptop still finishes its budget with a small, annealed learning rate. For bit-for-bit
 reproducible runs use ``time_budget=None`` (``--time-budget none``): then only steps count.
-The ``train`` command's flags are parsed in ``shared/train_cli.py``.
+The ``train`` command's flags are parsed in ``shared/course/cli.py``.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=BETAS)
 
 
-def _check_config(config: TrainConfig) -> None:
+def check_config(config: TrainConfig) -> None:
     if config.n_embd % config.n_head:
         raise CourseError(
             f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head}); "
@@ -200,7 +200,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     from shared.model import GPT
 
     config = config or default_train_config()
-    _check_config(config)
+    check_config(config)
     device = pick_device(config.device)
     if device == "cpu":
         torch.set_num_threads(config.num_threads or default_num_threads())

@@ -231,7 +231,8 @@ def _check_attention_steps(attention_steps) -> None:
     new character, each with the context the model saw and its last row of ``layer``'s weights
     averaged over heads; the reference draws them into that many equally sized frames."""
     __tracebackhide__ = True
-    from shared.viz import AttentionStep, render_frames
+    from shared.course.gif import render_frames
+    from shared.viz import AttentionStep
 
     name = "attention_steps"
     require_callable(name, attention_steps, "your attention_steps function")
