@@ -29,16 +29,20 @@ def data(args) -> int:
 
 def train(args) -> int:
     from shared.data import load_corpus
-    from shared.train import TrainConfig, check_config, default_train_config
+    from shared.errors import CourseError
+    from shared.train import MODEL_FIELDS, TrainConfig, default_train_config
     from shared.train import train as train_model
 
-    names = {f.name for f in fields(TrainConfig)}
+    names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
     # time_budget is only present when given (SUPPRESS), and may then be None ("none")
     overrides = {
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
-    config = default_train_config(**overrides)
-    check_config(config)  # before the corpus loads
+    try:
+        config = default_train_config(**overrides)  # checks the model before the corpus loads
+    except ValueError as exc:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
+        raise CourseError(f"{exc}; change the model flags ({flags})") from None
     out = args.out or default_checkpoint_path()
     corpus = load_corpus(args.data_dir)
     result = train_model(corpus, config, out=out, resume=args.resume, progress=not args.quiet)

@@ -43,7 +43,9 @@ def run(
     if time_budget != -1.0:
         config = replace(config, time_budget=time_budget)
     budget = f"{config.time_budget:.0f} s" if config.time_budget else "no time limit"
-    print(f"2/4 train: {config.n_layer} layers, {config.n_embd} channels, {budget} -> {checkpoint}")
+    print(
+        f"2/4 train: {config.model.n_layer} layers, {config.model.n_embd} channels, {budget} -> {checkpoint}"
+    )
     result = train(corpus, config, out=checkpoint, progress=progress)
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
