@@ -84,7 +84,7 @@ BAD_NUMBERS = {
     ],
     "viz": [
         ("--fps", "nan"), ("--fps", "inf"), ("--fps", "0"), ("--fps", "1e9"),
-        ("--temperature", "nan"), ("--layer", "-1"), ("--head", str(10**30)),
+        ("--temperature", "nan"), ("--layer", "1.5"), ("--head", str(10**30)),
         ("--max-new-chars", "0"), ("--max-new-chars", str(10**9)), ("--seed", "-3"),
     ],
     "run": [

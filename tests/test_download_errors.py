@@ -11,19 +11,27 @@ import time
 from pathlib import Path
 
 import pytest
-from test_data_download import (  # noqa: F401 - server and small_books are fixtures
-    BOOK,
-    closed_port_url,
-    fails,
-    gutenberg_bytes,
-    server,
-    small_books,
-)
+from test_data_download import BOOK, Server, closed_port_url, fails, gutenberg_bytes
 
 import shared.download as download
 from shared.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def small_books(monkeypatch):
+    """Synthetic books are a few hundred bytes; no sleeping between retries."""
+    monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 200)
+    monkeypatch.setattr(download, "RETRY_BACKOFF", 0.0)
+    monkeypatch.delenv(download.URL_ENV, raising=False)
 
 
 def test_a_read_timeout_while_the_body_streams_is_called_a_timeout(server, tmp_path):

@@ -25,7 +25,8 @@ SIZE_FLAGS = (
 # Below 0.01, logits / temperature overflow float32; top-p below 1e-6 rounds to 0 in float32.
 TEMPERATURE = cli_types.number(float, 0.01, 100, low_inclusive=True)
 TOP_P = cli_types.number(float, 1e-6, 1, low_inclusive=True)
-INDEX = cli_types.number(int, 0, 10_000, low_inclusive=True)  # --layer, --head
+# --layer, --head: the model knows its own range and says it; this only bounds the absurd
+INDEX = cli_types.number(int, -(10**6), 10**6, low_inclusive=True)
 
 
 class CourseArgumentParser(argparse.ArgumentParser):

@@ -34,7 +34,10 @@ def writable_dir(folder: str | Path, flag: str, need_bytes: int = 0) -> Path:
     """Create ``folder`` if needed and prove we can write into it (a temporary file)."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise CourseError(f"{flag} {folder} is a file, not a folder; give a folder")
+        raise CourseError(
+            f"cannot create the folder {folder} for {flag} (a file has that name); "
+            f"choose another {flag}"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
