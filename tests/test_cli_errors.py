@@ -8,6 +8,7 @@ process shows (a closed pipe, an ASCII terminal).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,8 @@ def test_full_disk_is_refused_up_front(tmp_path, tiny_data, capsys, monkeypatch)
         lambda p: ["viz", "--out", Path(str(p["below_file"]) + ".gif")],
         lambda p: ["viz", "--out", p["file"]],  # not a .gif
         lambda p: ["viz", "--png-dir", p["file"]],
+        lambda p: ["data", "--data-dir", p["below_file"]],
+        lambda p: ["data", "--data-dir", p["file"]],
     ],
 )
 def test_output_paths_are_checked_before_the_work(tmp_path, tiny_data, capsys, argv_for):
@@ -331,3 +334,74 @@ def test_broken_pipe_and_ascii_terminal(checkpoint):
     assert ascii_run.returncode == 0, ascii_run.stderr
     assert ascii_run.stdout.startswith(b"viv?a")
     assert b"PYTHONIOENCODING=utf-8" in ascii_run.stderr and b"Traceback" not in ascii_run.stderr
+
+
+# ----------------------------------------------------------------------------- signals, memory
+def ctrl_c_while_saving(path):
+    os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the write
+    Path(path).write_text("complete", encoding="utf-8")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_during_a_save_waits_for_the_file(tmp_path):
+    path = tmp_path / "gpt.pt"
+    with pytest.raises(KeyboardInterrupt):  # a save inside the run: it stops after the save
+        train_module.save_safely(ctrl_c_while_saving, path)
+    assert path.read_text(encoding="utf-8") == "complete"
+    path.unlink()
+    # the last save (after a first Ctrl-C): a second one must neither break it nor escape
+    assert train_module.save_safely(ctrl_c_while_saving, path, final=True) == path
+    assert path.read_text(encoding="utf-8") == "complete"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        MemoryError(),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ),
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+)
+def test_running_out_of_memory_is_one_line(checkpoint, capsys, monkeypatch, failure):
+    import shared.generate
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(shared.generate, "generate", fail)
+    code, _, err = run_cli(["generate", "--checkpoint", checkpoint], capsys)
+    assert_one_error_line(code, err, "ran out of memory", "--batch-size")
+
+
+def test_ctrl_c_before_the_command_starts_is_one_line(capsys, monkeypatch):
+    import shared.course.cli as cli
+
+    def interrupted_import(subparsers):
+        raise KeyboardInterrupt  # Ctrl-C while torch is still importing
+
+    monkeypatch.setattr(cli, "COMMANDS", [interrupted_import])
+    assert main(["generate"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_run_keeps_the_model_when_the_sample_cannot_be_written(
+    tmp_path, tiny_data, capsys, monkeypatch
+):
+    real_write = Path.write_text
+
+    def disk_full(self, *args, **kwargs):
+        if self.name == "sample.txt":
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    code, _, err = run_cli(
+        ["run", "--checkpoint", tmp_path / "gpt.pt", "--outputs-dir", tmp_path / "out",
+         "--time-budget", 1, "--max-new-chars", 10, "--no-gif", "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert_one_error_line(code, err, "No space left", "safe at", "generate --checkpoint")
+    assert (tmp_path / "gpt.pt").is_file()

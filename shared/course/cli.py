@@ -176,33 +176,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command; every failure is one ``error: ...`` line and a non-zero exit code."""
+    command = "(parsing the flags)"
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a bad flag (one `error:` line already printed)
-        return exc.code if isinstance(exc.code, int) else 2
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    streams.replace_unencodable()  # PYTHONIOENCODING=ascii: '?' for 'ñ', not a crash
-    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a bad flag (one `error:` line already printed)
+            return exc.code if isinstance(exc.code, int) else 2
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command = args.command
+        streams.replace_unencodable()  # PYTHONIOENCODING=ascii: '?' for 'ñ', not a crash
         return int(args.func(args) or 0)
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also while torch imports, before any command started
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `generate | head -c 20`: the reader has all it wanted
         streams.silence_stdout()
         return 0
-    except MemoryError:
-        print(f"error: `{args.command}` ran out of memory; use smaller sizes", file=sys.stderr)
-        return 2
     except Exception as exc:  # the net: a case nobody thought of is still one line
-        log = streams.write_traceback_log(args.command, exc)
+        if streams.out_of_memory(exc):
+            print(
+                f"error: `python -m shared {command}` ran out of memory; use smaller sizes "
+                "(--batch-size, --block-size, --n-embd, --n-layer) or fewer --max-new-chars",
+                file=sys.stderr,
+            )
+            return 2
+        log = streams.write_traceback_log(command, exc, argv)
         print(
-            f"error: unexpected failure in `python -m shared {args.command}` "
+            f"error: unexpected failure in `python -m shared {command}` "
             f"({type(exc).__name__}: {streams.one_line(exc)}); the full traceback is in {log}; "
             "please report it",
             file=sys.stderr,

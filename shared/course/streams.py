@@ -51,13 +51,24 @@ def one_line(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def write_traceback_log(command: str, exc: BaseException) -> Path | str:
+def out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's own words for a failed allocation (CPU or GPU)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("out of memory" in text or "can't allocate memory" in text)
+    )
+
+
+def write_traceback_log(command: str, exc: BaseException, argv=None) -> Path | str:
     """Save ``exc``'s full traceback in a log file; returns its path (or why it failed)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(tempfile.gettempdir()) / f"gpt-course-{command}-{stamp}-{os.getpid()}.log"
+    name = "".join(c if c.isalnum() else "-" for c in command).strip("-")
+    path = Path(tempfile.gettempdir()) / f"gpt-course-{name}-{stamp}-{os.getpid()}.log"
+    argv = sys.argv[1:] if argv is None else argv
     try:
         with open(path, "w", encoding="utf-8") as log:
-            log.write(f"python -m shared {' '.join(sys.argv[1:])}\n\n")
+            log.write(f"python -m shared {' '.join(map(str, argv))}\n\n")
             log.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     except OSError as log_error:
         return f"(nowhere: the log file could not be written: {log_error.strerror})"
