@@ -320,7 +320,7 @@ def python_m_shared(*args, env=None, **kwargs):
 def test_broken_pipe_and_ascii_terminal(checkpoint):
     reader = subprocess.Popen(["head", "-c", "20"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     proc = python_m_shared(
-        "generate", "--checkpoint", checkpoint, "--max-new-chars", 300,
+        "generate", "--checkpoint", checkpoint, "--max-new-chars", 120,
         stdout=reader.stdin, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     reader.stdin.close()

@@ -132,8 +132,12 @@ def viz(args) -> int:
 
 def run(args) -> int:
     from shared.course.pipeline import run as run_pipeline
+    from shared.train import default_train_config
 
-    checkpoint = writable_file(args.checkpoint or default_checkpoint_path(), "--checkpoint")
+    recipe = default_train_config()
+    checkpoint = writable_file(
+        args.checkpoint or default_checkpoint_path(), "--checkpoint", need_bytes=_size(recipe)
+    )
     outputs_dir = writable_dir(args.outputs_dir or default_outputs_dir(), "--outputs-dir")
     remove_abandoned_temps(checkpoint)
     run_pipeline(
