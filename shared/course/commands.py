@@ -61,19 +61,26 @@ def train(args) -> int:
     return 0
 
 
+def _model_sizes(config):
+    """The model part of a TrainConfig: a nested GPTConfig if it holds one, else itself."""
+    nested = [getattr(config, f.name) for f in fields(config)]
+    return next((v for v in nested if hasattr(v, "n_embd")), config)
+
+
 def _size(config) -> int:
     """Bytes a checkpoint of ``config`` needs: weights + two AdamW moments (float32), ~100 chars."""
-    n_embd, n_layer = config.n_embd, config.n_layer
-    params = 12 * n_layer * n_embd**2 + n_embd * (2 * 100 + config.block_size)
+    sizes = _model_sizes(config)
+    params = 12 * sizes.n_layer * sizes.n_embd**2 + sizes.n_embd * (200 + sizes.block_size)
     return 3 * 4 * params + 1_000_000
 
 
 def check_fits(config, corpus) -> None:
     """The corpus must be longer than one training window in both splits."""
     shortest = min(len(corpus.train_data), len(corpus.val_data))
-    if config.block_size >= shortest:
+    block_size = _model_sizes(config).block_size
+    if block_size >= shortest:
         raise CourseError(
-            f"--block-size {config.block_size} is longer than the validation text "
+            f"--block-size {block_size} is longer than the validation text "
             f"({shortest:,} characters); use a smaller --block-size"
         )
 
