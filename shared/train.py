@@ -341,7 +341,7 @@ def _stop_if_diverged(value: float, what: str, step: int, config, out, saved_ste
     )
     raise CourseError(
         f"training diverged at step {step}: {what} became {value} (the learning rate "
-        f"{config.learning_rate:g} is too high for this model; lower --learning-rate); {kept}"
+        f"{config.learning_rate:g} is too high for this model: lower it, --learning-rate); {kept}"
     )
 
 
