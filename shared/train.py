@@ -13,14 +13,20 @@ The ``train`` command's flags are parsed in ``shared/course/cli.py``.
 from __future__ import annotations
 
 import math
+import os
+import signal
+import sys
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from shared.checkpoint import read_checkpoint, save_checkpoint
+from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import default_checkpoint_path, pick_device, project_root, quick_mode
 from shared.data import get_batch
 from shared.errors import CourseError
@@ -212,28 +218,23 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     history = {"step": [], "train": [], "val": [], "elapsed": [], "lr": [], "iter_loss": []}
     step, elapsed_before = 0, 0.0
 
+    saved_step = None  # the step of the last good checkpoint at `out`, if any
     if resume and out and out.exists():
-        saved = read_checkpoint(out)
+        saved = read_checkpoint(out)  # validated: a damaged file is one clear error
         _check_resumable(saved, out, tokenizer, model_config)
-        model.load_state_dict(saved["model"])
-        if saved.get("optimizer"):
-            optimizer.load_state_dict(saved["optimizer"])
+        history = restore_training_state(saved, out, model, optimizer, batch_gen)
         step, elapsed_before = int(saved["step"]), float(saved.get("elapsed", 0.0))
-        history = {k: list(v) for k, v in saved["history"].items()} or history
-        rng = saved.get("rng") or {}
-        if "batch" in rng:
-            batch_gen.set_state(rng["batch"])
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
+        saved_step = step
     elif resume and out and progress:
         print(f"nothing to resume at {out}; starting a fresh run")
 
-    def evaluate_and_save(step: int, elapsed: float) -> None:
+    def evaluate_and_save(step: int, elapsed: float, final: bool = False) -> None:
         eval_gen = torch.Generator().manual_seed(config.seed + 1)  # same batches every eval
         losses = estimate_loss(
             model, corpus.train_data, corpus.val_data, config.model.block_size,
             config.batch_size, config.eval_iters, device, eval_gen,
         )  # fmt: skip
+        _stop_if_diverged(losses["val"], "the validation loss", step, config, out, saved_step)
         if not history["step"] or history["step"][-1] != step:
             for key, value in (("step", step), ("elapsed", elapsed), *losses.items()):
                 history[key].append(value)
@@ -242,15 +243,22 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
                     f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
                     f"({elapsed:.0f}s)"
                 )
-        save(step, elapsed)
+        save(step, elapsed, final)
 
-    def save(step: int, elapsed: float) -> None:
+    def save(step: int, elapsed: float, final: bool = False) -> None:
+        nonlocal out, saved_step
         if out is not None:
+            _stop_if_diverged(_weights_finite(model), "a weight", step, config, out, saved_step)
             rng = {"batch": batch_gen.get_state(), "torch": torch.get_rng_state()}
-            save_checkpoint(
-                out, model=model, tokenizer=tokenizer, train_config=asdict(config),
-                optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
-            )  # fmt: skip
+
+            def save_to(path):
+                save_checkpoint(
+                    path, model=model, tokenizer=tokenizer, train_config=asdict(config),
+                    optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
+                )  # fmt: skip
+
+            out = save_safely(save_to, out, final)
+            saved_step = step
 
     model.train()
     start = time.perf_counter() - elapsed_before
@@ -280,6 +288,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
                 corpus.train_data, config.model.block_size, config.batch_size, device, batch_gen
             )
             loss = train_step(model, optimizer, xb, yb, config.grad_clip)
+            _stop_if_diverged(loss, "the loss", step, config, out, saved_step)
             step += 1
             history["iter_loss"].append(loss)
             history["lr"].append(lr)
@@ -295,14 +304,78 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
         bar.close()
     elapsed = time.perf_counter() - start
     if stopped == "interrupted":
-        save(step, elapsed)  # quick: no eval, so Ctrl-C returns at once
+        save(step, elapsed, final=True)  # quick: no eval, so Ctrl-C returns at once
         if progress:
             where = f"; checkpoint saved to {out} (--resume continues)" if out else ""
             print(f"interrupted at step {step}{where}")
     else:
-        evaluate_and_save(step, elapsed)
+        evaluate_and_save(step, elapsed, final=True)
     model.eval()
     return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
+
+
+# ----------------------------------------------------------------------------- safety
+def _weights_finite(model) -> float:
+    """0.0 when every weight is finite, else NaN (for ``_stop_if_diverged``)."""
+    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    return 0.0 if finite else float("nan")
+
+
+def _stop_if_diverged(value: float, what: str, step: int, config, out, saved_step) -> None:
+    """A NaN/inf loss means the run diverged: stop now, before bad weights overwrite good ones."""
+    if math.isfinite(value):
+        return
+    kept = (
+        f"the last good checkpoint (step {saved_step}) is kept at {out}"
+        if saved_step is not None
+        else "no checkpoint was written"
+    )
+    raise CourseError(
+        f"training diverged at step {step}: {what} became {value} (the learning rate "
+        f"{config.learning_rate:g} is too high for this model: lower it, --learning-rate); {kept}"
+    )
+
+
+@contextmanager
+def _interrupts_held(reraise: bool):
+    """Ctrl-C while a checkpoint is written waits until the file is complete (then, with
+    ``reraise``, stops the run); without it, a second Ctrl-C during the last save is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
+def save_safely(save_to, out: Path, final: bool = False) -> Path:
+    """``save_to(out)``; if that fails (full disk, folder gone), save into the temporary folder
+    instead and say where. Returns the path that holds the checkpoint."""
+    with _interrupts_held(reraise=not final):
+        try:
+            save_to(out)
+            return out
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            rescue = Path(tempfile.gettempdir()) / f"{out.stem}-rescued-{os.getpid()}{out.suffix}"
+            try:
+                save_to(rescue)
+            except OSError:
+                raise CourseError(
+                    f"could not save the checkpoint to {out} ({why}), nor to {rescue}; "
+                    "free some disk space and train again"
+                ) from None
+            print(
+                f"warning: could not save the checkpoint to {out} ({why}); "
+                f"saved it to {rescue} instead",
+                file=sys.stderr,
+            )
+            return rescue
 
 
 def _check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:

@@ -62,7 +62,7 @@ def test_generate_prints_prompt_and_continuation_and_seed_repeats(checkpoint, ca
     "extra, fragments",
     [
         (["--prompt", "En un Ω"], ["'Ω'"]),
-        (["--temperature", "0"], ["--temperature", "> 0"]),
+        (["--temperature", "0"], ["--temperature", ">= 0.01"]),
         (["--temperature", "-1"], ["--temperature"]),
         (["--temperature", "hot"], ["--temperature"]),
         (["--top-k", "0"], ["--top-k"]),

@@ -323,7 +323,7 @@ def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys)
     assert main([*args, "--png-dir", str(blocker / "png")]) == 2  # checked before generating
     assert capsys.readouterr().err.startswith("error: cannot create the folder")
     assert main([*args, "--fps", "0"]) == 2
-    assert "--fps: must be > 0" in capsys.readouterr().err
+    assert "--fps: must be >= 0.1" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -12,10 +12,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.course import cli_types, commands
+from shared.course import cli_types, commands, streams
 from shared.errors import CourseError
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+SIZE_FLAGS = (
+    ("batch-size", int, 4096), ("block-size", int, 4096), ("n-layer", int, 64),
+    ("n-head", int, 64), ("n-embd", int, 4096), ("learning-rate", float, 1e3),
+    ("warmup-iters", int, None), ("eval-interval", int, None), ("eval-iters", int, 10_000),
+    ("num-threads", int, 1024),
+)  # fmt: skip
+# Below 0.01, logits / temperature overflow float32; top-p below 1e-6 rounds to 0 in float32.
+TEMPERATURE = cli_types.number(float, 0.01, 100, low_inclusive=True)
+TOP_P = cli_types.number(float, 1e-6, 1, low_inclusive=True)
+# --layer, --head: the model knows its own range and says it; this only bounds the absurd
+INDEX = cli_types.number(int, -(10**6), 10**6, low_inclusive=True)
 
 
 class CourseArgumentParser(argparse.ArgumentParser):
@@ -34,9 +45,11 @@ def add_data(subparsers) -> None:
     )
     p.add_argument("--data-dir", help="cache folder (default: $GPT_COURSE_DATA_DIR or data/)")
     p.add_argument(
-        "--timeout", type=cli_types.positive(float), help="read timeout in seconds (default: 60)"
+        "--timeout",
+        type=cli_types.positive(float, 3600),
+        help="read timeout in seconds (default: 60)",
     )
-    p.add_argument("--retries", type=cli_types.number(int, 0, low_inclusive=True), default=3,
+    p.add_argument("--retries", type=cli_types.number(int, 0, 20, low_inclusive=True), default=3,
                    help="retries on 5xx/connection errors")  # fmt: skip
     p.set_defaults(func=commands.data)
 
@@ -52,15 +65,13 @@ def add_train(subparsers) -> None:
     p.add_argument("--max-iters", type=cli_types.positive(int))
     p.add_argument("--resume", action="store_true", help="continue from --out")
     p.add_argument("--device", choices=DEVICES)
-    for flag, kind in (("batch-size", int), ("block-size", int), ("n-layer", int),
-                       ("n-head", int), ("n-embd", int), ("learning-rate", float),
-                       ("warmup-iters", int), ("eval-interval", int), ("eval-iters", int),
-                       ("num-threads", int)):  # fmt: skip
-        p.add_argument(f"--{flag}", type=cli_types.positive(kind))
+    # Upper bounds keep a typo (--batch-size 1000000000) from exhausting memory.
+    for flag, kind, high in SIZE_FLAGS:
+        p.add_argument(f"--{flag}", type=cli_types.positive(kind, high))
     for flag in ("min-lr", "weight-decay", "grad-clip"):
-        p.add_argument(f"--{flag}", type=cli_types.number(float, 0, low_inclusive=True))
+        p.add_argument(f"--{flag}", type=cli_types.number(float, 0, 1e3, low_inclusive=True))
     p.add_argument("--dropout", type=cli_types.number(float, 0, 1, low_inclusive=True))
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=cli_types.SEED)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.train)
 
@@ -70,12 +81,12 @@ def add_generate(subparsers) -> None:
     p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
     p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
     p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 0, low_inclusive=True), default=500
+        "--max-new-chars", type=cli_types.number(int, 0, 10**6, low_inclusive=True), default=500
     )
-    p.add_argument("--temperature", type=cli_types.number(float, 0), default=0.8)
+    p.add_argument("--temperature", type=TEMPERATURE, default=0.8)
     p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True))
-    p.add_argument("--top-p", type=cli_types.number(float, 0, 1.0))
-    p.add_argument("--seed", type=int, help="same seed, same text")
+    p.add_argument("--top-p", type=TOP_P)
+    p.add_argument("--seed", type=cli_types.SEED, help="same seed, same text")
     p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.set_defaults(func=commands.generate)
@@ -94,17 +105,20 @@ def add_viz(subparsers) -> None:
     p.add_argument(
         "--prompt", default=DEFAULT_PROMPT, help=f"text to start from (default: {DEFAULT_PROMPT!r})"
     )
-    p.add_argument("--layer", type=int, help="layer to show (default: the last)")
-    p.add_argument("--head", type=int, help="head to show (default: average of all heads)")
-    p.add_argument("--max-new-chars", type=cli_types.positive(int), default=DEFAULT_NEW_CHARS,
+    p.add_argument("--layer", type=INDEX, help="layer to show (default: the last)")
+    p.add_argument("--head", type=INDEX, help="head to show (default: average of all heads)")
+    p.add_argument("--max-new-chars", type=cli_types.positive(int, 2000), default=DEFAULT_NEW_CHARS,
                    help=f"characters to generate, one frame each (default: {DEFAULT_NEW_CHARS})")  # fmt: skip
     p.add_argument("--out", help="GIF to write (default: outputs/attention.gif)")
     p.add_argument("--png-dir", help="also write heatmap PNGs into this folder")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--temperature", type=cli_types.positive(float), default=0.8,
+    p.add_argument("--seed", type=cli_types.SEED, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--temperature", type=TEMPERATURE, default=0.8,
                    help="sampling temperature (default: 0.8)")  # fmt: skip
     p.add_argument(
-        "--fps", type=cli_types.positive(float), default=5.0, help="frames per second (default: 5)"
+        "--fps",
+        type=cli_types.number(float, 0.1, 100, low_inclusive=True),
+        default=5.0,
+        help="frames per second (default: 5)",
     )
     p.set_defaults(func=commands.viz)
 
@@ -121,9 +135,9 @@ def add_run(subparsers) -> None:
     )
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 1, low_inclusive=True), default=1000
+        "--max-new-chars", type=cli_types.number(int, 1, 10**6, low_inclusive=True), default=1000
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli_types.SEED, default=0)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -162,19 +176,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command; every failure is one ``error: ...`` line and a non-zero exit code."""
+    command = "(parsing the flags)"
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a bad flag (one `error:` line already printed)
-        return exc.code if isinstance(exc.code, int) else 2
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a bad flag (one `error:` line already printed)
+            return exc.code if isinstance(exc.code, int) else 2
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command = args.command
+        streams.replace_unencodable()  # PYTHONIOENCODING=ascii: '?' for 'ñ', not a crash
         return int(args.func(args) or 0)
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also while torch imports, before any command started
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `generate | head -c 20`: the reader has all it wanted
+        streams.silence_stdout()
+        return 0
+    except Exception as exc:  # the net: a case nobody thought of is still one line
+        if streams.out_of_memory(exc):
+            print(
+                f"error: `python -m shared {command}` ran out of memory; use smaller sizes "
+                "(--batch-size, --block-size, --n-embd, --n-layer) or fewer --max-new-chars",
+                file=sys.stderr,
+            )
+            return 2
+        log = streams.write_traceback_log(command, exc, argv)
+        print(
+            f"error: unexpected failure in `python -m shared {command}` "
+            f"({type(exc).__name__}: {streams.one_line(exc)}); the full traceback is in {log}; "
+            "please report it",
+            file=sys.stderr,
+        )
+        return 1

@@ -11,6 +11,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from shared.config import default_checkpoint_path, default_outputs_dir, pick_device
+from shared.course.paths import writable_dir, writable_file
+from shared.errors import CourseError
 
 
 def data(args) -> int:
@@ -29,7 +31,6 @@ def data(args) -> int:
 
 def train(args) -> int:
     from shared.data import load_corpus
-    from shared.errors import CourseError
     from shared.train import MODEL_FIELDS, TrainConfig, default_train_config
     from shared.train import train as train_model
 
@@ -43,16 +44,48 @@ def train(args) -> int:
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
-    out = args.out or default_checkpoint_path()
+    out = writable_file(args.out or default_checkpoint_path(), "--out", need_bytes=_size(config))
+    remove_abandoned_temps(out)
     corpus = load_corpus(args.data_dir)
+    check_fits(config, corpus)
     result = train_model(corpus, config, out=out, resume=args.resume, progress=not args.quiet)
     losses = result.final_losses
     summary = f", val loss {losses['val']:.3f}" if losses else ""
-    print(f"saved {out} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
+    saved = result.checkpoint or out
+    print(f"saved {saved} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
+    if Path(saved) != out:
+        raise CourseError(
+            f"could not save the checkpoint to --out {out}; the trained model is safe at {saved}: "
+            "move it where you want it"
+        )
     if result.stopped == "interrupted":
         return 130
     print(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
     return 0
+
+
+def _size(config) -> int:
+    """Bytes a checkpoint of ``config`` needs: weights + two AdamW moments (float32), ~100 chars."""
+    sizes = config.model
+    params = 12 * sizes.n_layer * sizes.n_embd**2 + sizes.n_embd * (200 + sizes.block_size)
+    return 3 * 4 * params + 1_000_000
+
+
+def check_fits(config, corpus) -> None:
+    """The corpus must be longer than one training window in both splits."""
+    shortest = min(len(corpus.train_data), len(corpus.val_data))
+    block_size = config.model.block_size
+    if block_size >= shortest:
+        raise CourseError(
+            f"--block-size {block_size} is longer than the validation text "
+            f"({shortest:,} characters); use a smaller --block-size"
+        )
+
+
+def remove_abandoned_temps(path) -> None:
+    from shared.checkpoint import remove_abandoned_temps as remove
+
+    remove(path)
 
 
 def generate(args) -> int:
@@ -80,7 +113,9 @@ def viz(args) -> int:
     from shared.course.gif import make_attention_gif
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
-    out = Path(args.out) if args.out else default_outputs_dir() / "attention.gif"
+    out = writable_file(args.out or default_outputs_dir() / "attention.gif", "--out", ".gif")
+    if args.png_dir:
+        writable_dir(args.png_dir, "--png-dir")
     path = make_attention_gif(
         checkpoint,
         out,
@@ -101,12 +136,16 @@ def viz(args) -> int:
 
 def run(args) -> int:
     from shared.course.pipeline import run as run_pipeline
-    from shared.errors import CourseError
+    from shared.train import default_train_config
 
-    if args.checkpoint is not None and args.checkpoint.is_dir():
-        raise CourseError(f"--checkpoint {args.checkpoint} is a folder; give a file like gpt.pt")
+    recipe = default_train_config()
+    checkpoint = writable_file(
+        args.checkpoint or default_checkpoint_path(), "--checkpoint", need_bytes=_size(recipe)
+    )
+    outputs_dir = writable_dir(args.outputs_dir or default_outputs_dir(), "--outputs-dir")
+    remove_abandoned_temps(checkpoint)
     run_pipeline(
-        args.data_dir, args.checkpoint, args.outputs_dir, args.time_budget, args.prompt,
+        args.data_dir, checkpoint, outputs_dir, args.time_budget, args.prompt,
         args.max_new_chars, args.seed, args.device, gif=not args.no_gif, progress=not args.quiet,
     )  # fmt: skip
     return 0

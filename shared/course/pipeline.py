@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from shared.config import default_checkpoint_path, default_outputs_dir
+from shared.errors import CourseError
 
 DEFAULT_PROMPT = "En un lugar de la Mancha"
 
@@ -49,16 +50,23 @@ def run(
     result = train(corpus, config, out=checkpoint, progress=progress)
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
+    checkpoint = result.checkpoint or checkpoint  # elsewhere if the disk filled up (it says so)
     print(f"    step {result.step}, val loss {result.final_losses['val']:.3f}")
 
     print("3/4 sample:")
     text = generate(
         result.model, corpus.tokenizer, prompt, max_new_chars, temperature=0.8, seed=seed
     )
-    outputs_dir.mkdir(parents=True, exist_ok=True)
     sample_path = outputs_dir / "sample.txt"
-    sample_path.write_text(text + "\n", encoding="utf-8")
     print(text[:400] + ("..." if len(text) > 400 else ""))
+    try:
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        sample_path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CourseError(
+            f"cannot write {sample_path} ({exc.strerror}); the trained model is safe at "
+            f"{checkpoint}: `python -m shared generate --checkpoint {checkpoint}` samples from it"
+        ) from None
     print(f"    full sample: {sample_path}")
 
     written = {"checkpoint": checkpoint, "sample": sample_path}
