@@ -127,7 +127,8 @@ def average_head_scores(model, tokenizer, texts) -> HeadScores:
     runs = []
     for text in texts:
         attn = collect_attention(model, tokenizer, text)  # (n_layer, n_head, T, T)
-        runs.append((head_scores(attn, text), even_spread_scores(text), same_distance_scores(attn, text)))  # fmt: skip
+        scores, even = head_scores(attn, text), even_spread_scores(text)
+        runs.append((scores, even, same_distance_scores(attn, text)))
 
     def mean(i: int, name: str):
         return torch.stack([torch.as_tensor(run[i][name]) for run in runs]).nanmean(0)
