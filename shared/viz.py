@@ -5,9 +5,8 @@
 - ``plot_head`` / ``plot_all_heads``: heatmaps, one row per *query* (the character doing the
   looking), one column per *key* (the character looked at). The upper triangle is the future,
   which a causal model never sees: it is left blank, not drawn as zeros.
-- ``head_scores``: how much each head looks at the previous character, itself, the first
-  character, or the start of the current word, so a lesson can name heads truthfully for
-  whatever checkpoint the learner has.
+- Naming heads (``head_scores``, ``is_finding``, ...) lives in ``shared.viz_heads``: scores for
+  disjoint patterns, and the rule for calling one a finding.
 - ``attention_steps``: generate text and record, for each new character, what its prediction
   attended to. ``shared.course.gif`` renders those steps as the animated GIF
   (``python -m shared viz`` writes it headless).
@@ -181,68 +180,6 @@ def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
     fig.colorbar(axes[0][0].images[0], ax=axes, shrink=0.6, label="attention (sqrt scale)")
     fig.suptitle(f"attention of every head on {len(text)} characters (rows: query, cols: key)")
     return fig
-
-
-# ----------------------------------------------------------------------------- naming heads
-
-
-def _last_space_before(text: str) -> list[int | None]:
-    """For each position i, the index of the closest space/newline strictly before i."""
-    out, last = [], None
-    for i, ch in enumerate(text):
-        out.append(last)
-        if ch in " \n":
-            last = i
-    return out
-
-
-def head_scores(attn: torch.Tensor, text: str) -> dict[str, torch.Tensor]:
-    """Mean attention (over query positions) each head puts on a few telling places.
-
-    Returns {pattern: (n_layer, n_head) tensor in [0, 1]} for the patterns
-    ``previous`` (position i-1), ``self`` (i), ``first`` (position 0 of the window), and
-    ``word_start`` (the first letter of the word being written: right after the last space or
-    newline before i). ``first`` and ``word_start`` only count queries where that place is at
-    least two characters back, so they never just repeat ``self`` or ``previous``.
-    """
-    T = attn.shape[-1]
-    if T < 3 or len(text) != T:
-        raise CourseError(f"need a text of at least 3 characters matching the weights (T={T})")
-    spaces = _last_space_before(text)
-    starts = [0 if last is None else last + 1 for last in spaces]  # word start for each query
-    q = torch.arange(1, T)  # query 0 can only look at itself
-    far = torch.tensor([i for i in range(T) if starts[i] <= i - 2])  # word began >= 2 back
-    places = {
-        "previous": (q, q - 1),
-        "self": (q, q),
-        "first": (torch.arange(2, T), torch.zeros(T - 2, dtype=torch.long)),
-        "word_start": (far, torch.tensor([starts[i] for i in far.tolist()], dtype=torch.long)),
-    }
-    scores = {}
-    for name, (queries, keys) in places.items():
-        if len(queries) == 0:  # e.g. no word of 3+ letters in the text
-            scores[name] = torch.full(attn.shape[:2], float("nan"))
-        else:
-            scores[name] = attn[..., queries, keys].mean(-1)  # (n_layer, n_head)
-    return scores
-
-
-def even_spread_scores(text: str) -> dict[str, float]:
-    """What a head spreading its attention evenly over the past would score on each pattern:
-    the baseline a real pattern must beat."""
-    T = len(text)
-    uniform = torch.tril(torch.ones(T, T))
-    uniform = uniform / uniform.sum(-1, keepdim=True)  # (T, T): row i is 1/(i+1) up to i
-    scores = head_scores(uniform.expand(1, 1, T, T), text)
-    return {name: float(value[0, 0]) for name, value in scores.items()}
-
-
-def best_head(scores: dict[str, torch.Tensor], pattern: str) -> tuple[int, int, float]:
-    """(layer, head, score) of the head that scores highest on ``pattern``."""
-    table = torch.nan_to_num(scores[pattern], nan=-1.0)
-    flat = int(table.argmax())
-    layer, head = divmod(flat, table.shape[1])
-    return layer, head, float(table[layer, head])
 
 
 # ----------------------------------------------------------------------------- while writing

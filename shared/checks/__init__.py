@@ -5,7 +5,16 @@ uses it to run the installed checks against a learner's definitions, independent
 notebook's own check cells.
 """
 
-from shared.checks import attention, bigram, block, data, generate, train, viz
+from shared.checks import (
+    attention,
+    bigram,
+    block,
+    data,
+    generate,
+    generate_stretch,
+    train,
+    viz,
+)
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
 
 # Each lesson's check modules, core exercises first; stretch exercises live in modules of their
@@ -17,7 +26,7 @@ _LESSON_MODULES = {
     "04_multihead": (attention,),
     "05_block": (block,),
     "06_train": (train,),
-    "07_generate": (generate,),
+    "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
 }
 
