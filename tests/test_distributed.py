@@ -1,0 +1,161 @@
+"""Several processes, one model: DDP on CPU (gloo) with 2 ranks, as torchrun would start them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from _tiny import TEXT, tiny_config, tiny_corpus
+
+from shared import distributed
+from shared.checkpoint import load_checkpoint
+from shared.model import GPT
+from shared.train import make_optimizer, train, train_step
+
+ROOT = Path(__file__).resolve().parent.parent
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(worker, *args) -> None:
+    """Run ``worker(rank, *args)`` in 2 processes joined like torchrun joins them."""
+    mp.spawn(worker, args=(free_port(), *args), nprocs=WORLD, join=True)
+
+
+def join_as_torchrun_would(rank: int, port: int) -> distributed.Rank:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    return distributed.setup("cpu")
+
+
+def fixed_batches(config, steps: int):
+    """``steps`` batches of 2 x batch_size windows, the same in every process."""
+    gen = torch.Generator().manual_seed(0)
+    data = tiny_corpus().train_data
+    n, t = 2 * config.batch_size, config.model.block_size
+    for _ in range(steps):
+        starts = torch.randint(len(data) - t, (n,), generator=gen)
+        offsets = starts[:, None] + torch.arange(t)
+        yield data[offsets], data[offsets + 1]
+
+
+def model_and_optimizer(config):
+    torch.manual_seed(config.seed)
+    model = GPT(replace(config.model, vocab_size=tiny_corpus().vocab_size))
+    return model, make_optimizer(model, config)
+
+
+def collectives_worker(rank: int, port: int, tmp: Path) -> None:
+    me = join_as_torchrun_would(rank, port)
+    config = tiny_config()
+    model, optimizer = model_and_optimizer(config)
+    ddp = distributed.wrap(model, me)
+    for xb, yb in fixed_batches(config, steps=3):
+        half = slice(rank * config.batch_size, (rank + 1) * config.batch_size)
+        train_step(ddp, optimizer, xb[half], yb[half], config.grad_clip)
+    # The stop: the most serious reason any rank has, and the slowest clock.
+    mine = ("time_budget", 2.0) if rank == 1 else (None, 1.0)
+    agreed = [distributed.agree(*mine, me), distributed.agree("diverged" if rank else None, 0, me)]
+    torch.save({"state": model.state_dict(), "agreed": agreed}, tmp / f"rank{rank}.pt")
+    distributed.teardown(me)
+
+
+def test_a_ddp_step_equals_one_process_on_the_concatenated_batch(tmp_path):
+    spawn(collectives_worker, tmp_path)
+    config = tiny_config()
+    model, optimizer = model_and_optimizer(config)
+    for xb, yb in fixed_batches(config, steps=3):
+        train_step(model, optimizer, xb, yb, config.grad_clip)
+    for rank in range(WORLD):
+        saved = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(saved["state"][name], value, rtol=1e-4, atol=1e-5)
+        assert saved["agreed"] == [("time_budget", 2.0), ("diverged", 0.0)]
+
+
+def train_worker(rank: int, port: int, tmp: Path) -> None:
+    join_as_torchrun_would(rank, port)
+    result = train(tiny_corpus(), tiny_config(max_iters=6), out=tmp / "gpt.pt", progress=False)
+    torch.save(result.model.state_dict(), tmp / f"rank{rank}.pt")
+
+
+def test_a_ddp_run_writes_one_checkpoint_from_its_own_batches(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    spawn(train_worker, out)
+    assert sorted(p.name for p in out.iterdir()) == ["gpt.pt", "rank0.pt", "rank1.pt"]
+    ckpt = load_checkpoint(out / "gpt.pt")
+    assert ckpt.step == 6 and ckpt.history["step"] == [5, 6]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    alone = train(tiny_corpus(), tiny_config(max_iters=6), progress=False).model.state_dict()
+    for name, value in ckpt.model.state_dict().items():
+        assert torch.equal(ranks[0][name], value) and torch.equal(ranks[1][name], value)
+    # Rank 1 drew batches of its own, so the averaged gradients differ from rank 0's alone.
+    assert any(not torch.allclose(alone[k], v) for k, v in ckpt.model.state_dict().items())
+
+
+def test_batch_streams_differ_by_rank_and_rank_0_keeps_the_plain_seed():
+    assert distributed.batch_seed(7, 0) == 7
+    seeds = {distributed.batch_seed(7, r, s) for r in range(4) for s in (0, 50)}
+    assert len(seeds) == 8
+
+
+def test_alone_everything_is_a_no_op(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    me = distributed.setup("cpu")
+    model = torch.nn.Linear(2, 2)
+    assert not me.enabled and me.is_main and distributed.wrap(model, me) is model
+    assert distributed.agree("time_budget", 3.5, me) == ("time_budget", 3.5)
+    flag = distributed.InterruptFlag(me).install()
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as usual
+    flag.restore()
+
+
+def fake_book(folder: Path) -> None:
+    body = TEXT * (1_100_000 // len(TEXT.encode("utf-8")) + 1)
+    book = f"*** START OF THE PROJECT GUTENBERG EBOOK X ***\n{body}*** END OF THE EBOOK ***\n"
+    (folder / "pg2000.txt").write_text(book, encoding="utf-8")
+
+
+def test_the_same_command_line_trains_on_two_processes_under_torchrun(tmp_path):
+    fake_book(tmp_path)
+    out = tmp_path / "gpt.pt"
+    flags = ["--data-dir", tmp_path, "--out", out, "--device", "cpu", "--quiet",
+             "--block-size", 16, "--batch-size", 4, "--n-layer", 1, "--n-head", 2,
+             "--n-embd", 16, "--eval-iters", 2, "--max-iters", 4, "--time-budget", "none"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "shared", "train", *map(str, flags)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("world size 2") == 1, proc.stdout
+    assert proc.stdout.count("saved ") == 1 and "step 4" in proc.stdout
+    assert load_checkpoint(out).step == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpt.pt", "pg2000.txt"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_recipe_trains_in_bf16_and_saves(tmp_path):
+    config = tiny_config(device="cuda", max_iters=8)
+    result = train(tiny_corpus(), config, out=tmp_path / "gpt.pt", progress=False)
+    assert next(result.model.parameters()).is_cuda and result.step == 8
+    assert load_checkpoint(tmp_path / "gpt.pt").step == 8
