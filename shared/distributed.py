@@ -42,19 +42,17 @@ class Rank:
     local_rank: int = 0
     world_size: int = 1
     device: str = "cpu"
+    enabled: bool = False  # in a process group (started by torchrun, even with 1 process)
     owns_group: bool = False  # we created the process group, so we destroy it
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """torchrun sets RANK and WORLD_SIZE for every process it starts (as nanoGPT checks)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def setup(device: str) -> Rank:
@@ -75,7 +73,7 @@ def setup(device: str) -> Rank:
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Rank(dist.get_rank(), local_rank, dist.get_world_size(), device, owns)
+    return Rank(dist.get_rank(), local_rank, dist.get_world_size(), device, True, owns)
 
 
 def teardown(rank: Rank) -> None:

@@ -117,6 +117,7 @@ def test_batch_streams_differ_by_rank_and_rank_0_keeps_the_plain_seed():
 
 def test_alone_everything_is_a_no_op(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
     me = distributed.setup("cpu")
     model = torch.nn.Linear(2, 2)
     assert not me.enabled and me.is_main and distributed.wrap(model, me) is model
