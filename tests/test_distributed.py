@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from _tiny import TEXT, tiny_config, tiny_corpus
 from shared import distributed
 from shared.checkpoint import load_checkpoint
 from shared.model import GPT
-from shared.train import make_optimizer, train, train_step
+from shared.train import autocast_for, make_optimizer, recipe_for_device, train, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = 2
@@ -60,7 +61,9 @@ def model_and_optimizer(config):
     return model, make_optimizer(model, config)
 
 
-def collectives_worker(rank: int, port: int, tmp: Path) -> None:
+def worker(rank: int, port: int, tmp: Path) -> None:
+    """What both ranks do: 3 DDP steps on halves of fixed batches, two stop agreements, then a
+    whole ``train()`` run. (One spawn for all: starting 2 Python processes is the slow part.)"""
     me = join_as_torchrun_would(rank, port)
     config = tiny_config()
     model, optimizer = model_and_optimizer(config)
@@ -71,33 +74,34 @@ def collectives_worker(rank: int, port: int, tmp: Path) -> None:
     # The stop: the most serious reason any rank has, and the slowest clock.
     mine = ("time_budget", 2.0) if rank == 1 else (None, 1.0)
     agreed = [distributed.agree(*mine, me), distributed.agree("diverged" if rank else None, 0, me)]
-    torch.save({"state": model.state_dict(), "agreed": agreed}, tmp / f"rank{rank}.pt")
+    torch.save({"state": model.state_dict(), "agreed": agreed}, tmp / f"step_rank{rank}.pt")
+    (tmp / "run").mkdir(exist_ok=True)
+    result = train(tiny_corpus(), tiny_config(max_iters=6), out=tmp / "run/gpt.pt", progress=False)
+    torch.save(result.model.state_dict(), tmp / f"run/rank{rank}.pt")
     distributed.teardown(me)
 
 
-def test_a_ddp_step_equals_one_process_on_the_concatenated_batch(tmp_path):
-    spawn(collectives_worker, tmp_path)
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ddp")
+    spawn(worker, tmp)
+    return tmp
+
+
+def test_a_ddp_step_equals_one_process_on_the_concatenated_batch(two_ranks):
     config = tiny_config()
     model, optimizer = model_and_optimizer(config)
     for xb, yb in fixed_batches(config, steps=3):
         train_step(model, optimizer, xb, yb, config.grad_clip)
     for rank in range(WORLD):
-        saved = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        saved = torch.load(two_ranks / f"step_rank{rank}.pt", weights_only=True)
         for name, value in model.state_dict().items():
             torch.testing.assert_close(saved["state"][name], value, rtol=1e-4, atol=1e-5)
         assert saved["agreed"] == [("time_budget", 2.0), ("diverged", 0.0)]
 
 
-def train_worker(rank: int, port: int, tmp: Path) -> None:
-    join_as_torchrun_would(rank, port)
-    result = train(tiny_corpus(), tiny_config(max_iters=6), out=tmp / "gpt.pt", progress=False)
-    torch.save(result.model.state_dict(), tmp / f"rank{rank}.pt")
-
-
-def test_a_ddp_run_writes_one_checkpoint_from_its_own_batches(tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    spawn(train_worker, out)
+def test_a_ddp_run_writes_one_checkpoint_from_its_own_batches(two_ranks):
+    out = two_ranks / "run"
     assert sorted(p.name for p in out.iterdir()) == ["gpt.pt", "rank0.pt", "rank1.pt"]
     ckpt = load_checkpoint(out / "gpt.pt")
     assert ckpt.step == 6 and ckpt.history["step"] == [5, 6]
@@ -160,3 +164,24 @@ def test_cuda_recipe_trains_in_bf16_and_saves(tmp_path):
     result = train(tiny_corpus(), config, out=tmp_path / "gpt.pt", progress=False)
     assert next(result.model.parameters()).is_cuda and result.step == 8
     assert load_checkpoint(tmp_path / "gpt.pt").step == 8
+
+
+def test_the_gpu_recipe_is_chosen_on_cuda_unless_the_model_size_is_given(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_QUICK", "0")
+    name, config = recipe_for_device("cuda", batch_size=32, compile=True)
+    assert name == "gpu" and (config.model.n_layer, config.model.n_embd) == (6, 384)
+    assert config.model.block_size == 256 and config.batch_size == 32 and config.compile
+    name, config = recipe_for_device("cuda", n_layer=2)
+    assert name == "cpu" and config.model.n_layer == 2 and config.model.n_embd == 128
+    assert recipe_for_device("cpu")[0] == "cpu"
+    monkeypatch.setenv("GPT_COURSE_QUICK", "1")
+    assert recipe_for_device("cuda")[1].model.n_layer == 2  # quick mode stays tiny everywhere
+
+
+def test_autocast_is_bf16_on_cuda_only():
+    assert isinstance(autocast_for("cpu"), contextlib.nullcontext)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        with autocast_for("cuda"):
+            assert torch.ones(2, 2, device="cuda").mm(torch.ones(2, 2, device="cuda")).dtype == (
+                torch.bfloat16
+            )
