@@ -185,3 +185,23 @@ def test_autocast_is_bf16_on_cuda_only():
             assert torch.ones(2, 2, device="cuda").mm(torch.ones(2, 2, device="cuda")).dtype == (
                 torch.bfloat16
             )
+
+
+def test_under_torchrun_ctrl_c_only_asks_every_rank_to_stop():
+    import signal
+
+    flag = distributed.InterruptFlag(distributed.Rank(world_size=2, enabled=True)).install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the ranks stop together
+        os.kill(os.getpid(), signal.SIGINT)  # torchrun forwards the terminal's Ctrl-C again
+        assert flag.requested
+    finally:
+        flag.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_compile_flag_reaches_the_config():
+    from shared.course.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--compile"]).compile is True
+    assert build_parser().parse_args(["train"]).compile is None  # not given: the recipe decides
