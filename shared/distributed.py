@@ -111,8 +111,10 @@ def agree(reason: str | None, elapsed: float, rank: Rank) -> tuple[str | None, f
 
 
 def barrier(rank: Rank) -> None:
+    """Wait until every rank gets here (nccl is told which GPU is this rank's)."""
     if rank.enabled:
-        dist.barrier()
+        cuda = rank.device.startswith("cuda")
+        dist.barrier(device_ids=[rank.local_rank] if cuda else None)
 
 
 @contextmanager
