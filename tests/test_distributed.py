@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from _tiny import TEXT, tiny_config, tiny_corpus
 
 from shared import distributed
 from shared.checkpoint import load_checkpoint
+from shared.errors import CourseError
 from shared.model import GPT
 from shared.train import autocast_for, make_optimizer, recipe_for_device, train, train_step
 
@@ -78,7 +81,40 @@ def worker(rank: int, port: int, tmp: Path) -> None:
     (tmp / "run").mkdir(exist_ok=True)
     result = train(tiny_corpus(), tiny_config(max_iters=6), out=tmp / "run/gpt.pt", progress=False)
     torch.save(result.model.state_dict(), tmp / f"run/rank{rank}.pt")
+    stops = {"time_budget": run_where_rank_1_alone(rank, "slow clock"),
+             "diverged": run_where_rank_1_alone(rank, "nan loss")}  # fmt: skip
+    (tmp / f"stops_rank{rank}.json").write_text(json.dumps(stops), encoding="utf-8")
     distributed.teardown(me)
+
+
+def run_where_rank_1_alone(rank: int, trouble: str) -> dict:
+    """A ``train()`` run in which only rank 1 has a reason to stop: its clock races 100 s per
+    reading (over the 1000 s budget after a few steps), or its loss is NaN from step 3 on."""
+    import shared.train as module
+
+    real_clock, real_step, steps = module.time, module.train_step, []
+
+    def clock() -> float:
+        steps.append(0)
+        return real_clock.perf_counter() + 100.0 * len(steps)
+
+    def nan_step(*args) -> float:
+        loss = real_step(*args)
+        steps.append(0)
+        return float("nan") if len(steps) >= 3 else loss
+
+    if rank == 1 and trouble == "slow clock":
+        module.time = types.SimpleNamespace(perf_counter=clock)
+    if rank == 1 and trouble == "nan loss":
+        module.train_step = nan_step
+    try:
+        config = tiny_config(max_iters=1000, time_budget=1000.0, eval_interval=1000)
+        result = train(tiny_corpus(), config, progress=False)
+        return {"stopped": result.stopped, "step": result.step}
+    except CourseError as exc:
+        return {"error": str(exc)}
+    finally:
+        module.time, module.train_step = real_clock, real_step
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +147,18 @@ def test_a_ddp_run_writes_one_checkpoint_from_its_own_batches(two_ranks):
         assert torch.equal(ranks[0][name], value) and torch.equal(ranks[1][name], value)
     # Rank 1 drew batches of its own, so the averaged gradients differ from rank 0's alone.
     assert any(not torch.allclose(alone[k], v) for k, v in ckpt.model.state_dict().items())
+
+
+def test_the_ranks_stop_together_when_any_one_of_them_must(two_ranks):
+    stops = [json.loads((two_ranks / f"stops_rank{r}.json").read_text(encoding="utf-8"))
+             for r in range(WORLD)]  # fmt: skip
+    # Rank 1's clock ran out: both stop at the same step, by the budget, long before max_iters.
+    assert stops[0]["time_budget"] == stops[1]["time_budget"]
+    assert stops[0]["time_budget"]["stopped"] == "time_budget"
+    assert stops[0]["time_budget"]["step"] < 20
+    # Rank 1's loss went NaN at step 3: both stop there with the same error, no rank hangs.
+    assert stops[0]["diverged"] == stops[1]["diverged"]
+    assert "diverged at step 3" in stops[0]["diverged"]["error"]
 
 
 def test_batch_streams_differ_by_rank_and_rank_0_keeps_the_plain_seed():
