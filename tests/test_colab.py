@@ -41,7 +41,7 @@ def test_in_colab_the_cell_clones_installs_and_enters_the_lessons(monkeypatch, c
     run_cell(setup_cell("https://github.com/someone/course"))
     clone, install = commands
     assert clone[:2] == ["git", "clone"] and "https://github.com/someone/course" in clone
-    assert install[1:] == ["-m", "pip", "install", "--quiet", "-e", clone[-1]]
+    assert install[1:] == ["-m", "pip", "install", "--quiet", "--no-deps", "-e", clone[-1]]
     assert moves == [os.path.join(clone[-1], "lessons")] and sys.path[0] == clone[-1]
     assert "Course installed" in capsys.readouterr().out
 

@@ -1,7 +1,7 @@
 """Colab: the "Open in Colab" badge and first cell every lesson starts with.
 
-In Colab the first cell clones the course, installs it (``pip install -e``) and reports the
-GPU; on your own machine it does nothing. The cell cannot import ``shared`` (in Colab the
+In Colab the first cell clones the course, installs it (``pip install --no-deps -e``: Colab
+already has every library the lessons use) and reports the GPU; on your own machine it does nothing. The cell cannot import ``shared`` (in Colab the
 course is not there yet), so ``SETUP_CELL`` is self-contained source, run as it stands.
 
     badge_markdown("lessons/06_train.ipynb")   # the Markdown of the lesson's badge
@@ -45,7 +45,9 @@ if "google.colab" in sys.modules:
     HOME = "/content/gpt-quijote-course"
     if not os.path.isdir(HOME):
         subprocess.run(["git", "clone", "--depth", "1", "--quiet", REPO_URL, HOME], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", HOME], check=True)
+    # --no-deps: Colab already has torch, numpy, matplotlib, requests, tqdm; leave its versions be
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", HOME]
+    subprocess.run(pip, check=True)
     sys.path.insert(0, HOME)  # this kernel started before the install: let it see the course
     os.chdir(os.path.join(HOME, "lessons"))  # data/ and checkpoints/ live in the clone
 
