@@ -33,7 +33,9 @@ from shared.model import GPT, GPTConfig
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "autocast_for",
     "default_train_config",
+    "describe",
     "gpu_train_config",
     "recipe_for_device",
     "ensure_checkpoint",
