@@ -55,7 +55,12 @@ def add_data(subparsers) -> None:
 
 
 def add_train(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train the GPT (default: the measured CPU recipe)")
+    p = subparsers.add_parser(
+        "train",
+        help="train the GPT (the measured CPU recipe; on CUDA the larger GPU recipe)",
+        description="Train the GPT. On several processes: "
+        "torchrun --standalone --nproc_per_node N -m shared train [flags]",
+    )
     p.add_argument("--data-dir", type=Path, help="folder with pg2000.txt (downloaded if missing)")
     p.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/gpt.pt)")
     p.add_argument(
@@ -72,6 +77,8 @@ def add_train(subparsers) -> None:
         p.add_argument(f"--{flag}", type=cli_types.number(float, 0, 1e3, low_inclusive=True))
     p.add_argument("--dropout", type=cli_types.number(float, 0, 1, low_inclusive=True))
     p.add_argument("--seed", type=cli_types.SEED)
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.train)
 

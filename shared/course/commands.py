@@ -30,8 +30,9 @@ def data(args) -> int:
 
 
 def train(args) -> int:
+    from shared import distributed
     from shared.data import load_corpus
-    from shared.train import MODEL_FIELDS, TrainConfig, default_train_config
+    from shared.train import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
     from shared.train import train as train_model
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
@@ -39,28 +40,40 @@ def train(args) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
-    try:
-        config = default_train_config(**overrides)  # checks the model before the corpus loads
+    device = pick_device(args.device or "auto")
+    try:  # checks the model before the corpus loads
+        recipe, config = recipe_for_device(device, **overrides)
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
     out = writable_file(args.out or default_checkpoint_path(), "--out", need_bytes=_size(config))
-    remove_abandoned_temps(out)
-    corpus = load_corpus(args.data_dir)
-    check_fits(config, corpus)
-    result = train_model(corpus, config, out=out, resume=args.resume, progress=not args.quiet)
+    rank = distributed.setup(device)  # a no-op unless started by torchrun
+    try:
+        say = print if rank.is_main else _silent
+        world = f", world size {rank.world_size}" if rank.enabled else ""
+        say(f"recipe: {recipe} ({describe(config)}) on {rank.device}{world}")
+        with distributed.main_first(rank):  # one download and one clean-up, not one per process
+            if rank.is_main:
+                remove_abandoned_temps(out)
+            corpus = load_corpus(args.data_dir)
+        check_fits(config, corpus)
+        result = train_model(
+            corpus, config, out=out, resume=args.resume, progress=not args.quiet and rank.is_main
+        )
+    finally:
+        distributed.teardown(rank)
     losses = result.final_losses
     summary = f", val loss {losses['val']:.3f}" if losses else ""
     saved = result.checkpoint or out
-    print(f"saved {saved} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
-    if Path(saved) != out:
+    say(f"saved {saved} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
+    if rank.is_main and Path(saved) != out:
         raise CourseError(
             f"could not save the checkpoint to --out {out}; the trained model is safe at {saved}: "
             "move it where you want it"
         )
     if result.stopped == "interrupted":
         return 130
-    print(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
+    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
     return 0
 
 
@@ -86,6 +99,10 @@ def remove_abandoned_temps(path) -> None:
     from shared.checkpoint import remove_abandoned_temps as remove
 
     remove(path)
+
+
+def _silent(*args, **kwargs) -> None:
+    """``print`` for ranks other than 0: under torchrun only rank 0 speaks."""
 
 
 def generate(args) -> int:
