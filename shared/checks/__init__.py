@@ -5,7 +5,7 @@ uses it to run the installed checks against a learner's definitions, independent
 notebook's own check cells.
 """
 
-from shared.checks import attention, bigram, block, data, generate, train, viz
+from shared.checks import attention, attention_stretch, bigram, block, data, generate, train, viz
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
 
 # Each lesson's check modules, core exercises first; stretch exercises live in modules of their
@@ -14,7 +14,7 @@ _LESSON_MODULES = {
     "01_data": (data,),
     "02_bigram": (bigram,),
     "03_self_attention": (attention,),
-    "04_multihead": (attention,),
+    "04_multihead": (attention, attention_stretch),
     "05_block": (block,),
     "06_train": (train,),
     "07_generate": (generate,),
