@@ -49,8 +49,11 @@ BIGRAM_LOSS = 2.30  # lesson 02's bigram, trained to convergence (measured there
 
 
 def ladder_path() -> Path:
-    """Where the rows live: ``outputs/loss_ladder.json`` at the project root."""
-    return default_outputs_dir() / "loss_ladder.json"
+    """Where the rows live: ``outputs/loss_ladder.json`` at the project root, or
+    ``outputs/loss_ladder_quick.json`` in quick mode (so tests never overwrite real rows)."""
+    return default_outputs_dir() / (
+        "loss_ladder_quick.json" if quick_mode() else "loss_ladder.json"
+    )
 
 
 class AblationBlock(nn.Module):
