@@ -7,6 +7,7 @@ notebook's own check cells.
 
 from shared.checks import (
     attention,
+    attention_stretch,
     bigram,
     block,
     data,
@@ -23,7 +24,7 @@ _LESSON_MODULES = {
     "01_data": (data,),
     "02_bigram": (bigram,),
     "03_self_attention": (attention,),
-    "04_multihead": (attention,),
+    "04_multihead": (attention, attention_stretch),
     "05_block": (block,),
     "06_train": (train,),
     "07_generate": (generate, generate_stretch),
