@@ -160,3 +160,16 @@ def test_every_registered_check_exists():
             assert callable(getattr(shared.checks, exercise.check, None)), (
                 f"{stem}: {exercise.check}"
             )
+
+
+@pytest.mark.parametrize("stem", LESSONS)
+def test_each_lesson_opens_with_the_colab_badge_and_setup_cell(stem):
+    from shared.course.colab import SETUP_CELL, badge_markdown
+
+    cells = read(ROOT / "lessons" / f"{stem}.ipynb").cells
+    title = next(c for c in cells if c.cell_type == "markdown")
+    assert title.source.startswith(badge_markdown(f"lessons/{stem}.ipynb"))
+    first_code = next(c for c in cells if c.cell_type == "code")
+    assert first_code.source == SETUP_CELL.rstrip("\n") and cells.index(first_code) == 1
+    solution = read(ROOT / "solutions" / f"{stem}.ipynb").cells
+    assert all("google.colab" not in c.source for c in solution)  # lessons only: one source

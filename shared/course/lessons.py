@@ -95,7 +95,24 @@ def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbfo
         if BEGIN in cell.source or END in cell.source:
             raise CourseError(f"{name} cell {index}: solution markers outside a code cell region")
     lesson.metadata.pop("widgets", None)
+    add_colab_header(lesson, f"lessons/{name}")
     return lesson
+
+
+def add_colab_header(lesson: nbformat.NotebookNode, notebook: str) -> None:
+    """An "Open in Colab" badge above the title, and the Colab setup cell right after it
+    (it installs the course in Colab and does nothing anywhere else)."""
+    import nbformat
+
+    from shared.course.colab import SETUP_CELL, badge_markdown
+
+    title = next((c for c in lesson.cells if c.cell_type == "markdown"), None)
+    at = 0
+    if title is not None:
+        title.source = f"{badge_markdown(notebook)}\n\n{title.source}"
+        at = lesson.cells.index(title) + 1
+    setup = nbformat.v4.new_code_cell(SETUP_CELL.rstrip("\n"), id="colab-setup")
+    lesson.cells.insert(at, setup)
 
 
 def notebook_text(nb: nbformat.NotebookNode) -> str:
