@@ -92,9 +92,11 @@ def test_make_lesson_strips_outputs_and_leaves_the_solution_untouched():
     cell.execution_count = 3
     solution.cells.append(cell)
     lesson = make_lesson(solution)
-    assert lesson.cells[0].outputs == [] and lesson.cells[0].execution_count is None
-    assert "NotImplementedError" in lesson.cells[0].source
+    exercise = lesson.cells[-1]  # after the Colab setup cell the generator puts first
+    assert exercise.outputs == [] and exercise.execution_count is None
+    assert "NotImplementedError" in exercise.source
     assert solution.cells[0].outputs and "return 1" in solution.cells[0].source
+    assert len(solution.cells) == 1
 
 
 # --- the committed notebooks ---------------------------------------------------------------------
