@@ -6,7 +6,7 @@ notebook's own check cells.
 """
 
 from shared.checks import attention, bigram, block, data, generate, train, viz
-from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
+from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed, guard
 
 # Each lesson's check modules, core exercises first; stretch exercises live in modules of their
 # own (their Exercise entries say optional=True).
@@ -34,11 +34,15 @@ EXERCISES: dict[str, list[Exercise]] = {
     for lesson, modules in _LESSON_MODULES.items()
 }
 
-# Re-export every check_* so notebooks can `from shared.checks import check_x`.
+# Re-export every check_* so notebooks can `from shared.checks import check_x`. Each one is
+# wrapped by `guard` here, once for all modules (stretch ones included), so no check can forget
+# to leave the learner's global RNG state, thread count and grad mode as it found them; the
+# module's own attribute is replaced too, so `shared.checks.data.check_get_batch` is guarded.
 _ALL_MODULES = {id(m): m for modules in _LESSON_MODULES.values() for m in modules}
 for _module in _ALL_MODULES.values():
     for _name in dir(_module):
-        if _name.startswith("check_"):
+        if _name.startswith("check_") and callable(getattr(_module, _name)):
+            setattr(_module, _name, guard(getattr(_module, _name)))
             globals()[_name] = getattr(_module, _name)
 del _module, _name, _ALL_MODULES
 
