@@ -209,8 +209,13 @@ def _check_shape_and_dtype(name, x, y, block_size, batch_size, call_text):
 def _check_windows(name, x, y, data, position, block_size, call_text):
     __tracebackhide__ = True
     n = len(data)
-    known = (x >= _OFFSET) & (x < _OFFSET + n)
-    if not bool(known.all()) or not bool(((y >= _OFFSET) & (y < _OFFSET + n)).all()):
+    def from_data(t):
+        return bool(((t >= _OFFSET) & (t < _OFFSET + n)).all())
+
+    if from_data(x) and torch.equal(y, x + 1):
+        fail(name, f"{call_text}: y is each input id plus one: the target is the *next token "
+             "in the data*, not the next id number.")  # fmt: skip
+    if not (from_data(x) and from_data(y)):
         fail(name, f"{call_text}: x or y holds values that are not in the `data` passed in: the "
              "batch must be cut from the data argument (not a notebook variable).")  # fmt: skip
     px, py = position[x - _OFFSET], position[y - _OFFSET]  # where each token sits in data
@@ -222,9 +227,6 @@ def _check_windows(name, x, y, data, position, block_size, call_text):
     if torch.equal(y, x):
         fail(name, f"{call_text}: y == x, the targets are not shifted: y must hold, for each "
              "input position, the token that comes after it.")  # fmt: skip
-    if torch.equal(y, x + 1):
-        fail(name, f"{call_text}: y is each input id plus one: the target is the *next token "
-             "in the data*, not the next id number.")  # fmt: skip
     if torch.equal(py, px - 1):
         fail(name, f"{call_text}: y is shifted the wrong way (it holds the token before x).")
     if not torch.equal(py, px + 1):
