@@ -138,6 +138,8 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
     ("can be converted to an index",
      "a float, or a tensor of several values, was used as an index or slice bound; indices must "
      "be integers"),
+    ("only supports boolean masks",
+     "masked_fill needs a boolean mask (the result of a comparison), not 0/1 numbers"),
     ("mat1 and mat2 shapes cannot be multiplied",
      "a Linear layer (or a matrix product) got an input whose last dimension is not the size it "
      "expects; check which size each layer is built for and what reaches it"),
@@ -219,7 +221,8 @@ def require_callable(exercise: str, candidate: Any, kind: str = "a function or c
 
 
 def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """True when two tensors have the same shape and values (within float tolerance)."""
+    """True when two tensors have the same shape and values (within float tolerance; NaN
+    matches NaN, so a mistake that produces NaN can still be recognised)."""
     import torch
 
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
@@ -227,7 +230,9 @@ def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     if a.shape != b.shape:
         return False
     return bool(
-        torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol)
+        torch.allclose(
+            a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol, equal_nan=True
+        )
     )
 
 
@@ -241,14 +246,14 @@ def matching_mistake(
     named only on this evidence; when nothing matches, say which property failed instead.
     """
     for mistake, result in mistakes.items():
-        if callable(result):
-            try:
-                result = result()
-            except Exception:  # the mistake's formula does not apply to these shapes
-                continue
-        results = result if isinstance(result, (list, tuple)) else [result]
-        if any(r is not None and close(got, r, atol=atol, rtol=rtol) for r in results):
-            return mistake
+        for candidate in result if isinstance(result, (list, tuple)) else [result]:
+            if callable(candidate):
+                try:
+                    candidate = candidate()
+                except Exception:  # the mistake's formula does not apply to these shapes
+                    continue
+            if candidate is not None and close(got, candidate, atol=atol, rtol=rtol):
+                return mistake
     return None
 
 
