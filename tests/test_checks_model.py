@@ -399,28 +399,64 @@ def test_feedforward_check_accepts_reference_and_alternative(capsys):
     assert_passes(check_feedforward, feedforward(ff_alternative), capsys)
 
 
+def ff_gelu_tanh(n, p, a):
+    gelu = nn.GELU(approximate="tanh")
+    return [nn.Linear(n, 4 * n), gelu if a == "gelu" else nn.ReLU(), nn.Linear(4 * n, n), nn.Dropout(p)]
+
+
+class FeedForwardList(nn.Module):  # nn.Sequential given one list
+    def __init__(self, n_embd, dropout=0.0, activation="gelu"):
+        super().__init__()
+        self.net = nn.Sequential([nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd)])
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class FeedForwardFunctionalDropout(nn.Module):  # F.dropout without training=: on in eval too
+    def __init__(self, n_embd, dropout=0.0, activation="gelu"):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), act(activation), nn.Linear(4 * n_embd, n_embd))
+        self.p = dropout
+
+    def forward(self, x):
+        return F.dropout(self.net(x), self.p)
+
+
+NOTEBOOK_N_EMBD = 32
+
+
+def test_feedforward_check_accepts_reference_and_alternative(capsys):
+    assert_passes(check_feedforward, ref_block.FeedForward, capsys)
+    assert_passes(check_feedforward, feedforward(ff_alternative), capsys)
+    assert_passes(check_feedforward, feedforward(ff_gelu_tanh), capsys)
+
+
 @pytest.mark.parametrize(
     "ff, fragment",
     [
         (FeedForwardStub, "not implemented yet"),
-        (
-            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.Linear(4 * n, n), nn.Dropout(p)]),
-            "missing non-linearity",
-        ),
-        (
-            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.ReLU(), nn.Linear(4 * n, n)]),
-            "should use nn.GELU()",
-        ),
-        (
-            feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Linear(4 * n, n)]),
-            "dropout argument is unused",
-        ),
-        (
-            feedforward(lambda n, p, a: [nn.Linear(n, 2 * n), act(a), nn.Linear(2 * n, n)]),
-            "4 * n_embd",
-        ),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.Linear(4 * n, n), nn.Dropout(p)]),
+         "missing non-linearity"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.ReLU(), nn.Linear(4 * n, n)]),
+         "the network uses RELU"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.GELU(), nn.Linear(4 * n, n), nn.Dropout(p)]),
+         "the `activation` argument"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Linear(4 * n, n)]),
+         "dropout is never applied in training mode"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Linear(4 * n, n), nn.Dropout(0.2)]),
+         "does not follow the `dropout` argument"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Dropout(p), nn.Linear(4 * n, n)]),
+         "dropout is applied to the hidden layer"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), act(a), nn.Linear(4 * n, n), act(a), nn.Dropout(p)]),
+         "also follows the last Linear"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 2 * n), act(a), nn.Linear(2 * n, n)]), "expand 4x"),
+        (feedforward(lambda n, p, a: [nn.Linear(NOTEBOOK_N_EMBD, 4 * NOTEBOOK_N_EMBD), act(a),
+                                      nn.Linear(4 * NOTEBOOK_N_EMBD, n)]), "n_embd argument"),
+        (FeedForwardList, "not a module"),
+        (FeedForwardFunctionalDropout, "random in eval mode"),
     ],
-)
+)  # fmt: skip
 def test_feedforward_check_names_the_mistake(ff, fragment):
     assert_fails(check_feedforward, ff, fragment)
 
@@ -448,6 +484,23 @@ def block_bug(bug):
             return self.ffwd(self.ln2(x))
         if bug == "parallel":
             return x + self.sa(self.ln1(x)) + self.ffwd(self.ln2(x))
+        if bug == "one_layernorm":
+            x = x + self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln1(x))
+        if bug == "normalised_residual":
+            x = self.ln1(x)
+            x = x + self.sa(x)
+            return x + self.ffwd(self.ln2(x))
+        if bug == "in_place":
+            x += self.sa(self.ln1(x))
+            x += self.ffwd(self.ln2(x))
+            return x
+        if bug == "ffwd_first":
+            x = x + self.ffwd(self.ln2(x))
+            return x + self.sa(self.ln1(x))
+        if bug == "extra_dropout":
+            x = x + F.dropout(self.sa(self.ln1(x)), 0.1, self.training)
+            return x + self.ffwd(self.ln2(x))
         raise AssertionError(bug)
 
     return block_with(forward)
@@ -466,6 +519,11 @@ def test_block_check_accepts_reference_and_alternative(capsys):
         (block_bug("no_residual_attention"), "missing residual connection around the attention"),
         (block_bug("no_residual_ffwd"), "missing residual connection around the feed-forward"),
         (block_bug("parallel"), "the feed-forward sees the block's input"),
+        (block_bug("one_layernorm"), "swapped or reused"),
+        (block_bug("normalised_residual"), "carries the normalised x"),
+        (block_bug("in_place"), "changed its input `x` in place"),
+        (block_bug("ffwd_first"), "feed-forward runs before the attention"),
+        (block_bug("extra_dropout"), "adds no randomness of its own"),
     ],
 )
 def test_block_check_names_the_mistake(block, fragment):
