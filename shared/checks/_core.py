@@ -186,6 +186,10 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
 def explain_crash(exc: BaseException, what: str = "your code") -> str:
     """One line for a crash in the learner's code: the exception, then its likely cause."""
     head = f"{what} raised {type(exc).__name__}: {_short(exc)}"
+    if isinstance(exc, UnboundLocalError):
+        return (f"{head}. A variable was read before the function assigned it: a name assigned "
+                "anywhere in a function is local in all of it, even where the notebook has a "
+                "global of that name.")  # fmt: skip
     if isinstance(exc, NameError):
         return (f"{head}. A name used in your code is not defined where it runs: a function or "
                 "class must use its arguments (and names it defines), not variables from "
