@@ -83,8 +83,11 @@ def _variants(q, k, extra_scales):
         mistakes = [x for x in (m, s, d, o) if x]
         if 1 <= len(mistakes) <= 2:
             divisor = sv if isinstance(sv, float) else None
-            yield mistakes, lambda sv=sv, mv=mv, dv=dv, ov=ov, divisor=divisor: weights_variant(
-                q, k, "sqrt" if divisor else sv, mv, dv, ov, divisor
+            yield (
+                mistakes,
+                lambda sv=sv, mv=mv, dv=dv, ov=ov, divisor=divisor: weights_variant(
+                    q, k, "sqrt" if divisor else sv, mv, dv, ov, divisor
+                ),
             )
 
 

@@ -92,7 +92,7 @@ def call(
     values: dict[str, Any] = {}
     if not inputs_may_change:
         names = _argument_names(fn, args, kwargs)
-        values = {**dict(zip(names, args)), **kwargs}
+        values = {**dict(zip(names, args, strict=False)), **kwargs}
     before = {k: s for k, v in values.items() if (s := _snapshot(v)) is not None}
     try:
         result = fn(*args, **kwargs)

@@ -20,7 +20,9 @@ from shared.checks._calls import call
 from shared.checks._core import close, fail, matching_mistake, seeded
 
 # Reference(module, x, drop) -> the output with ``drop`` applied where dropout belongs.
-Reference = Callable[[torch.nn.Module, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
+Reference = Callable[
+    [torch.nn.Module, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor
+]
 
 _COMMON_RATES = (0.1, 0.2, 0.25, 0.3, 0.5)  # what a hard-coded rate usually is
 _SEED = 11
@@ -66,30 +68,7 @@ def check_dropout(
              "result: only dropout may differ between the modes.")  # fmt: skip
     for p in (0.6, 0.3):
         module = build(p).train()
-        out = run(module)
-        if close(out, _seeded_output(lambda: reference(module, x, _drop(p)))):
-            continue
-        candidates = {
-            f"dropout is never applied in training mode: with dropout={p} the output is the "
-            "same as without it": lambda: _seeded_output(lambda: reference(module, x, _identity)),
-        }
-        for rate in _COMMON_RATES:
-            candidates[f"the dropout rate is {rate}, not the `dropout` argument ({p}): a "
-                       "hard-coded rate ignores what the caller asks for"] = (
-                lambda rate=rate: _seeded_output(lambda: reference(module, x, _drop(rate)))
-            )  # fmt: skip
-        for mistake, wrong in wrong_places.items():
-            candidates[mistake] = lambda wrong=wrong: _seeded_output(
-                lambda: wrong(module, x, _drop(p))
-            )
-        candidates["dropout is applied twice"] = lambda: _seeded_output(
-            lambda: reference(module, x, lambda t: _drop(p)(_drop(p)(t)))
-        )
-        mistake = matching_mistake(out, candidates)
-        if mistake:
-            fail(exercise, f"in training mode with dropout={p}: {mistake}.")
-        fail(exercise, f"in training mode with dropout={p}, {what} does not match dropout at "
-             f"rate {p} applied {where} (and nowhere else).")  # fmt: skip
+        _check_rate(exercise, module, p, run(module), x, reference, wrong_places, where, what)
     module.eval()
     out = run(module)
     if not close(out, _seeded_output(lambda: reference(module, x, _identity))):
@@ -99,3 +78,29 @@ def check_dropout(
                  "training=self.training).")  # fmt: skip
         fail(exercise, f"in eval mode {what} with dropout={p} differs from the same module "
              "without dropout: eval mode must not drop anything.")  # fmt: skip
+
+
+def _check_rate(exercise, module, p, out, x, reference, wrong_places, where, what) -> None:
+    """In training mode at rate p: the reference's dropout masks, or the named mistake's."""
+    __tracebackhide__ = True
+
+    def with_drop(fn, drop):
+        return lambda: _seeded_output(lambda: fn(module, x, drop))
+
+    if close(out, with_drop(reference, _drop(p))()):
+        return
+    candidates = {
+        f"dropout is never applied in training mode: with dropout={p} the output is the same as "
+        "without it": with_drop(reference, _identity),
+    }
+    for rate in _COMMON_RATES:
+        candidates[f"the dropout rate is {rate}, not the `dropout` argument ({p}): a hard-coded "
+                   "rate ignores what the caller asks for"] = with_drop(reference, _drop(rate))  # fmt: skip
+    for mistake, wrong in wrong_places.items():
+        candidates[mistake] = with_drop(wrong, _drop(p))
+    candidates["dropout is applied twice"] = with_drop(reference, lambda t: _drop(p)(_drop(p)(t)))
+    mistake = matching_mistake(out, candidates)
+    if mistake:
+        fail(exercise, f"in training mode with dropout={p}: {mistake}.")
+    fail(exercise, f"in training mode with dropout={p}, {what} does not match dropout at rate {p} "
+         f"applied {where} (and nowhere else).")  # fmt: skip

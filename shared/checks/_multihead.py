@@ -51,8 +51,10 @@ def _proj_shape_hint(B: int, T: int, n_head: int, hs: int):
             return None
         rows, cols = int(match[1]), int(match[2])
         if cols == hs and rows == B * T:
-            why = (f"it had the size of one head ({hs}): the heads were summed, averaged or "
-                   "only one was used, instead of joined side by side")
+            why = (
+                f"it had the size of one head ({hs}): the heads were summed, averaged or "
+                "only one was used, instead of joined side by side"
+            )
         elif cols == hs and rows == B * T * n_head:
             why = "the heads were joined along time or the batch, not side by side on channels"
         elif cols == hs:

@@ -63,6 +63,17 @@ def _randn(*shape, seed=0, scale=1.5):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
 
 
+def _leading_dims_hint(what: str):
+    def hint(exc: Exception) -> str:
+        return (
+            f"{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:120]}. It works "
+            "for (B, T, d_k) but q and k may have more leading dims, e.g. (B, nh, T, d_k): count "
+            "the dims from the end (negative dims)."
+        )
+
+    return hint
+
+
 def check_attention_weights(attention_weights) -> None:
     """Check ``attention_weights(q, k)``: causal softmax(q k^T / sqrt(d_k)) over the last dim."""
     __tracebackhide__ = True
@@ -72,13 +83,8 @@ def check_attention_weights(attention_weights) -> None:
     for shape, seed in (((2, 7, 6), 0), ((2, 3, 5, 10), 1)):
         q, k = _randn(*shape, seed=seed), _randn(*shape, seed=seed + 10)
         what = f"attention_weights(q, k) with q, k of shape {shape}"
-        crash_hint = None
-        if len(shape) == 4:  # the spec says (..., T, d_k): leading dims are any number of dims
-            crash_hint = lambda exc, what=what: (  # noqa: E731
-                f"{what} raised {type(exc).__name__}: {' '.join(str(exc).split())[:120]}. It "
-                "works for (B, T, d_k) but q and k may have more leading dims, e.g. (B, nh, T, "
-                "d_k): count the dims from the end (negative dims)."
-            )
+        # The spec says (..., T, d_k): any number of leading dims, e.g. (B, nh, T, d_k).
+        crash_hint = _leading_dims_hint(what) if len(shape) == 4 else None
         wei = call(name, attention_weights, q, k, what=what, hint=crash_hint)
         T = shape[-2]
         expected_shape = shape[:-1] + (T,)

@@ -128,7 +128,9 @@ def check_feedforward(FeedForward) -> None:
         return wrong
 
     wrong_places = {
-        "dropout is applied to the hidden layer; it belongs at the end, on the output": at("hidden"),
+        "dropout is applied to the hidden layer; it belongs at the end, on the output": at(
+            "hidden"
+        ),
         "dropout is applied to the input; it belongs at the end, on the output": at("input"),
     }
     check_dropout(name, build, _input(), _ff_reference(_ACTIVATIONS["relu"]), wrong_places,

@@ -209,6 +209,7 @@ def _check_shape_and_dtype(name, x, y, block_size, batch_size, call_text):
 def _check_windows(name, x, y, data, position, block_size, call_text):
     __tracebackhide__ = True
     n = len(data)
+
     def from_data(t):
         return bool(((t >= _OFFSET) & (t < _OFFSET + n)).all())
 

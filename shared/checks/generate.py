@@ -118,12 +118,16 @@ def check_top_k_filter(top_k_filter) -> None:
             hint = lambda exc, k=k: (  # noqa: E731
                 f"with k={k} > vocab size {V} it raised {type(exc).__name__}: a k larger than "
                 "the vocabulary must keep every logit, so it has to be clamped to the vocab size."
-                if "out of range" in str(exc) else None
+                if "out of range" in str(exc)
+                else None
             )
         out = call(name, top_k_filter, logits, k, what=what, hint=hint)
         if not isinstance(out, torch.Tensor) or out.shape != logits.shape:
-            fail(name, f"{what} should return logits of the input's shape "
-                 f"{tuple(logits.shape)}, with the removed ones at -inf; got {shape_of(out)}.")
+            fail(
+                name,
+                f"{what} should return logits of the input's shape "
+                f"{tuple(logits.shape)}, with the removed ones at -inf; got {shape_of(out)}.",
+            )
         want_k = min(k, V)
         kept = torch.isfinite(out)
         if not torch.isinf(out).any() and want_k < V:
@@ -158,6 +162,9 @@ def check_top_k_filter(top_k_filter) -> None:
                            "threshold is the k-th largest value, not the (k+1)-th.")  # fmt: skip
             fail(name, f"with k={k} row {row} kept {count} logits; expected {want_k}.")
         if not torch.equal(out[kept], logits[kept]):
-            fail(name, "the kept logits changed: top-k only removes logits; the kept ones stay as "
-                 "they are (no softmax, no scaling).")
+            fail(
+                name,
+                "the kept logits changed: top-k only removes logits; the kept ones stay as "
+                "they are (no softmax, no scaling).",
+            )
     passed(name, "keeps the k largest logits per row, -inf elsewhere, k clamped to the vocab size.")

@@ -246,8 +246,11 @@ def check_estimate_loss(estimate_loss) -> None:
             "a randomly damaged model, not the real one (eval mode).",
         )
     if not model.training:
-        fail(name, "the model is left in eval mode: training would continue without dropout; "
-             "put it back in training mode at the end.")
+        fail(
+            name,
+            "the model is left in eval mode: training would continue without dropout; "
+            "put it back in training mode at the end.",
+        )
     for c in calls:
         if c["targets"] is None:
             fail(name, "the model was called without targets, so it returned no loss.")
@@ -295,9 +298,7 @@ def check_estimate_loss(estimate_loss) -> None:
         if abs(value - sum(losses[other]) / eval_iters) < 1e-4:
             fail(name, f"out['{split}'] holds the {other} loss: the splits are swapped.")
         if abs(value - losses[split][-1]) < 1e-4:
-            fail(
-                name, f"out['{split}'] is the last batch's loss, not the mean over all batches."
-            )
+            fail(name, f"out['{split}'] is the last batch's loss, not the mean over all batches.")
         fail(
             name,
             f"out['{split}'] = {value:.4f}, but the mean of its batches' losses is {mean:.4f}.",

@@ -208,8 +208,11 @@ def _check_one_heatmap(name, plot_heatmap, text) -> None:
                 fail(name, f"the {axis} axis should have one tick per character labelled "
                      f"{expected}, got {labels}.")  # fmt: skip
         if getattr(artist, "colorbar", None) is None:
-            fail(name, "the figure has no colorbar for the heatmap, so its colours cannot be "
-                 "read as numbers.")
+            fail(
+                name,
+                "the figure has no colorbar for the heatmap, so its colours cannot be "
+                "read as numbers.",
+            )
     finally:
         import matplotlib.pyplot as plt
 
