@@ -154,6 +154,9 @@ def weights_bug(mask="before", scale="sqrt", dim=-1):
             scores = scores.masked_fill(tril == 0, 0.0)
         if mask == "float":
             scores = scores.masked_fill(1 - tril, float("-inf"))
+        if mask == "float_index":
+            scores = scores.clone()
+            scores[..., 1 - tril] = float("-inf")
         wei = F.softmax(scores, dim=dim)
         if mask == "after":
             wei = wei.masked_fill(tril == 0, 0.0)
@@ -198,6 +201,7 @@ def test_attention_weights_check_accepts_reference_and_alternative(capsys):
         (weights_bug(mask="after_inf"), ["mask is applied after the softmax"]),
         (weights_bug(mask="zero"), ["masked with 0 instead of -inf"]),
         (weights_bug(mask="float"), ["boolean mask"]),
+        (weights_bug(mask="float_index"), ["IndexError", "masks must be boolean"]),
         (
             weights_bug(mask="none", scale="none"),
             ["missing causal mask", "missing the 1/sqrt(d_k) scale"],

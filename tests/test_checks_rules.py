@@ -81,3 +81,68 @@ def test_every_check_is_guarded_where_it_is_defined_too():
     for name in CORE:
         assert getattr(shared.checks, name)._guarded
     assert shared.checks.data.check_get_batch._guarded
+
+
+# --- the helpers every check (stretch ones included) builds on -----------------------------------
+
+
+def test_call_names_an_input_changed_in_place_and_leaves_copies_alone():
+    from shared.checks._calls import call
+
+    def scale_in_place(logits, t):
+        return logits.div_(t)
+
+    x = torch.ones(2, 3)
+    with pytest.raises(shared.checks.ExerciseFailed, match="changed its input `logits` in place"):
+        call("demo", scale_in_place, x, 2.0)
+    assert torch.equal(
+        call("demo", lambda logits, t: logits / t, torch.ones(2), 2.0), torch.ones(2) / 2
+    )
+    assert call("demo", scale_in_place, torch.ones(2), 2.0, inputs_may_change=True) is not None
+
+
+def test_call_tells_a_module_without_forward_from_the_stub():
+    from shared.checks._calls import call
+
+    class NoForward(torch.nn.Module):
+        pass
+
+    with pytest.raises(shared.checks.ExerciseFailed) as info:
+        call("demo", NoForward(), torch.ones(1))
+    assert "no `forward` method" in str(info.value)
+    assert "not implemented yet" not in str(info.value)
+    with pytest.raises(shared.checks.ExerciseFailed, match="not implemented yet"):
+        call("demo", stub)
+
+
+@pytest.mark.parametrize(
+    "crash, cause",
+    [
+        (lambda: torch.nn.Sequential([torch.nn.ReLU()]), "takes modules one by one"),
+        (lambda: torch.ones(3)[torch.ones(3)], "masks must be boolean"),
+        (lambda: torch.nn.Linear(4, 2)(torch.ones(3, 5)), "the size it expects"),
+        (lambda: torch.ones(2, 3).transpose(0, 1).view(6), ".reshape copies"),
+        (lambda: undefined_name, "not variables from elsewhere in the notebook"),  # noqa: F821
+        (lambda: torch.multinomial(torch.tensor([-1.0, 2.0]), 1), "not probabilities"),
+    ],
+)
+def test_common_crashes_get_their_likely_cause(crash, cause):
+    from shared.checks._calls import call
+
+    with pytest.raises(shared.checks.ExerciseFailed) as info:
+        call("demo", crash)
+    assert cause in str(info.value)
+    assert info.value.__context__ is None  # one message, not a chained traceback
+
+
+def test_a_mistake_is_named_only_when_its_result_matches():
+    from shared.checks._core import matching_mistake
+
+    got = torch.tensor([1.0, 2.0])
+    mistakes = {
+        "crashes": lambda: torch.ones(3) @ torch.ones(2),  # does not apply: skipped
+        "far": torch.tensor([1.0, 2.5]),
+        "lazy match": lambda: torch.tensor([1.0, 2.0]),
+    }
+    assert matching_mistake(got, mistakes) == "lazy match"
+    assert matching_mistake(got, {"far": torch.tensor([1.0, 2.5])}) is None

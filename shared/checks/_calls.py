@@ -65,7 +65,10 @@ def _same(before: Any, after: Any) -> bool:
 def _argument_names(fn: Callable[..., Any], args: tuple, kwargs: dict) -> list[str]:
     try:
         target = fn.forward if hasattr(fn, "forward") and not inspect.isclass(fn) else fn
-        bound = inspect.signature(target).bind_partial(*args, **kwargs)
+        signature = inspect.signature(target)
+        if any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+            raise TypeError("*args: no names to give")
+        bound = signature.bind_partial(*args, **kwargs)
         by_position = list(bound.arguments)[: len(args)]
         return by_position + [f"argument {i + 1}" for i in range(len(by_position), len(args))]
     except (TypeError, ValueError):

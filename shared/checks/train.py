@@ -288,7 +288,7 @@ def check_estimate_loss(estimate_loss) -> None:
         value = out[split]
         if isinstance(value, torch.Tensor):
             if value.requires_grad or value.numel() != 1:
-                fail(name, f"out['{split}'] should be one number (use .item()).")
+                fail(name, f"out['{split}'] should be one number (a float), not a tensor.")
             value = value.item()
         if not isinstance(value, (int, float)):
             fail(name, f"out['{split}'] should be a float, got {type(value).__name__}.")
