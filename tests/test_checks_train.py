@@ -121,6 +121,22 @@ def loss_after_step(model, optimizer, xb, yb):
     return model(xb, yb)[1].item()
 
 
+def zero_grad_at_the_end(model, optimizer, xb, yb):
+    _, loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
+def tuple_as_loss(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def test_train_step_passes_correct_code(capsys):
     check_train_step(train_step)
     check_train_step(other_step)
@@ -143,6 +159,8 @@ def test_train_step_passes_correct_code(capsys):
         (no_targets, "without targets"),
         (steps_twice, "ran 2 times"),
         (loss_after_step, "return the loss the gradients came from"),
+        (zero_grad_at_the_end, "cleared after the step instead of before"),
+        (tuple_as_loss, "has to be unpacked"),
         (None, "expected the train_step function"),
     ],
 )

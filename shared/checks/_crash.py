@@ -47,8 +47,9 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
     ),
     (
         "must match the size of tensor",
-        "two tensors of incompatible shapes were combined; a buffer sized for block_size must be cut "
-        "to the current length T, and the sizes must come from the arguments, not notebook globals",
+        "two tensors whose shapes do not line up were combined: compare each one's shape with "
+        "what you expect at that line (.T on a tensor with more than 2 dims reverses all of them; "
+        "a buffer made for block_size must be cut to the current length T)",
     ),
     (
         "view size is not compatible",
@@ -97,6 +98,11 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
     (
         "backward through the graph a second time",
         "backward() ran twice over the same graph (e.g. on a loss kept from an earlier step)",
+    ),
+    (
+        "'tuple' object has no attribute",
+        "a tuple was used as one value: a call that returns several values (like a model's "
+        "(logits, loss)) has to be unpacked first",
     ),
     (
         "'nonetype' object",

@@ -139,6 +139,10 @@ def _check_one_step(name, train_step, counts, model, optimizer, before, stale, x
     if _step_scale(before, now, grad, lr) is None:
         stale_plus = [g + s for g, s in zip(grad, stale, strict=True)]
         if _step_scale(before, now, stale_plus, lr) is not None:
+            if all(p.grad is None or not p.grad.any() for p in model.parameters()):
+                fail(name, "the gradients are cleared after the step instead of before it: "
+                     "gradients already there when train_step starts (from any earlier "
+                     "backward) were added into this step.")  # fmt: skip
             fail(name, "the old gradients were not cleared (optimizer.zero_grad()): PyTorch adds "
                  "new gradients to the old ones, so the step also replays earlier steps.")  # fmt: skip
         fail(name, "the weights moved, but not along this batch's gradient: one optimizer step "
