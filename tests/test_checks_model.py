@@ -261,6 +261,7 @@ def head_bug(bug):
             "dropout_on_output": lambda: wei,
             "always_on": lambda: F.dropout(wei, self.dropout.p),
             "fixed_rate": lambda: F.dropout(wei, 0.2, self.training),
+            "dropout_made_in_forward": lambda: nn.Dropout(0.1)(wei),  # always in training mode
         }.get(bug, lambda: self.dropout(wei))()
         out = dropped @ {"x_not_v": x, "k_not_v": k}.get(bug, v)
         if bug == "dropout_on_output":
@@ -286,6 +287,7 @@ def test_head_check_accepts_reference_and_alternative(capsys):
         (head_bug("k_not_v"), "multiply the keys"),
         (head_bug("no_dropout"), "dropout is never applied in training mode"),
         (head_bug("always_on"), "random in eval mode"),
+        (head_bug("dropout_made_in_forward"), "created inside forward"),
         (head_bug("fixed_rate"), "does not follow the `dropout` argument"),
         (head_bug("dropout_on_output"), "to the head's output instead of the attention weights"),
         (head_bug("weights_after_dropout"), "before dropout"),

@@ -27,7 +27,7 @@ from shared.checks._core import (
     seeded,
     shape_of,
 )
-from shared.checks._dropout import check_dropout
+from shared.checks._dropout import check_dropout, fail_if_random_in_eval
 from shared.checks._multihead import check_multihead
 
 __all__ = ["check_attention_weights", "check_head", "check_multihead", "MASK_AFTER"]
@@ -177,6 +177,7 @@ def _check_head_forward(name, head, x, wei):
     })  # fmt: skip
     if mistake:
         fail(name, f"head(x): {mistake}.")
+    fail_if_random_in_eval(name, head, x, "head(x)")
     diagnose_weights(name, out, q, k, then=lambda w: w @ v)
     if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
         fail(name, f"head(x) should have shape {tuple(expected.shape)} (B, T, head_size), got "

@@ -17,7 +17,7 @@ from shared.checks._core import (
     seeded,
     shape_of,
 )
-from shared.checks._dropout import check_dropout
+from shared.checks._dropout import check_dropout, fail_if_random_in_eval
 
 EXERCISES = [
     Exercise(
@@ -99,6 +99,7 @@ def _check_ff_output(name, ff, x, activation):
     })  # fmt: skip
     if mistake:
         fail(name, f"looks like {mistake}.")
+    fail_if_random_in_eval(name, ff, x, what)
     fail(name, f"{what} differs from expand -> {activation} -> project back (in eval mode).")
 
 
@@ -220,6 +221,7 @@ def check_block(Block) -> None:
             mistake = matching_mistake(out, _block_mistakes(x, *parts))
             if mistake:
                 fail(name, f"looks like {mistake}.")
+            fail_if_random_in_eval(name, block, x, "block(x)")
             fail(name, "block(x) differs from two pre-norm residual steps (attention, then "
                  "feed-forward), each adding sub-layer(LayerNorm(x)) to x.")  # fmt: skip
     # Training mode: the sub-layers' own dropout, drawn in the same order, and nothing else.
