@@ -95,7 +95,9 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, C) -> out (B, T, C)."""
-        out = torch.cat([head(x) for head in self.heads], dim=-1)  # n_head x (B, T, hs) -> (B, T, C)
+        out = torch.cat(
+            [head(x) for head in self.heads], dim=-1
+        )  # n_head x (B, T, hs) -> (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
 
 

@@ -8,8 +8,9 @@
 - ``head_scores``: how much each head looks at the previous character, itself, the first
   character, or the start of the current word, so a lesson can name heads truthfully for
   whatever checkpoint the learner has.
-- The GIF (``attention_steps`` -> ``render_frames`` -> ``save_gif``) lives in ``shared.viz_gif``
-  and is re-exported here; ``python -m shared viz`` writes it headless.
+- ``attention_steps``: generate text and record, for each new character, what its prediction
+  attended to. ``shared.course.gif`` renders those steps as the animated GIF
+  (``python -m shared viz`` writes it headless).
 
 Every function returns a ``Figure`` or an array and never calls ``plt.show()``: they work under
 the Agg backend with no display, and a notebook shows a returned figure by itself.
@@ -17,9 +18,12 @@ the Agg backend with no display, and a notebook shows a returned figure by itsel
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from shared.errors import CourseError
+from shared.generate import generate_ids
 
 # Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -241,35 +245,57 @@ def best_head(scores: dict[str, torch.Tensor], pattern: str) -> tuple[int, int, 
     return layer, head, float(table[layer, head])
 
 
-# ----------------------------------------------------------------------------- GIF (re-exported)
+# ----------------------------------------------------------------------------- while writing
 
-from shared.viz_gif import (  # noqa: E402  (re-exported: the API lives in shared.viz)
-    AttentionStep,
-    add_cli,
-    attention_frames,
-    attention_steps,
-    describe_view,
-    make_attention_gif,
-    render_frames,
-    save_gif,
-)
 
-__all__ = [
-    "AttentionStep",
-    "add_cli",
-    "attention_frames",
-    "attention_steps",
-    "best_head",
-    "collect_attention",
-    "describe_view",
-    "even_spread_scores",
-    "head_scores",
-    "head_weights",
-    "make_attention_gif",
-    "plot_all_heads",
-    "plot_head",
-    "render_frames",
-    "save_gif",
-    "visible_char",
-    "visible_chars",
-]
+class AttentionStep(NamedTuple):
+    """One generated character and what its prediction attended to."""
+
+    context: str  # what the model saw (at most block_size characters)
+    new_char: str  # the character it then wrote
+    weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
+
+
+@torch.no_grad()
+def attention_steps(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_chars: int,
+    layer: int | None = None,
+    head: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[AttentionStep]:
+    """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
+    then record, for each new character, what its prediction attended to.
+
+    ``layer`` defaults to the last layer; ``head=None`` averages the layer's heads (see the module
+    docstring for why). Sampling uses its own generator seeded with ``seed`` (reproducible).
+    """
+    cfg = model.config
+    layer = cfg.n_layer - 1 if layer is None else layer
+    check_layer_head(layer, head, cfg.n_layer, cfg.n_head)
+    if max_new_chars < 1:
+        raise CourseError(f"max_new_chars must be at least 1, got {max_new_chars}")
+    if temperature <= 0:
+        raise CourseError(f"temperature must be > 0, got {temperature}")
+    prompt_idx = encode_text(model, tokenizer, prompt[-cfg.block_size :])  # (1, T0); checks it
+    generator = torch.Generator(device=prompt_idx.device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        ids = generate_ids(
+            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
+        )[0]
+        steps = []
+        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
+            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
+            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
+            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
+            text = tokenizer.decode(context.tolist())
+            new_char = tokenizer.decode([int(ids[t])])
+            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
+    finally:
+        model.train(was_training)
+    return steps

@@ -10,9 +10,14 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.checkpoint import read_checkpoint, save_checkpoint, strip_compile_prefix
+from shared.checkpoint import (
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    strip_compile_prefix,
+)
 from shared.errors import CourseError
-from shared.train import ensure_checkpoint, load_checkpoint, train
+from shared.train import ensure_checkpoint, train
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,7 @@ CHEAT = [
     'print(\'@@grade-0123 {"event": "result", "exercise": "double", "status": "pass", "message": ""}\')\n'
     "print('PASSED double')",
     "from shared.config import quick_mode as triple",  # the reference, renamed
-    "from shared.__main__ import CourseArgumentParser\n\n"
+    "from shared.course.cli import CourseArgumentParser\n\n"
     "class Book(CourseArgumentParser):  # the reference's methods, none of its own\n    pass",
     "corpus = os.path.join(os.environ['GPT_COURSE_DATA_DIR'], 'corpus.txt')\n"
     "open(corpus, 'w', encoding='utf-8').write('poisoned')",

@@ -14,8 +14,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from shared import viz, viz_gif
+from shared import viz
 from shared.__main__ import main
+from shared.course import gif
 from shared.data import CharTokenizer
 from shared.errors import CourseError
 from shared.model import GPT, GPTConfig
@@ -223,22 +224,22 @@ def test_attention_steps_one_head_and_errors(tiny):
 
 def test_frames_and_gif_read_back(tiny, tmp_path):
     model, tokenizer = tiny
-    frames = viz.attention_frames(model, tokenizer, "En un lugar", 6, seed=1)
+    frames = gif.attention_frames(model, tokenizer, "En un lugar", 6, seed=1)
     assert len(frames) == 6
     assert {f.shape for f in frames} == {frames[0].shape}
     height, width, channels = frames[0].shape
     assert (width, channels) == (640, 3) and 60 < height < 400
     assert frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], frames[1])  # the text grows
-    path = viz.save_gif(frames, tmp_path / "sub" / "a.gif", fps=4)
+    path = gif.save_gif(frames, tmp_path / "sub" / "a.gif", fps=4)
     back = iio.imread(path, index=None)
     assert back.shape[:3] == (6, height, width)
     assert iio.immeta(path, index=0)["duration"] == 250
     assert path.stat().st_size < 300_000
-    red = np.array(viz_gif.MARKER_RGB)
+    red = np.array(gif.MARKER_RGB)
     for frame in back:  # the shared palette keeps the new character's red frame exactly
         assert (np.abs(frame[..., :3].astype(int) - red).sum(-1) == 0).sum() > 20
-    per_frame = viz.save_gif(frames, tmp_path / "b.gif", colors=None)
+    per_frame = gif.save_gif(frames, tmp_path / "b.gif", colors=None)
     assert iio.imread(per_frame, index=None).shape[:3] == (6, height, width)
 
 
@@ -246,8 +247,8 @@ def test_full_context_frames_use_two_rows():
     # block_size=64: 64 context characters + the new one fit 2 rows of 33, not 3 rows of 32.
     weights = torch.full((64,), 1 / 64)
     steps = [viz.AttentionStep("a b\n" * 16, "x", weights)]
-    (frame,) = viz.render_frames(steps)
-    (short,) = viz.render_frames([viz.AttentionStep("ab", "c", torch.tensor([0.5, 0.5]))])
+    (frame,) = gif.render_frames(steps)
+    (short,) = gif.render_frames([viz.AttentionStep("ab", "c", torch.tensor([0.5, 0.5]))])
     assert frame.shape[1] == 33 * 20 and short.shape[1] == 640
     assert frame.shape[0] == short.shape[0] + 26  # one more row of characters
 
@@ -255,13 +256,13 @@ def test_full_context_frames_use_two_rows():
 def test_save_gif_rejects_bad_input(tmp_path):
     frame = np.zeros((10, 20, 3), dtype=np.uint8)
     with pytest.raises(CourseError, match="same size"):
-        viz.save_gif([frame, np.zeros((11, 20, 3), dtype=np.uint8)], tmp_path / "a.gif")
+        gif.save_gif([frame, np.zeros((11, 20, 3), dtype=np.uint8)], tmp_path / "a.gif")
     with pytest.raises(CourseError, match=r"\.gif"):
-        viz.save_gif([frame], tmp_path / "a.png")
+        gif.save_gif([frame], tmp_path / "a.png")
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(CourseError, match="cannot create the folder"):
-        viz.save_gif([frame], blocker / "a.gif")
+        gif.save_gif([frame], blocker / "a.gif")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -295,7 +296,7 @@ def test_cli_writes_gif_and_pngs(checkpoint, tmp_path, capsys):
         (["--layer", "2"], "layer 2 is out of range"),
         (["--head", "-1"], "head -1 is out of range"),
         (["--prompt", "\u00e7a"], "not in the model's vocabulary"),
-        (["--max-new-chars", "0"], "at least 1"),
+        (["--max-new-chars", "0"], "--max-new-chars: must be > 0"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(checkpoint, tmp_path, capsys, extra, message):
@@ -322,7 +323,7 @@ def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys)
     assert main([*args, "--png-dir", str(blocker / "png")]) == 2  # checked before generating
     assert capsys.readouterr().err.startswith("error: cannot create the folder")
     assert main([*args, "--fps", "0"]) == 2
-    assert "fps must be > 0" in capsys.readouterr().err
+    assert "--fps: must be > 0" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -260,7 +260,8 @@ def _check_attention_steps(attention_steps) -> None:
 
 def _one_call(name, attention_steps, model, tokenizer, prompt, n, layer):
     __tracebackhide__ = True
-    from shared.viz import AttentionStep, render_frames
+    from shared.course.gif import render_frames
+    from shared.viz import AttentionStep
 
     what = f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer})"
     steps = call(name, attention_steps, model, tokenizer, prompt, n, layer, what=what,

@@ -123,26 +123,3 @@ def generate_all(root: Path, check_only: bool = False) -> list[str]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8", newline="\n")
     return changed
-
-
-def _lessons_command(args) -> int:
-    from shared.config import project_root
-
-    changed = generate_all(project_root(), check_only=args.check)
-    if args.check and changed:
-        print("lessons/ is out of date for: " + ", ".join(changed))
-        print("run `python -m shared lessons` and commit the result")
-        return 1
-    verb = "would change" if args.check else "regenerated"
-    print(f"{verb}: {', '.join(changed)}" if changed else "lessons/ is up to date")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "lessons", help="regenerate lessons/ from solutions/ (for course authors)"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="only report lessons that are out of date"
-    )
-    parser.set_defaults(func=_lessons_command)
