@@ -10,7 +10,7 @@ Every ``check_*`` function follows the same contract:
   summing to 1, future not masked, ...);
 - it leaves the learner's state alone: ``guard`` (applied to every check by ``shared.checks``)
   restores the global RNGs of torch, numpy and ``random``, the thread count and grad mode, and
-  ``_calls.call`` names any in-place change of the inputs it passes.
+  ``call`` names any in-place change of the inputs it passes.
 
 ``__tracebackhide__`` keeps these frames out of the traceback in Jupyter and pytest, so the
 learner sees the hint rather than our internals.
@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from shared.checks._crash import explain_crash  # noqa: F401 - part of the helpers' API
+from shared.checks._crash import explain_crash
+from shared.checks._inputs import argument_names, changed_inputs, snapshot
 
 NOT_IMPLEMENTED = "not implemented yet"
 STUB_HINT = f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code."
@@ -123,14 +124,51 @@ def guard(check: Callable[..., None]) -> Callable[..., None]:
 # ----------------------------------------------------------------------------- calling
 
 
+def call(
+    exercise: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str = "",
+    hint: Callable[[Exception], str | None] | None = None,
+    inputs_may_change: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Return ``fn(*args, **kwargs)``; on the stub, a crash or a changed input fail with a hint."""
+    __tracebackhide__ = True
+    label = what or getattr(fn, "__name__", "your code")
+    values: dict[str, Any] = {}
+    if not inputs_may_change:
+        names = argument_names(fn, args, kwargs)
+        values = {**dict(zip(names, args, strict=False)), **kwargs}
+    before = {k: s for k, v in values.items() if (s := snapshot(v)) is not None}
+    try:
+        result = fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        text = str(exc)
+        problem = STUB_HINT if "missing the required" not in text else explain_crash(exc, label)
+    except ExerciseFailed:
+        raise
+    except Exception as exc:  # the learner's bug: report it briefly, with its likely cause
+        problem = (hint(exc) if hint else None) or explain_crash(exc, label)
+    else:
+        changed = changed_inputs(before, values)
+        if not changed:
+            return result
+        problem = (
+            f"{label} changed its input `{changed[0]}` in place: the caller's value is different "
+            "after the call, so whatever uses it next (the next cell, the next step) silently "
+            "sees other data. Leave inputs as they are and build new tensors (out-of-place "
+            "operations, or work on a copy)."
+        )
+    fail(exercise, problem)
+
+
 def attempt(
     exercise: str, fn: Callable[..., Any], *args: Any, what: str = "", **kwargs: Any
 ) -> Any:
-    """Call the learner's ``fn``: the stub, crashes and in-place changes of the inputs become
+    """``call`` under its older name: the stub, crashes and in-place changes of the inputs become
     hints instead of tracebacks. ``what`` describes the call, e.g. ``"encode('hola')"``."""
     __tracebackhide__ = True
-    from shared.checks._calls import call
-
     return call(exercise, fn, *args, what=what, **kwargs)
 
 
