@@ -148,6 +148,11 @@ class GlobalText(Base):
         return sorted(set(text + NOTEBOOK_TEXT))  # the argument plus a notebook global
 
 
+class EncodeTensor(Base):
+    def encode(self, s):
+        return torch.tensor([self.stoi[c] for c in s])
+
+
 class EncodeMutates(Base):
     def encode(self, s):
         return [self.stoi[c] for c in s]
@@ -185,6 +190,7 @@ def test_tokenizer_accepts_correct_versions(good, capsys):
         (NoItos, ["no `self.itos`"]),
         (GlobalText, ["not in the text", "`text` argument"]),
         (EncodeMutates, ["changed its input", "in place"]),
+        (EncodeTensor, ["KeyError", "tensor was used as a dict key"]),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )

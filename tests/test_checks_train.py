@@ -188,10 +188,11 @@ NOTEBOOK_TRAIN_DATA = torch.arange(100) % 90  # real text has ids beyond the che
 
 def _make_estimate(
     *, no_grad=True, eval_mode=True, restore=True, targets="y", mean=True, swap=False,
-    train_override=None, iters=None, block=None,
+    train_override=None, iters=None, block=None, val_from_train=False,
 ):  # fmt: skip
     def estimate(model, train_data, val_data, block_size, batch_size, eval_iters, device="cpu"):
         train_data = train_data if train_override is None else train_override
+        val_data = train_data if val_from_train else val_data
         eval_iters = iters or eval_iters
         block_size = block or block_size
         if eval_mode:
@@ -230,6 +231,7 @@ def test_estimate_loss_passes_correct_code(capsys):
         (_make_estimate(restore=False), "left in eval mode"),
         (_make_estimate(train_override=NOTEBOOK_TRAIN_DATA), "not from notebook variables"),
         (_make_estimate(iters=10), "follow the eval_iters argument"),
+        (_make_estimate(val_from_train=True), "no batch came from the val_data passed in"),
         (_make_estimate(block=8), "follow the block_size and batch_size arguments"),
         (_make_estimate(targets="x"), "targets are the inputs themselves"),
         (_make_estimate(mean=False), "last batch's loss"),

@@ -132,6 +132,9 @@ def explain_crash(exc: BaseException, what: str = "your code") -> str:
         return (f"{head}. A name used in your code is not defined where it runs: a function or "
                 "class must use its arguments (and names it defines), not variables from "
                 "elsewhere in the notebook.")  # fmt: skip
+    if isinstance(exc, KeyError) and "tensor(" in str(exc):
+        return (f"{head}. A tensor was used as a dict key: the keys are Python ints, and a "
+                "tensor never matches them (tensors hash by identity).")  # fmt: skip
     text = str(exc).lower()
     for fragment, cause in _CRASH_CAUSES:
         if fragment in text:

@@ -282,6 +282,10 @@ def check_estimate_loss(estimate_loss) -> None:
     if losses["mixed"]:
         fail(name, "a batch mixed both splits: draw each split's batches from its own data.")
     for split in ("train", "val"):
+        if not losses[split]:
+            fail(name, f"no batch came from the {split}_data passed in: each split must be "
+                 "measured on its own data.")  # fmt: skip
+    for split in ("train", "val"):
         if len(losses[split]) != eval_iters:
             fail(
                 name,
