@@ -12,6 +12,15 @@ Every ``check_*`` function follows the same contract:
   restores the global RNGs of torch, numpy and ``random``, the thread count and grad mode, and
   ``call`` names any in-place change of the inputs it passes.
 
+The toolkit for writing a check (stretch checks use the same):
+
+- ``call(exercise, fn, *args, what=..., hint=...)`` (alias ``attempt``; ``_calls.construct`` for
+  classes) runs learner code: stub, crash causes (``_crash``), in-place changes of inputs;
+- ``seeded(seed)`` seeds torch/numpy/random for a call and restores them afterwards;
+- ``close`` compares tensors; ``matching_mistake(got, {mistake: result or lambda})`` names a
+  mistake only when ``got`` equals what it computes; ``shape_of`` for messages;
+- ``_dropout.check_dropout`` checks a module's dropout in both modes and at several rates.
+
 ``__tracebackhide__`` keeps these frames out of the traceback in Jupyter and pytest, so the
 learner sees the hint rather than our internals.
 """

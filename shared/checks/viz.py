@@ -6,11 +6,8 @@ differ), so it never depends on the learner's checkpoint or on anything else in 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 
-from shared.checks._calls import call
 from shared.checks._core import (
     Exercise,
     attempt,
@@ -19,6 +16,8 @@ from shared.checks._core import (
     passed,
     require_callable,
 )
+from shared.checks._viz_model import all_weights, as_tensor, one_thread, small_gpt
+from shared.checks._viz_steps import steps_check
 
 EXERCISES = [
     Exercise(
@@ -41,51 +40,6 @@ EXERCISES = [
     ),
 ]
 
-_TEXT = "En un lugar de la Mancha,\n¿Quién «era» aquel señor? Sí, esto es, á é í ó ú ñ."
-
-
-def _check_model(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
-    """A small random GPT whose heads attend differently (a fresh GPT attends ~uniformly)."""
-    from shared.data import CharTokenizer
-    from shared.model import GPT, GPTConfig
-
-    tokenizer = CharTokenizer(_TEXT)
-    config = GPTConfig(tokenizer.vocab_size, block_size, n_layer, n_head, n_embd=4 * n_head)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = GPT(config)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.6)
-    return model.eval(), tokenizer
-
-
-@contextmanager
-def _one_thread():
-    """Tiny models run fastest on one thread (and don't fight other work for the cores);
-    the setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _all_weights(model, tokenizer, text: str) -> torch.Tensor:
-    idx = torch.tensor([tokenizer.encode(text)])
-    return model.attention_weights(idx)[:, 0]  # (n_layer, n_head, T, T)
-
-
-def _as_tensor(name: str, value, what: str) -> torch.Tensor:
-    __tracebackhide__ = True
-    try:
-        return torch.as_tensor(value).detach().float().cpu()
-    except Exception:
-        fail(name, f"{what} should be a tensor, got {type(value).__name__}.")
-
-
 # ----------------------------------------------------------------------------- head_weights
 
 
@@ -94,14 +48,14 @@ def _check_head_weights(head_weights) -> None:
     __tracebackhide__ = True
     name = "head_weights"
     require_callable(name, head_weights, "your head_weights function")
-    model, tokenizer = _check_model()
+    model, tokenizer = small_gpt()
     text = "¿Qué es esto, Sancho?"
     T = len(text)
-    attn = _all_weights(model, tokenizer, text)  # (n_layer=3, n_head=4, T, T)
+    attn = all_weights(model, tokenizer, text)  # (n_layer=3, n_head=4, T, T)
     for layer, head in ((2, 1), (0, 3)):
         call = f"head_weights(model, tokenizer, {text!r}, layer={layer}, head={head})"
         got = attempt(name, head_weights, model, tokenizer, text, layer, head, what=call)
-        got = _as_tensor(name, got, "the result")
+        got = as_tensor(name, got, "the result")
         expected = attn[layer, head]
         if close(got, expected):
             continue
@@ -219,103 +173,10 @@ def _check_one_heatmap(name, plot_heatmap, text) -> None:
         plt.close(fig)  # the check's figure: never displayed, never kept
 
 
-# ----------------------------------------------------------------------------- attention_steps
-
-
-def _unpack_step(name: str, step, i: int):
-    __tracebackhide__ = True
-    try:
-        context, new_char, weights = step
-    except (TypeError, ValueError):
-        fail(name, f"step {i} should be AttentionStep(context, new_char, weights), got {step!r}.")
-    if not isinstance(context, str) or not isinstance(new_char, str) or len(new_char) != 1:
-        fail(name, f"step {i}: context should be a str and new_char one character, got "
-             f"{context!r} and {new_char!r}.")  # fmt: skip
-    return context, new_char, _as_tensor(name, weights, f"step {i}'s weights")
-
-
-def _crop_hint(exc: Exception) -> str | None:
-    if "block_size" in str(exc) or "longer than" in str(exc):
-        return ("the model saw more than block_size=8 characters: the context it is given "
-                "must be cut to the last block_size characters.")  # fmt: skip
-    return None
-
-
-def _check_attention_steps(attention_steps) -> None:
-    """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one step per
-    new character, each with the context the model saw and its last row of ``layer``'s weights
-    averaged over heads; the reference draws them into that many equally sized frames."""
-    __tracebackhide__ = True
-    name = "attention_steps"
-    require_callable(name, attention_steps, "your attention_steps function")
-    model, tokenizer = _check_model(block_size=8, n_layer=2, n_head=3)
-    # "En un" grows past block_size=8 at the 4th new character; the second call varies every
-    # argument (layer 1, another prompt and length), so nothing may be fixed to one call.
-    calls = (("En un", 6, 0), ("¿Sí?", 3, 1))
-    frames = [_one_call(name, attention_steps, model, tokenizer, *args) for args in calls]
-    n = calls[0][1]
-    height, width, _ = frames[0][0].shape
-    passed(name, f"{n} steps -> {n} frames of {width}x{height} px")
-
-
-def _one_call(name, attention_steps, model, tokenizer, prompt, n, layer):
-    __tracebackhide__ = True
-    from shared.course.gif import render_frames
-    from shared.viz import AttentionStep
-
-    what = f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer})"
-    steps = call(name, attention_steps, model, tokenizer, prompt, n, layer, what=what,
-                 hint=_crop_hint)  # fmt: skip
-    call_text = what
-    steps = list(steps) if steps is not None else []
-    if len(steps) != n:
-        hint = " (off by one)" if abs(len(steps) - n) == 1 else ""
-        fail(name, f"{call_text} returned {len(steps)} steps, expected {n}, one per new "
-             f"character{hint}.")  # fmt: skip
-    previous = None
-    for i, step in enumerate(steps):
-        context, new_char, got = _unpack_step(name, step, i)
-        seen = prompt[-8:] if previous is None else (previous[0] + previous[1])[-8:]
-        if context == (seen + new_char)[-8:] and context != seen:
-            fail(name, f"step {i}: the context already includes the new character; it must be "
-                 "what the model saw *before* adding the character it wrote.")  # fmt: skip
-        if context != seen:
-            fail(name, f"step {i}: the context should be {seen!r} (the text so far, last "
-                 f"block_size=8 characters), got {context!r}.")  # fmt: skip
-        attn = _all_weights(model, tokenizer, context)  # (n_layer, n_head, T, T)
-        expected = attn[layer, :, -1, :].mean(0)  # (T,)
-        if not close(got, expected):
-            bugs = [
-                (attn[layer, :, 0, :].mean(0), "that is the first row; the new character is "
-                 "predicted at the *last* position, the last row."),
-                (attn[layer, :, :, -1].mean(0), "that is a column (what attends to the last "
-                 "character); the new character's view is the last *row*."),
-                (attn[layer, 0, -1, :], "that is head 0 only, not the average over the heads."),
-                (attn[-1, :, -1, :].mean(0), "that is the last layer, not the `layer` argument's."),
-                (attn[0, :, -1, :].mean(0), "that is layer 0, not the `layer` argument's."),
-                (attn[:, :, -1, :].mean((0, 1)), "that is averaged over layers too; only over "
-                 "heads."),
-            ]  # fmt: skip
-            for wrong, hint in bugs:
-                if close(got, wrong):
-                    fail(name, f"step {i}: {hint}")
-            total = float(got.sum()) if got.numel() else 0.0
-            if got.shape != expected.shape or abs(total - 1) > 1e-4:
-                fail(name, f"step {i}: weights should have shape {tuple(expected.shape)} and sum "
-                     f"to 1 (one attention row), got {tuple(got.shape)} summing to {total:.3f}.")  # fmt: skip
-            fail(name, f"step {i}: weights are not layer {layer}'s last row averaged over heads.")
-        previous = (context, new_char)
-    frames = render_frames([AttentionStep(*_unpack_step(name, s, i)) for i, s in enumerate(steps)])
-    sizes = {frame.shape for frame in frames}
-    if len(frames) != n or len(sizes) != 1:
-        fail(name, f"expected {n} frames of one size, got {len(frames)} with sizes {sizes}.")
-    return frames
-
-
 def check_head_weights(head_weights) -> None:
     """``head_weights(model, tokenizer, text, layer, head)`` returns that head's (T, T) weights."""
     __tracebackhide__ = True
-    with _one_thread():
+    with one_thread():
         _check_head_weights(head_weights)
 
 
@@ -323,5 +184,5 @@ def check_attention_steps(attention_steps) -> None:
     """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one
     AttentionStep(context, new_char, weights) per generated character."""
     __tracebackhide__ = True
-    with _one_thread():
-        _check_attention_steps(attention_steps)
+    with one_thread():
+        steps_check(attention_steps)
