@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn as nn
-from torch.nn import functional as F
 
 from shared.checks._core import Exercise, attempt, fail, passed, require_callable, seeded
+from shared.checks._tiny_lm import TinyLM, V
 
 EXERCISES = [
     Exercise(
@@ -25,39 +24,6 @@ EXERCISES = [
     ),
 ]
 
-_V, _C = 16, 8
-
-
-class _TinyLM(nn.Module):
-    """A bigram-sized language model with dropout that records how it is called."""
-
-    def __init__(self, seed: int = 0, dropout: float = 0.0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.emb = nn.Embedding(_V, _C)
-        self.head = nn.Linear(_C, _V)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g))
-        self.drop = nn.Dropout(dropout)
-        self.calls: list[dict] = []
-
-    def forward(self, idx, targets=None):
-        logits = self.head(self.drop(self.emb(idx)))  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, _V), targets.reshape(-1))
-        self.calls.append(
-            {
-                "training": self.training,
-                "grad": torch.is_grad_enabled(),
-                "idx": idx.detach().clone(),
-                "targets": None if targets is None else targets.detach().clone(),
-                "loss": None if loss is None else loss.item(),
-            }
-        )
-        return logits, loss
-
 
 def _params(model) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
@@ -69,7 +35,7 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 def _batch(seed: int):
     g = torch.Generator().manual_seed(seed)
-    seq = torch.randint(_V, (3, 7), generator=g)
+    seq = torch.randint(V, (3, 7), generator=g)
     return seq[:, :-1], seq[:, 1:]  # x, and y = x shifted by one
 
 
@@ -155,7 +121,7 @@ def check_train_step(train_step) -> None:
     __tracebackhide__ = True
     name = "train_step"
     require_callable(name, train_step, "the train_step function")
-    model = _TinyLM(seed=1)
+    model = TinyLM(seed=1)
     lr = 0.5
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     counts = {"step": 0, "backward": 0}
@@ -226,7 +192,7 @@ def check_estimate_loss(estimate_loss) -> None:
     train_data = torch.randint(0, 8, (300,), generator=g)
     val_data = torch.randint(8, 16, (100,), generator=g)
     block_size, batch_size, eval_iters = 5, 4, 3
-    model = _TinyLM(seed=2, dropout=0.5)
+    model = TinyLM(seed=2, dropout=0.5)
     model.train()
     with seeded(0):
         out = attempt(
