@@ -334,7 +334,7 @@ def test_get_batch_accepts_correct_versions(good, capsys):
         (id_plus_one, ["plus one", "next token in the data"]),
         (global_data, ["not in the `data` passed in"]),
         (global_block_size, ["shape", "follow the block_size and batch_size arguments"]),
-        (mutates_data, ["changed its input `data` in place"]),
+        (mutates_data, ["changed the data passed in"]),
         (float_starts, ["TypeError", "Likely cause"]),
         (seeded_inside, ["same batch whatever the random seed"]),
     ],

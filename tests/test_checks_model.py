@@ -209,7 +209,7 @@ def test_attention_weights_check_accepts_reference_and_alternative(capsys):
         (lambda q, k: F.softmax(q @ k.transpose(-2, -1), -1)[0], ["should give weights"]),
         (weights_3d_only, ["should give weights of shape (2, 3, 5, 5)"]),
         (weights_einsum_3d, ["more leading dims"]),
-        (weights_in_place, ["changed its input `q` in place"]),
+        (weights_in_place, ["changed the q passed in"]),
     ],
 )
 def test_attention_weights_check_names_the_mistake(fn, fragments):
@@ -531,7 +531,7 @@ def test_block_check_accepts_reference_and_alternative(capsys):
         (block_bug("parallel"), "the feed-forward sees the block's input"),
         (block_bug("one_layernorm"), "swapped or reused"),
         (block_bug("normalised_residual"), "carries the normalised x"),
-        (block_bug("in_place"), "changed its input `x` in place"),
+        (block_bug("in_place"), "changed the x passed in"),
         (block_bug("ffwd_first"), "feed-forward runs before the attention"),
         (block_bug("extra_dropout"), "adds no randomness of its own"),
     ],

@@ -163,7 +163,7 @@ def test_plot_heatmap_accepts_correct_versions(capsys):
     "buggy, fragments",
     [
         (lambda w, t: _heatmap(w, t, mask=False), ["future", "drawn as zeros", "NaN"]),
-        (_heatmap_in_place, ["changed its input `weights` in place"]),
+        (_heatmap_in_place, ["changed the weights passed in"]),
         (_heatmap_fixed_text, ["one tick per character"]),
         (lambda w, t: _heatmap(w, t, transpose=True), ["transposed"]),
         (lambda w, t: _heatmap(w, t, labels="raw"), ["raw characters", "visible_char"]),

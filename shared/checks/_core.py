@@ -164,10 +164,10 @@ def call(
         if not changed:
             return result
         problem = (
-            f"{label} changed its input `{changed[0]}` in place: the caller's value is different "
-            "after the call, so whatever uses it next (the next cell, the next step) silently "
-            "sees other data. Leave inputs as they are and build new tensors (out-of-place "
-            "operations, or work on a copy)."
+            f"{label} changed its input in place: it changed the {changed[0]} passed in, so "
+            "whatever uses it next (the next cell, the next step) silently sees other data. "
+            "Leave inputs as they are and build new tensors (out-of-place operations, or work "
+            "on a copy)."
         )
     fail(exercise, problem)
 
