@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -55,20 +56,37 @@ def run_check(sandbox, job: dict, *, timeout: float, cwd: str) -> tuple[str, str
             process.stdin.close()
         except OSError:
             pass
-        try:
-            code = process.wait(timeout + STARTUP_ALLOWANCE_S)
-        except subprocess.TimeoutExpired:
+        ready, data = _read_until(read_end, b"ready\n", STARTUP_ALLOWANCE_S)
+        if not ready:
+            return "error", "the checker did not start (out of memory, or a broken install?)"
+        finished, data = _read_until(read_end, None, timeout, data[len(b"ready\n") :])
+        if not finished:
             return "timeout", f"the check did not finish in {timeout:g} s"
-        os.set_blocking(read_end, False)
         try:
-            data = os.read(read_end, MAX_RESULT_BYTES)
-        except BlockingIOError:
-            data = b""
+            code = process.wait(10)
+        except subprocess.TimeoutExpired:
+            code = -9
     finally:
         _kill(process)
         LIVE.discard(process)
         os.close(read_end)
     return _parse(data, code, nonce)
+
+
+def _read_until(fd: int, marker: bytes | None, limit: float, data: bytes = b""):
+    """Read ``fd`` until ``data`` starts with ``marker`` (None: until end of file) or ``limit``."""
+    deadline = time.monotonic() + limit
+    while len(data) <= MAX_RESULT_BYTES:
+        if marker is not None and data.startswith(marker):
+            return True, data
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False, data
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return marker is None, data
+        data += chunk
+    return False, data
 
 
 def kill_all() -> None:
@@ -111,12 +129,12 @@ def _parse(data: bytes, code: int, nonce: str) -> tuple[str, str]:
 # ------------------------------------------------------------------------ inside the sandbox
 
 
-def _reference_base(candidate, target: str) -> str:
+def _reference_base(candidate, target: str, packages: list[str]) -> str:
     """The reference class the candidate is or subclasses, if any (``module.name``)."""
     classes = candidate.__mro__ if isinstance(candidate, type) else (candidate,)
     for cls in classes:
         module = str(getattr(cls, "__module__", ""))
-        if module.split(".")[0] == "shared" and getattr(cls, "__name__", "") == target:
+        if module.split(".")[0] in packages and getattr(cls, "__name__", "") == target:
             return f"{module}.{target}"
     return ""
 
@@ -136,7 +154,7 @@ def _run(job: dict) -> tuple[str, str]:
         except BaseException as exc:
             return "fail", f"{label}: running the definition raised {type(exc).__name__}: {exc}"
     candidate = namespace.get(job["target"])
-    reference = _reference_base(candidate, job["target"])
+    reference = _reference_base(candidate, job["target"], job["reference_packages"])
     if reference:
         return "fail", f"uses the reference implementation `{reference}` instead of your own"
     captured = io.StringIO()
@@ -157,6 +175,10 @@ def main() -> None:  # pragma: no cover - runs in the sandbox (tested through ru
     nonce = job.pop("nonce")
     os.set_inheritable(fd, False)
     write, dumps, exit_now = os.write, json.dumps, os._exit
+    import importlib
+
+    importlib.import_module(job["checks_module"])  # before the clock starts: torch etc.
+    write(fd, b"ready\n")
     start = time.monotonic()
     try:
         status, message = _run(job)

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 
 DEF_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Packages holding the reference implementation (tests add a fake one).
+REFERENCE_PACKAGES = ["shared"]
 # Names worth a human look in a definition: ways around the checks or out of the process.
 FLAG_NAMES = {
     "exec": "exec",
@@ -60,6 +62,18 @@ class Extraction:
     program: list[tuple[str, str]] = field(default_factory=list)  # (label, source), in order
     fail: str = ""  # set: the exercise fails without running anything
     flags: list[str] = field(default_factory=list)  # review notes for the instructor
+    computed: list[str] = field(default_factory=list)  # names it uses that cells compute
+
+    def hint(self, message: str) -> str:
+        """Explain a NameError for a variable that only the notebook's run computes."""
+        for name in self.computed:
+            if f"name '{name}' is not defined" in message:
+                return (
+                    f"{message} (`{name}` is computed in another cell: the grader runs your "
+                    "definition on its own, with your imports, functions, classes and constants "
+                    "only; pass it as an argument or define it inside)"
+                )
+        return message
 
 
 @dataclass
@@ -140,7 +154,7 @@ def _imported_from(node: ast.stmt, name: str) -> tuple[str, str]:
 
 
 def _is_shared(module: str) -> bool:
-    return module == "shared" or module.startswith("shared.")
+    return any(module == p or module.startswith(p + ".") for p in REFERENCE_PACKAGES)
 
 
 def extract(cells: list, target: str) -> Extraction:
@@ -164,24 +178,27 @@ def extract(cells: list, target: str) -> Extraction:
     chosen: dict[str, _Stmt] = {}  # name -> the statement that binds it
     todo = [main]
     seen_ids = {id(main)}
+    computed: list[str] = []
     while todo:
         stmt = todo.pop()
         for node in ast.walk(stmt.node):
             if not isinstance(node, ast.Name) or node.id == target or node.id in chosen:
                 continue
-            binding = None
+            binding, kind = None, None
             for candidate in reversed(visible):
                 kind = _binds(candidate.node).get(node.id)
                 if kind:
                     binding = candidate if kind in ("def", "import", "const") else None
                     break
             if binding is None:
+                if kind == "other":
+                    computed.append(node.id)
                 continue
             chosen[node.id] = binding
             if isinstance(binding.node, DEF_TYPES) and id(binding) not in seen_ids:
                 seen_ids.add(id(binding))
                 todo.append(binding)
-    result = Extraction()
+    result = Extraction(computed=sorted(set(computed)))
     parts = sorted(
         [(s.cell, s.order, name, s) for name, s in chosen.items()]
         + [(main.cell, main.order, target, main)],

@@ -100,13 +100,15 @@ def package_fingerprint() -> str:
 def run_tasks(tasks, *, sandbox: bool, checks_module: str, data_dir=None, **options) -> dict:
     """Grade ``tasks`` in sandboxes built for this run; a private scratch folder is removed."""
     from shared.config import default_data_dir
+    from shared.course.extract import REFERENCE_PACKAGES
     from shared.course.sandbox import make_sandbox
     from shared.course.selfcheck import run_notebooks
 
     scratch = tempfile.mkdtemp(prefix="gpt-course-grade-")
     try:
         os.chmod(scratch, 0o700)
-        modules = list(dict.fromkeys(["shared", checks_module.split(".")[0]]))
+        modules = ["shared", checks_module.split(".")[0], *REFERENCE_PACKAGES]
+        modules = list(dict.fromkeys(modules))
         box = make_sandbox(
             modules, Path(data_dir or default_data_dir()), Path(scratch), enabled=sandbox
         )

@@ -6,7 +6,7 @@ line is wrapped in bwrap. With no network in the sandbox the kernel talks to nbc
 interrupts itself on an ``interrupt_request`` message (``interrupt_mode: message``): a signal
 sent from the grader would reach bwrap, not the kernel.
 
-``SandboxClient`` also records cells that timed out, stops a cell that ignores the interrupt
+``SandboxClient`` leaves Ctrl-C to the grader, records cells that timed out, stops a cell that ignores the interrupt
 (``StuckCell``) and caps how much output a cell may pile up.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import asynccontextmanager
 
 from shared.course.sandbox import Sandbox
 
@@ -64,6 +65,21 @@ def client_class():
                 config=self.config,
             )
             return self.km
+
+        @asynccontextmanager
+        async def async_setup_kernel(self, **kwargs):
+            """nbclient's, without its SIGINT/SIGTERM handlers and atexit hook: the grader
+            handles Ctrl-C for all its sandboxes, and bwrap dies with the grader anyway."""
+            if self.km is None:
+                self.km = self.create_kernel_manager()
+            if not self.km.has_kernel:
+                await self.async_start_new_kernel(**kwargs)
+            if self.kc is None:
+                await self.async_start_new_kernel_client()
+            try:
+                yield
+            finally:
+                await self._async_cleanup_kernel()
 
         async def async_execute_cell(
             self, cell, cell_index, execution_count=None, store_history=True

@@ -147,10 +147,10 @@ class Sandbox:
         for path in (*SYSTEM_FILES, *SYSTEM_ETC_DIRS):
             if os.path.exists(path):
                 args += ["--ro-bind", path, path]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(MAX_SANDBOX_BYTES), "--tmpfs", "/tmp"]  # before binds below it
         for path in self.ro_paths:
             args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", str(MAX_SANDBOX_BYTES), "--tmpfs", "/tmp"]
         args += ["--size", str(MAX_SANDBOX_BYTES), "--tmpfs", ROOT]
         for folder in (WORK, HOME, ROOT + "/shared"):  # shared/: marker for project_root()
             args += ["--dir", folder]

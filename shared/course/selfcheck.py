@@ -18,24 +18,26 @@ checker runs is the code the instructor can read, with review flags on anything 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from shared.checks._core import Exercise
-from shared.course.checker import kill_all, run_check
+from shared.course import extract as extraction_rules
+from shared.course.checker import kill_all as kill_checkers
+from shared.course.checker import run_check
 from shared.course.extract import extract
 from shared.course.kernel import StuckCell, client_class
 from shared.course.sandbox import Sandbox
 
+KERNELS: set = set()  # notebook clients with a kernel that may be running (kill_all)
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 MAX_MESSAGE_CHARS = 600
 MAX_NOTEBOOK_BYTES = 50_000_000
@@ -100,6 +102,18 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 # --------------------------------------------------------------------------- running a notebook
 
 
+def kill_all() -> None:
+    """Kill every sandbox this grader started (Ctrl-C): kernels and checkers."""
+    kill_checkers()
+    for client in list(KERNELS):
+        pid = getattr(getattr(getattr(client, "km", None), "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, total: float):
     """Execute the notebook in a sandboxed kernel; notes about cells that failed or hung."""
     from nbclient.exceptions import DeadKernelError
@@ -119,6 +133,7 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
     client.timed_out, client.current_index, client.output_chars = [], None, 0
     client.interrupted_at = {}
     notes: list[str] = []
+    KERNELS.add(client)
 
     async def run() -> None:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -128,8 +143,14 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
                 await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
 
     where = ""
+    start = time.monotonic()
     try:
-        await asyncio.wait_for(run(), total)
+        try:
+            await asyncio.wait_for(run(), total)
+        except Exception:  # stopping the kernel at the time cap can look like its death
+            if time.monotonic() - start < total:
+                raise
+            raise asyncio.TimeoutError from None
     except DeadKernelError:
         where = "the kernel died (os._exit, a crash in native code, or out of memory)"
     except StuckCell:
@@ -139,7 +160,7 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
     except Exception as exc:  # kernel failed to start, ...
         notes.append(f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
     finally:
-        atexit.unregister(client._cleanup_kernel)  # left registered when the start failed
+        KERNELS.discard(client)
         shutil.rmtree(conn_dir, ignore_errors=True)
     for index in client.timed_out:
         notes.append(f"cell {index + 1} did not finish within {timeout:g} s and was interrupted")
@@ -185,28 +206,57 @@ async def grade_notebook_async(
             "check": ex.check,
             "target": ex.target,
             "program": extraction.program,
+            "reference_packages": list(extraction_rules.REFERENCE_PACKAGES),
         }
         status, message = await asyncio.to_thread(
             run_check, sandbox, job, timeout=timeout, cwd=scratch
         )
+        message = extraction.hint(message) if status == "fail" else message
         report.results.append(ExerciseResult(ex.name, status, short(message), ex.optional))
     report.flags = list(dict.fromkeys(report.flags))
     return report
 
 
 async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
-    """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``."""
+    """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
+
+    Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
+    """
     semaphore = asyncio.Semaphore(max(1, jobs))
+    loop = asyncio.get_running_loop()
+    stopped = []
 
     async def one(key, path, lesson, exercises):
         async with semaphore:
             try:
-                done[key] = await grade_notebook_async(path, lesson, exercises, **options)
+                report = await grade_notebook_async(path, lesson, exercises, **options)
             except Exception as exc:  # never let one notebook stop the class
                 message = f"grader error: {type(exc).__name__}: {exc}"
-                done[key] = report_for_all(lesson, str(path), exercises, "error", message)
+                report = report_for_all(lesson, str(path), exercises, "error", message)
+            if not stopped:
+                done[key] = report
 
-    await asyncio.gather(*(one(*task) for task in tasks))
+    running = [asyncio.ensure_future(one(*task)) for task in tasks]
+
+    def on_interrupt():
+        stopped.append(True)
+        kill_all()
+        for future in running:
+            future.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+        pass
+    try:
+        await asyncio.gather(*running, return_exceptions=True)
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    if stopped:
+        raise KeyboardInterrupt
 
 
 def run_notebooks(
@@ -231,20 +281,10 @@ def run_notebooks(
         checks_module=checks_module,
         run_notebook=run_notebook,
     )
-
-    def on_interrupt(signum, frame):
-        kill_all()  # checkers run in threads: stop them so the interrupt is not held up
-        raise KeyboardInterrupt
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if main_thread else None
     try:
         asyncio.run(grade_many(tasks, done, jobs=jobs, **options))
     except KeyboardInterrupt:
         raise Interrupted(done) from None
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
     return done
 
 
