@@ -311,6 +311,9 @@ def test_check_cli_exit_codes(fake_course, tmp_path, capsys):
     assert "FAIL    double: [double] not implemented yet" in out
     assert "FAIL    triple: [triple] triple(3) should be 9, got 6" in out
     assert "note: cell 2 raised ExerciseFailed" in out  # the notebook's own check cell
+    assert main(["check", str(solved), "--timeout", "20", "--no-sandbox"]) == 0
+    out = capsys.readouterr().out
+    assert "runs unconfined" in out and "3/3 required exercises pass" in out
 
 
 def test_grade_cli_checks_its_arguments_before_grading(fake_course, tmp_path, capsys):
@@ -369,3 +372,29 @@ def children(pid: int) -> list[str]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid or b"gpt-course-grade-" in cmdline:
             found.append(entry)
     return found
+
+
+# ------------------------------------------------------------------------- the real course
+
+
+def test_real_lessons_solutions_pass_and_stubs_fail_in_the_sandbox(tmp_path):
+    """The checker's namespace holds what honest solutions need (e.g. the reference Head
+    under MultiHeadAttention); the generated lesson's stub fails with the hint."""
+    from shared.checks import EXERCISES
+
+    root = Path(__file__).resolve().parent.parent
+    subs = tmp_path / "subs"
+    for student, folder in [("ana", "solutions"), ("ben", "lessons")]:
+        (subs / student).mkdir(parents=True)
+        for lesson in ("03_self_attention", "04_multihead"):
+            shutil.copy(root / folder / f"{lesson}.ipynb", subs / student)
+    registry = {lesson: EXERCISES[lesson] for lesson in ("03_self_attention", "04_multihead")}
+    book = grade.grade_class(
+        subs, registry, checks_module="shared.checks", timeout=60, jobs=2, run_notebook=False
+    )
+    for (student, _), report in book.reports.items():
+        for r in report.results:
+            expected = "pass" if student == "ana" else "fail"
+            assert r.status == expected, (student, r)
+            if student == "ben":
+                assert "not implemented yet" in r.message
