@@ -340,7 +340,10 @@ def test_ctrl_c_stops_cleanly_with_a_partial_gradebook(fake_course, tmp_path):
         "from shared.__main__ import main\n"
         f"sys.exit(main(['grade', {str(root)!r}, '--out', {str(out)!r}, '--jobs', '1']))"
     )
+    scratch = tmp_path / "tmp"  # the grader's temporary folders: named in every sandbox
+    scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(helpers), *sys.path])}
+    env["TMPDIR"] = str(scratch)
     grader = subprocess.Popen([sys.executable, "-c", program], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 120
@@ -357,19 +360,31 @@ def test_ctrl_c_stops_cleanly_with_a_partial_gradebook(fake_course, tmp_path):
     }
     assert "Grading was interrupted" in out.with_suffix(".md").read_text(encoding="utf-8")
     time.sleep(1)
-    assert children(grader.pid) == []
+    assert sandboxes(scratch, b"bwrap") == []
 
 
 def children(pid: int) -> list[str]:
-    """Processes whose parent is ``pid`` (bwrap sandboxes re-parented would be orphans)."""
+    """Processes whose parent is ``pid``: the grader's sandboxes (bwrap)."""
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{entry}/stat").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(entry)
+    return found
+
+
+def sandboxes(scratch: Path, word: bytes) -> list[str]:
+    """Processes of this grader's sandboxes: their command line names its scratch folder."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid or b"gpt-course-grade-" in cmdline:
+        if str(scratch).encode() in cmdline and word in cmdline:
             found.append(entry)
     return found
 

@@ -1,15 +1,17 @@
-"""Check one exercise's extracted definition in a fresh sandboxed process.
+"""Check a notebook's extracted definitions, each in a fresh process, inside the sandbox.
 
-Grader side, ``run_check``: starts ``python -m shared.course.checker FD`` in the sandbox with a
-pipe on ``FD``, sends the job (the program from ``shared.course.extract``, the check's name, a
-random nonce) on stdin, and waits at most the time limit (then the whole sandbox is killed).
-The result counts only when it arrives on that pipe as one record carrying the nonce, and the
-process exits with status 0; anything else is an error, never a pass. Nothing the process
-prints is read.
+Grader side, ``run_checks``: starts ``python -m shared.course.checker FD`` in the sandbox with a
+pipe on ``FD`` and sends the jobs (the programs from ``shared.course.extract``, the checks'
+names, a random nonce) on stdin. Nothing the process prints is read: a result counts only
+when it arrives on that pipe, in order, carrying the nonce; a missing one is an error, never a
+pass, and the whole sandbox is killed at the time limit.
 
-Sandbox side, ``main``: reads the job, imports the installed checks, keeps the pipe and the
-functions it needs to report, and only then runs the learner's program (imports, helpers, the
-definition: nothing else of the notebook) and calls the check on the definition.
+Sandbox side, ``main`` (trusted code only): imports the installed checks once (torch and all),
+makes itself non-dumpable (no ptrace, no /proc/PID/mem), says ``ready``, then for each exercise
+forks a child that closes the grader's pipe and only then runs the learner's program (imports,
+helpers, the definition: nothing else of the notebook) and the check. The child reports on a
+pipe of its own, with a nonce of its own, and has ``timeout`` seconds; then everything it left
+running is killed. So one exercise's code never sees another's, nor the grader's channel.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ import time
 
 MAX_RESULT_BYTES = 64 * 1024
 STARTUP_ALLOWANCE_S = 60  # Python + torch + the checks, on a busy laptop
+SLACK_S = 15  # per exercise, on top of its time limit: fork, cleanup, a loaded machine
 LIVE: set[subprocess.Popen] = set()  # running checkers, killed on Ctrl-C (kill_all)
 
 
-def run_check(sandbox, job: dict, *, timeout: float, cwd: str) -> tuple[str, str]:
-    """(status, message) for one exercise; ``job`` is the extraction plus the check's name."""
+def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str):
+    """[(status, message)] for ``jobs`` (one per exercise: check, target, program)."""
     nonce = secrets.token_hex(16)
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "shared.course.checker", str(write_end)]
+    payload = {**common, "exercises": jobs, "timeout": timeout, "nonce": nonce}
+    payload["own_pid_namespace"] = bool(sandbox.enabled)
     try:
         process = subprocess.Popen(
             sandbox.argv(command),
@@ -47,37 +52,63 @@ def run_check(sandbox, job: dict, *, timeout: float, cwd: str) -> tuple[str, str
     except OSError as exc:
         os.close(read_end)
         os.close(write_end)
-        return "error", f"could not start the checker: {exc}"
+        return [("error", f"could not start the checker: {exc}")] * len(jobs)
     os.close(write_end)
     LIVE.add(process)
+    results = []
     try:
         try:
-            process.stdin.write(json.dumps({**job, "nonce": nonce}).encode("utf-8"))
+            process.stdin.write(json.dumps(payload).encode("utf-8"))
             process.stdin.close()
         except OSError:
             pass
         ready, data = _read_until(read_end, b"ready\n", STARTUP_ALLOWANCE_S)
+        data = data[len(b"ready\n") :]
         if not ready:
-            return "error", "the checker did not start (out of memory, or a broken install?)"
-        finished, data = _read_until(read_end, None, timeout, data[len(b"ready\n") :])
-        if not finished:
-            return "timeout", f"the check did not finish in {timeout:g} s"
-        try:
-            code = process.wait(10)
-        except subprocess.TimeoutExpired:
-            code = -9
+            why = "the checker did not start (out of memory, or a broken install?)"
+            return [("error", why)] * len(jobs)
+        for index in range(len(jobs)):
+            start = time.monotonic()
+            complete, data = _read_until(read_end, b"\n", timeout + SLACK_S, data, contains=True)
+            if not complete:
+                if time.monotonic() - start >= timeout + SLACK_S:
+                    results.append(("timeout", f"the check did not finish in {timeout:g} s"))
+                else:  # the pipe closed: the checker died
+                    why = "it was killed: os.kill, os._exit, out of memory or a native crash"
+                    results.append(("error", f"no result from the checker ({why})"))
+                break
+            line, data = data.split(b"\n", 1)
+            results.append(_parse_record(line, nonce, index))
     finally:
         _kill(process)
         LIVE.discard(process)
         os.close(read_end)
-    return _parse(data, code, nonce)
+    while len(results) < len(jobs):
+        results.append(("error", "not checked: the checker stopped on an earlier exercise"))
+    return results
 
 
-def _read_until(fd: int, marker: bytes | None, limit: float, data: bytes = b""):
-    """Read ``fd`` until ``data`` starts with ``marker`` (None: until end of file) or ``limit``."""
+def _parse_record(line: bytes, nonce: str, index: int) -> tuple[str, str]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("nonce") != nonce or record.get("index") != index:
+        return "error", "no result from the checker (its channel was tampered with)"
+    status = record.get("status")
+    if status not in ("pass", "fail", "error", "timeout"):
+        return "error", "no result from the checker"
+    return status, str(record.get("message", ""))[:2000]
+
+
+def _read_until(fd, marker, limit, data=b"", *, contains=False):
+    """Read ``fd`` until ``data`` starts with (or contains) ``marker``, or for ``limit`` s.
+
+    ``marker`` None: until end of file. Returns (found, data).
+    """
     deadline = time.monotonic() + limit
     while len(data) <= MAX_RESULT_BYTES:
-        if marker is not None and data.startswith(marker):
+        if marker is not None and (marker in data if contains else data.startswith(marker)):
             return True, data
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
@@ -104,13 +135,13 @@ def _kill(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         except OSError:
             process.kill()
-        process.wait()
+    process.wait()
 
 
 def _parse(data: bytes, code: int, nonce: str) -> tuple[str, str]:
-    lines = data.decode("utf-8", "replace").splitlines()
+    """A child's report: exactly one record with its nonce, and exit status 0."""
     records = []
-    for line in lines:
+    for line in data.decode("utf-8", "replace").splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:
@@ -169,25 +200,72 @@ def _run(job: dict) -> tuple[str, str]:
     return "pass", lines[-1] if lines else "PASSED"
 
 
-def main() -> None:  # pragma: no cover - runs in the sandbox (tested through run_check)
+def _not_dumpable() -> None:
+    """Children running learner code cannot ptrace this process or read its memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+def _in_child(exercise: dict, job: dict, grader_fd: int) -> tuple[str, str]:
+    """Run one exercise in a forked child; its report, or why there is none."""
+    nonce = secrets.token_hex(16)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop the grader's channel before any learner code runs
+        try:
+            os.close(grader_fd)
+            os.close(read_end)
+            os.setsid()
+            status, message = _run({**job, **exercise})
+            record = {"nonce": nonce, "status": status, "message": str(message)[:2000]}
+            os.write(write_end, (json.dumps(record) + "\n").encode("utf-8"))
+        finally:
+            os._exit(0)  # no atexit or finalizer of the learner's code runs after the result
+    os.close(write_end)
+    finished, data = _read_until(read_end, None, job["timeout"])
+    os.close(read_end)
+    if not finished:
+        os.kill(pid, signal.SIGKILL)
+    _, wait_status = os.waitpid(pid, 0)
+    try:  # whatever the child left running: all of the sandbox, or the child's session
+        if job["own_pid_namespace"]:
+            os.kill(-1, signal.SIGKILL)  # every process here but init and this one
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    if not finished:
+        return "timeout", f"the check did not finish in {job['timeout']:g} s"
+    return _parse(data, os.waitstatus_to_exitcode(wait_status), nonce)
+
+
+def main() -> None:  # pragma: no cover - runs in the sandbox (tested through run_checks)
+    import importlib
+
     fd = int(sys.argv[1])
     job = json.loads(sys.stdin.read())
     nonce = job.pop("nonce")
     os.set_inheritable(fd, False)
-    write, dumps, exit_now = os.write, json.dumps, os._exit
-    import importlib
-
-    importlib.import_module(job["checks_module"])  # before the clock starts: torch etc.
-    write(fd, b"ready\n")
-    start = time.monotonic()
-    try:
-        status, message = _run(job)
-    except BaseException as exc:  # the checks themselves could not load
-        status, message = "error", f"the checker failed: {type(exc).__name__}: {exc}"
-    record = {"nonce": nonce, "status": status, "message": str(message)[:2000]}
-    record["seconds"] = round(time.monotonic() - start, 3)
-    write(fd, (dumps(record) + "\n").encode("utf-8"))
-    exit_now(0)  # no atexit or finalizer of the learner's code runs after the result
+    importlib.import_module(job["checks_module"])  # once, before any clock starts: torch etc.
+    _not_dumpable()
+    os.write(fd, b"ready\n")
+    for index, exercise in enumerate(job.pop("exercises")):
+        try:
+            status, message = _in_child(exercise, job, fd)
+        except OSError as exc:  # fork failed: out of processes or memory
+            status, message = "error", f"the checker could not run it: {exc}"
+        record = {"nonce": nonce, "index": index, "status": status, "message": message}
+        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
+    os._exit(0)
 
 
 if __name__ == "__main__":

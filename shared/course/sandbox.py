@@ -92,6 +92,7 @@ class Sandbox:
     marker: str | None = None  # an empty file bound as /sandbox/pyproject.toml
     prlimit: str | None = None
     memory_bytes: int = MAX_MEMORY_BYTES
+    home_outside: str = ""  # --no-sandbox: a temporary HOME on the host
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment inside: nothing of the grader's but what is listed here."""
@@ -118,8 +119,6 @@ class Sandbox:
         }
         env.update(extra or {})
         return env
-
-    home_outside: str = ""  # --no-sandbox: a temporary HOME on the host
 
     def argv(self, command: list[str], *, rw_paths: tuple[str, ...] = ()) -> list[str]:
         """``command`` wrapped in bwrap (or as it is, with rlimits, when disabled)."""
@@ -188,6 +187,7 @@ def make_sandbox(
     marker.write_text("# grading sandbox\n", encoding="utf-8")
     home = scratch / "home"
     home.mkdir(exist_ok=True)
+    (scratch / "shared").mkdir(exist_ok=True)  # --no-sandbox: project_root() is the scratch
     return Sandbox(
         enabled=enabled,
         bwrap=bwrap,

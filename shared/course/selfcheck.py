@@ -32,7 +32,7 @@ import nbformat
 from shared.checks._core import Exercise
 from shared.course import extract as extraction_rules
 from shared.course.checker import kill_all as kill_checkers
-from shared.course.checker import run_check
+from shared.course.checker import run_checks
 from shared.course.extract import extract
 from shared.course.kernel import StuckCell, client_class
 from shared.course.sandbox import Sandbox
@@ -118,7 +118,9 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
     """Execute the notebook in a sandboxed kernel; notes about cells that failed or hung."""
     from nbclient.exceptions import DeadKernelError
 
-    conn_dir = tempfile.mkdtemp(prefix="kernel-", dir=scratch)
+    # Unix socket paths are limited to ~107 bytes: a long TMPDIR falls back to /tmp.
+    short_dir = scratch if len(scratch) <= 48 or not os.path.isdir("/tmp") else "/tmp"
+    conn_dir = tempfile.mkdtemp(prefix="gpt-course-kernel-", dir=short_dir)
     client = client_class()(
         nb,
         timeout=int(max(1, timeout)),
@@ -195,22 +197,26 @@ async def grade_notebook_async(
     if run_notebook:
         report.notes = await run_in_kernel(nb, sandbox, scratch, timeout, total)
     cells = [dict(c) for c in nb.cells]
-    for ex in exercises:
-        extraction = extract(cells, ex.target)
-        report.flags += extraction.flags
-        if extraction.fail:
-            report.results.append(ExerciseResult(ex.name, "fail", extraction.fail, ex.optional))
-            continue
-        job = {
-            "checks_module": checks_module,
-            "check": ex.check,
-            "target": ex.target,
-            "program": extraction.program,
-            "reference_packages": list(extraction_rules.REFERENCE_PACKAGES),
-        }
-        status, message = await asyncio.to_thread(
-            run_check, sandbox, job, timeout=timeout, cwd=scratch
+    extractions = {ex.name: extract(cells, ex.target) for ex in exercises}
+    to_check = [ex for ex in exercises if not extractions[ex.name].fail]
+    jobs = [
+        {"check": ex.check, "target": ex.target, "program": extractions[ex.name].program}
+        for ex in to_check
+    ]
+    common = {
+        "checks_module": checks_module,
+        "reference_packages": list(extraction_rules.REFERENCE_PACKAGES),
+    }
+    checked = {}
+    if jobs:
+        outcomes = await asyncio.to_thread(
+            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch
         )
+        checked = {ex.name: outcome for ex, outcome in zip(to_check, outcomes, strict=True)}
+    for ex in exercises:
+        extraction = extractions[ex.name]
+        report.flags += extraction.flags
+        status, message = checked.get(ex.name, ("fail", extraction.fail))
         message = extraction.hint(message) if status == "fail" else message
         report.results.append(ExerciseResult(ex.name, status, short(message), ex.optional))
     report.flags = list(dict.fromkeys(report.flags))
