@@ -87,6 +87,7 @@ def test_using_the_reference_of_the_target_fails(sources):
         ("return sys.modules", "sys"),
         ("return json.dumps(x)", "json"),
         ("return signal.alarm(1)", "signal"),
+        ("torch.allclose = lambda *a: True", "changes `torch`"),
     ],
 )
 def test_review_flags(body, flag):
@@ -175,3 +176,19 @@ def test_out_is_validated_before_grading(tmp_path):
         grade.validate_out(tmp_path / "dir.csv", subs)
     csv_path, md_path = grade.validate_out(tmp_path / "new" / "book.csv", subs)
     assert md_path == tmp_path / "new" / "book.md" and md_path != csv_path
+
+
+def test_self_check_without_bwrap_runs_unsandboxed(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_check_paths(path, **options):
+        seen.update(options)
+        return []
+
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    monkeypatch.setattr(grade, "check_paths", fake_check_paths)
+    from shared.__main__ import main
+
+    assert main(["check", str(tmp_path)]) == 0
+    assert seen["sandbox"] is False
+    assert "checking without a sandbox" in capsys.readouterr().out

@@ -268,6 +268,16 @@ def _review(code: list[_Stmt], imports: dict[str, _Stmt]) -> list[str]:
                 found.append("an import inside the definition (" + ", ".join(names) + ")")
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 found.append("global/nonlocal state")
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                targets = (
+                    node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                )
+                for target in targets:
+                    root = target
+                    while isinstance(root, (ast.Attribute, ast.Subscript)):
+                        root = root.value
+                    if root is not target and isinstance(root, ast.Name) and root.id in imports:
+                        found.append(f"changes `{root.id}` (a module or imported object)")
         if found:
             flags.append(f"{where} uses " + ", ".join(dict.fromkeys(found)))
     return flags
