@@ -310,7 +310,7 @@ def test_check_cli_exit_codes(fake_course, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL    double: [double] not implemented yet" in out
     assert "FAIL    triple: [triple] triple(3) should be 9, got 6" in out
-    assert "note: cell 2 raised ExerciseFailed" in out  # the notebook's own check cell
+    assert "note:" not in out  # its failing check cell is already in the results
     assert main(["check", str(solved), "--timeout", "20", "--no-sandbox"]) == 0
     out = capsys.readouterr().out
     assert "runs unconfined" in out and "3/3 required exercises pass" in out

@@ -167,7 +167,11 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
     for index in client.timed_out:
         notes.append(f"cell {index + 1} did not finish within {timeout:g} s and was interrupted")
     for index, cell in enumerate(client.nb.cells):
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        errors = [
+            o
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "error" and o.get("ename") != "ExerciseFailed"
+        ]  # a failing check cell is already in the results
         if errors and index not in client.timed_out:
             notes.append(f"cell {index + 1} raised {short(errors[0].get('ename', 'an error'), 80)}")
     if where:
