@@ -164,6 +164,12 @@ def test_grading_refuses_without_bwrap_and_says_what_to_do(monkeypatch, tmp_path
         sandbox.make_sandbox(["shared"], None, tmp_path)
 
 
+def test_a_system_that_forbids_sandboxes_gets_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: "/bin/false")  # "bwrap" that fails
+    with pytest.raises(CourseError, match="could not start a sandbox here.*container"):
+        sandbox.make_sandbox(["shared"], None, tmp_path)
+
+
 def test_out_is_validated_before_grading(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()

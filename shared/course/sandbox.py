@@ -188,7 +188,7 @@ def make_sandbox(
     home = scratch / "home"
     home.mkdir(exist_ok=True)
     (scratch / "shared").mkdir(exist_ok=True)  # --no-sandbox: project_root() is the scratch
-    return Sandbox(
+    box = Sandbox(
         enabled=enabled,
         bwrap=bwrap,
         ro_paths=list(dict.fromkeys(python_dirs() + ro_paths)),
@@ -199,3 +199,31 @@ def make_sandbox(
         memory_bytes=memory_bytes,
         home_outside=str(home),
     )
+    if enabled:
+        probe(box)
+    return box
+
+
+def probe(box: Sandbox) -> None:
+    """Start one empty sandbox: a system that forbids them gets one clear error up front."""
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            box.argv([sys.executable, "-c", "pass"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=box.env(),
+            cwd=box.home_outside,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CourseError(
+            f"bubblewrap could not start a sandbox ({exc}): {CONTAINER_HINT}"
+        ) from None
+    if result.returncode != 0:
+        why = " ".join(result.stderr.split())[:300] or f"exit status {result.returncode}"
+        raise CourseError(
+            f"bubblewrap could not start a sandbox here ({why}); unprivileged user namespaces "
+            f"may be disabled: {CONTAINER_HINT}"
+        )
