@@ -6,7 +6,12 @@ dicts), so it loads with ``torch.load(weights_only=True)``: loading never runs p
     {"format": "gpt-quijote-checkpoint", "version": 1,
      "model": state_dict, "model_config": GPTConfig.to_dict(), "vocab": ["\\n", " ", ...],
      "train_config": asdict(TrainConfig), "optimizer": optimizer.state_dict(),
-     "step": int, "elapsed": float, "history": {...}, "rng": {...}}
+     "step": int, "elapsed": float, "history": {...}, "rng": {...},
+     "source": "reference GPT" | "your Block (lessons 03-05)" | ...}
+
+The weights are always in the reference layout (fused attention, ``shared.model.GPT``): a GPT
+built from your own per-head Block is converted on save (``shared.convert``), so every
+checkpoint loads the same way; ``source`` says which model was trained.
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``): an interrupted save
 never leaves a half-written checkpoint behind.
@@ -44,6 +49,7 @@ class Checkpoint:
     elapsed: float = 0.0
     rng: dict = field(default_factory=dict)
     path: Path | None = None
+    source: str = "reference GPT"  # which model was trained (older checkpoints: the reference)
 
 
 def strip_compile_prefix(state_dict: dict) -> dict:
@@ -65,11 +71,16 @@ def save_checkpoint(
     history: dict | None = None,
     elapsed: float = 0.0,
     rng: dict | None = None,
+    source: str = "reference GPT",
 ) -> Path:
-    """Write a checkpoint atomically; returns the path."""
+    """Write a checkpoint atomically; returns the path. ``source`` says which model this is."""
+    from shared.convert import is_reference_layout, to_reference
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    if not is_reference_layout(model):  # your per-head Block: store the fused layout
+        model = to_reference(model)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -82,6 +93,7 @@ def save_checkpoint(
         "elapsed": float(elapsed),
         "history": history or {},
         "rng": rng or {},
+        "source": str(source),
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -160,4 +172,5 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         elapsed=float(payload.get("elapsed", 0.0)),
         rng=dict(payload.get("rng") or {}),
         path=Path(path),
+        source=str(payload.get("source") or "reference GPT"),
     )

@@ -38,6 +38,7 @@ __all__ = [
     "save_checkpoint",
     "train",
     "train_step",
+    "warmup_cosine_lr",
 ]
 
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
@@ -123,16 +124,25 @@ class TrainResult:
         return {"train": h["train"][-1], "val": h["val"][-1]} if h.get("val") else {}
 
 
-def get_lr(step: int, config: TrainConfig, elapsed: float = 0.0) -> float:
-    """Linear warmup, then cosine decay to ``min_lr`` over steps (or over time, if sooner)."""
-    if step < config.warmup_iters:
-        return config.learning_rate * (step + 1) / config.warmup_iters
-    progress = (step - config.warmup_iters) / max(1, config.max_iters - config.warmup_iters)
-    if config.time_budget:
-        progress = max(progress, elapsed / config.time_budget)
-    progress = min(1.0, progress)
+def warmup_cosine_lr(
+    step: float, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int
+) -> float:
+    """Linear warmup to ``max_lr`` (step 0 gets max_lr / warmup_steps, step warmup_steps - 1 gets
+    max_lr), then a cosine from ``max_lr`` down to ``min_lr`` at ``max_steps``; ``min_lr`` after."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))  # 0 -> 1
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
-    return config.min_lr + cosine * (config.learning_rate - config.min_lr)
+    return min_lr + cosine * (max_lr - min_lr)
+
+
+def get_lr(step: int, config: TrainConfig, elapsed: float = 0.0) -> float:
+    """``warmup_cosine_lr`` with the config's settings; under a time budget the decay follows
+    the clock instead whenever the clock is further along than the step count."""
+    warmup, max_steps = config.warmup_iters, config.max_iters
+    if config.time_budget and step >= warmup:
+        step = max(step, warmup + elapsed / config.time_budget * (max_steps - warmup))
+    return warmup_cosine_lr(step, config.learning_rate, config.min_lr, warmup, max_steps)
 
 
 @torch.no_grad()
@@ -191,25 +201,42 @@ def _model_config(config: TrainConfig, vocab_size: int):
     return GPTConfig(vocab_size=vocab_size, **{k: getattr(config, k) for k in MODEL_FIELDS})
 
 
-def train(corpus, config: TrainConfig | None = None, out=None, resume=False, progress=True):
+def train(
+    corpus,
+    config: TrainConfig | None = None,
+    out=None,
+    resume=False,
+    progress=True,
+    model=None,
+    source: str | None = None,
+):
     """Train a GPT on ``corpus`` (a ``shared.data.Corpus``); checkpoint to ``out`` if given.
 
+    ``model``: train this GPT (e.g. ``GPT(config, block=YourBlock)``) instead of a fresh
+    reference one; its ``model.config`` sets the model fields (block_size, n_layer, ...) of
+    ``config``. ``source``: a note saved in the checkpoint saying which model this is.
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
     with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``.
     """
+    from shared.convert import load_reference_state
     from shared.model import GPT
 
     config = config or default_train_config()
+    tokenizer = corpus.tokenizer
+    if model is not None:
+        _check_given_model(model, tokenizer)
+        config = replace(config, **{k: getattr(model.config, k) for k in MODEL_FIELDS})
+        source = source or "a GPT you passed to train()"
     _check_config(config)
     device = pick_device(config.device)
     if device == "cpu":
         torch.set_num_threads(config.num_threads or default_num_threads())
     out = Path(out) if out else None
-    tokenizer = corpus.tokenizer
     model_config = _model_config(config, tokenizer.vocab_size)
+    source = source or "reference GPT"
 
     torch.manual_seed(config.seed)
-    model = GPT(model_config).to(device)
+    model = (GPT(model_config) if model is None else model).to(device)
     optimizer = make_optimizer(model, config)
     batch_gen = torch.Generator().manual_seed(config.seed)
     history = {"step": [], "train": [], "val": [], "elapsed": [], "lr": [], "iter_loss": []}
@@ -218,7 +245,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     if resume and out and out.exists():
         saved = read_checkpoint(out)
         _check_resumable(saved, out, tokenizer, model_config)
-        model.load_state_dict(saved["model"])
+        load_reference_state(model, saved["model"])  # checkpoints hold the reference layout
         if saved.get("optimizer"):
             optimizer.load_state_dict(saved["optimizer"])
         step, elapsed_before = int(saved["step"]), float(saved.get("elapsed", 0.0))
@@ -253,6 +280,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
             save_checkpoint(
                 out, model=model, tokenizer=tokenizer, train_config=asdict(config),
                 optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
+                source=source,
             )  # fmt: skip
 
     model.train()
@@ -306,6 +334,20 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
         evaluate_and_save(step, elapsed)
     model.eval()
     return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
+
+
+def _check_given_model(model, tokenizer) -> None:
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "vocab_size"):
+        raise CourseError(
+            "train(model=...) needs a shared.model.GPT (it has .config); build it with "
+            "GPT(GPTConfig(...), block=YourBlock)"
+        )
+    if config.vocab_size != tokenizer.vocab_size:
+        raise CourseError(
+            f"the model's vocab_size is {config.vocab_size} but the corpus has "
+            f"{tokenizer.vocab_size} characters; build it with vocab_size=corpus.vocab_size"
+        )
 
 
 def _check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
