@@ -5,7 +5,17 @@ uses it to run the installed checks against a learner's definitions, independent
 notebook's own check cells.
 """
 
-from shared.checks import attention, bigram, block, data, generate, train, viz
+from shared.checks import (
+    attention,
+    bigram,
+    block,
+    data,
+    generate,
+    model_stretch,
+    train,
+    train_stretch,
+    viz,
+)
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
 
 # Each lesson's check modules, core exercises first; stretch exercises live in modules of their
@@ -15,8 +25,8 @@ _LESSON_MODULES = {
     "02_bigram": (bigram,),
     "03_self_attention": (attention,),
     "04_multihead": (attention,),
-    "05_block": (block,),
-    "06_train": (train,),
+    "05_block": (block, model_stretch),
+    "06_train": (train, train_stretch),
     "07_generate": (generate,),
     "08_attention_viz": (viz,),
 }
