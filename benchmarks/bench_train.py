@@ -25,14 +25,14 @@ import torch
 
 import shared.train
 from shared.data import get_batch, load_corpus
-from shared.model import GPT
+from shared.model import GPT, GPTConfig
 from shared.train import (
     TrainConfig,
-    _model_config,
     default_train_config,
     make_optimizer,
     train,
     train_step,
+    with_overrides,
 )
 
 # nanoGPT's published CPU recipe (README "I only have a macbook"), same text and 90/10 split.
@@ -44,12 +44,14 @@ NANOGPT = dict(
 
 
 def recipe(name: str, sets: list[str], time_budget: float | None) -> TrainConfig:
-    config = default_train_config() if name == "default" else replace(TrainConfig(), **NANOGPT)
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    config = (
+        default_train_config() if name == "default" else with_overrides(TrainConfig(), **NANOGPT)
+    )
+    kinds = {f.name: f.type for f in (*fields(TrainConfig), *fields(GPTConfig))}
     for item in sets:
         key, value = item.split("=", 1)
         kind = {"int": int, "float": float}.get(str(kinds[key]).split(" ")[0], float)
-        config = replace(config, **{key: None if value == "none" else kind(value)})
+        config = with_overrides(config, **{key: None if value == "none" else kind(value)})
     if time_budget is not None:
         config = replace(config, time_budget=time_budget)
     return replace(config, device="cpu")
@@ -68,7 +70,7 @@ def run_recipe(config: TrainConfig) -> dict:
     corpus = load_corpus()
     result = train(corpus, config, out=None, progress=False)
     h = result.history
-    tokens = result.step * config.batch_size * config.block_size
+    tokens = result.step * config.batch_size * config.model.block_size
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {
         "config": asdict(config),
@@ -86,17 +88,19 @@ def speed(threads: int, iters: int = 40) -> float:
     """Training tokens/s at nanoGPT's model (4/4/128, block 64, batch 12), no eval."""
     torch.set_num_threads(threads)
     corpus = load_corpus()
-    config = replace(TrainConfig(), **NANOGPT)
+    config = with_overrides(TrainConfig(), **NANOGPT)
     torch.manual_seed(0)
-    model = GPT(_model_config(config, corpus.vocab_size))
+    model = GPT(replace(config.model, vocab_size=corpus.vocab_size))
     optimizer = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(0)
     for i in range(iters + 5):
         if i == 5:
             start = time.perf_counter()
-        xb, yb = get_batch(corpus.train_data, config.block_size, config.batch_size, "cpu", gen)
+        xb, yb = get_batch(
+            corpus.train_data, config.model.block_size, config.batch_size, "cpu", gen
+        )
         train_step(model, optimizer, xb, yb, config.grad_clip)
-    return iters * config.batch_size * config.block_size / (time.perf_counter() - start)
+    return iters * config.batch_size * config.model.block_size / (time.perf_counter() - start)
 
 
 def report(name: str, r: dict) -> None:

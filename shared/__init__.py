@@ -12,6 +12,7 @@ One module per component, in the order the lessons build them:
 - ``shared.convert``   your per-head GPT <-> the fused reference layout (checkpoints)  (lesson 06)
 - ``shared.generate``  sampling, KV cache                                              (lesson 07)
 - ``shared.viz``       attention heatmaps and GIF                                      (lesson 08)
+- ``shared.distributed`` several processes under torchrun (DDP), used by ``shared.train``
 - ``shared.checks``    the exercise checks every lesson calls
 - ``shared.course``    the machinery (CLI, grading, sandbox, lesson generation); not lesson content
 

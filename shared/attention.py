@@ -4,6 +4,7 @@
   This is the *teaching path*; everything that shows attention weights goes through it.
 - ``Head`` and ``MultiHeadAttention``: one head, then several heads side by side plus an output
   projection, as built in the lessons (one small Linear per head: easy to read, slow).
+- ``split_heads`` / ``merge_heads``: the reshape that turns channels into heads and back.
 - ``CausalSelfAttention``: the same maths as ``MultiHeadAttention`` with one fused QKV projection
   and PyTorch's ``F.scaled_dot_product_attention`` (fast path; what ``GPT`` uses).
 
@@ -51,6 +52,19 @@ def attention_weights(
     return F.softmax(scores, dim=-1)  # normalise over the keys (last dim)
 
 
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, nh, T, hs): head h gets channels h*hs .. (h+1)*hs - 1 of every position."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # split channels, then swap T and nh
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, nh * hs): the heads' outputs side by side again (undoes split)."""
+    B, nh, T, hs = y.shape
+    # After the transpose the memory is no longer in (B, T, C) order: .contiguous() before .view.
+    return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+
+
 class Head(nn.Module):
     """One head of causal self-attention (the explicit, teaching version)."""
 
@@ -95,7 +109,9 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, C) -> out (B, T, C)."""
-        out = torch.cat([head(x) for head in self.heads], dim=-1)  # n_head x (B, T, hs) -> (B, T, C)
+        out = torch.cat(
+            [head(x) for head in self.heads], dim=-1
+        )  # n_head x (B, T, hs) -> (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
 
 
@@ -118,14 +134,12 @@ class CausalSelfAttention(nn.Module):
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, nh, T, hs): each head gets its own slice of the channels."""
-        B, T, C = x.shape
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        return split_heads(x, self.n_head)
 
     @staticmethod
     def merge_heads(y: torch.Tensor) -> torch.Tensor:
         """(B, nh, T, hs) -> (B, T, C): the heads' outputs side by side again."""
-        B, nh, T, hs = y.shape
-        return y.transpose(1, 2).contiguous().view(B, T, nh * hs)
+        return merge_heads(y)
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, C) -> q, k, v, each (B, nh, T, hs), from one fused projection."""

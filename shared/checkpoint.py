@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from shared.errors import CourseError
+from shared.tempfiles import remove_abandoned, temp_prefix
 
 FORMAT = "gpt-quijote-checkpoint"
 VERSION = 1
@@ -95,7 +96,7 @@ def save_checkpoint(
         "rng": rng or {},
         "source": str(source),
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
@@ -135,6 +136,7 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{path} is not a checkpoint made by this course (missing model/config/vocab); "
             "train one with `python -m shared train`"
         )
+    check_payload(payload, path)
     return payload
 
 
@@ -155,11 +157,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         model = GPT(model_config)
         model.load_state_dict(strip_compile_prefix(payload["model"]))
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CourseError(
-            f"{path} does not match this course's GPT ({reason}); train a new checkpoint with "
-            "`python -m shared train`"
-        ) from None
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise damaged(path, f"its model does not load ({reason})") from None
     model.to(device).eval()
     return Checkpoint(
         model=model,
@@ -174,3 +173,102 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         path=Path(path),
         source=str(payload.get("source") or "reference GPT"),
     )
+
+
+# ----------------------------------------------------------------------------- validation
+HISTORY_CURVES = ("step", "train", "val")  # the periodic estimates: parallel lists
+TRAINING_ONLY_HISTORY = ("elapsed", "lr", "iter_loss")
+
+
+def damaged(path, what: str) -> CourseError:
+    """The one error for a checkpoint that loads but whose contents are wrong."""
+    return CourseError(
+        f"checkpoint {path} is damaged: {what}; delete it and train again with "
+        "`python -m shared train` (or use another checkpoint)"
+    )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_payload(payload: dict, path) -> None:
+    """Types and values of every field, so a hand-edited file fails here in one line."""
+    weights = payload["model"]
+    if not isinstance(weights, dict) or not weights:
+        raise damaged(path, "'model' is not a dict of tensors")
+    bad = [k for k, v in weights.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise damaged(path, f"'model' entry {bad[0]!r} is not a tensor")
+    if not isinstance(payload["model_config"], dict):
+        raise damaged(path, "'model_config' is not a dict")
+    vocab = payload["vocab"]
+    if not isinstance(vocab, (list, tuple)) or not all(isinstance(c, str) for c in vocab):
+        raise damaged(path, "'vocab' is not a list of characters")
+    step = payload["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise damaged(path, f"'step' should be a whole number >= 0, not {step!r}")
+    elapsed = payload.get("elapsed", 0.0)
+    if not _is_number(elapsed) or not 0 <= elapsed < float("inf"):
+        raise damaged(path, f"'elapsed' should be seconds >= 0, not {elapsed!r}")
+    for key in ("train_config", "rng", "optimizer"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise damaged(path, f"{key!r} should be a dict, not {type(payload[key]).__name__}")
+    check_history(payload.get("history"), path)
+    check_finite(weights, path)
+
+
+def check_history(history, path) -> None:
+    """``{}`` or a dict of lists of numbers with the curves step/train/val of equal length."""
+    if history is None or history == {}:
+        return
+    if not isinstance(history, dict):
+        raise damaged(path, f"'history' should be a dict, not {type(history).__name__}")
+    missing = [k for k in HISTORY_CURVES if k not in history]
+    if missing:
+        raise damaged(path, f"'history' has no {missing[0]!r} list")
+    for key, values in history.items():
+        if not isinstance(values, (list, tuple)) or not all(_is_number(v) for v in values):
+            raise damaged(path, f"'history' entry {key!r} is not a list of numbers")
+    lengths = {k: len(history[k]) for k in HISTORY_CURVES}
+    if len(set(lengths.values())) != 1:
+        raise damaged(path, f"the 'history' lists differ in length ({lengths})")
+
+
+def check_finite(weights: dict, path) -> None:
+    """Refuse NaN/inf weights: the run that made them diverged, and sampling would crash."""
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CourseError(
+                f"checkpoint {path} holds NaN/inf weights ({name}): its training diverged; "
+                "train again with a lower --learning-rate"
+            )
+
+
+def restore_training_state(saved: dict, path, model, optimizer, batch_gen) -> dict:
+    """Put a validated checkpoint's weights, optimizer and RNG back (``--resume``); returns its
+    history with every list the training loop appends to."""
+    from shared.convert import load_reference_state
+
+    try:
+        load_reference_state(model, strip_compile_prefix(saved["model"]))  # yours or the reference
+        if saved.get("optimizer"):
+            optimizer.load_state_dict(saved["optimizer"])
+        rng = saved.get("rng") or {}
+        if "batch" in rng:
+            batch_gen.set_state(rng["batch"])
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+    except Exception as exc:  # a missing tensor, a wrong shape, a hand-edited optimizer or rng
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise damaged(path, f"cannot restore the training state ({reason})") from None
+    history = {k: list(v) for k, v in (saved.get("history") or {}).items()}
+    for key in (*HISTORY_CURVES, *TRAINING_ONLY_HISTORY):
+        history.setdefault(key, [])
+    return history
+
+
+def remove_abandoned_temps(path) -> list[Path]:
+    """Temporary files of saves of ``path`` that a hard kill interrupted (see shared.tempfiles)."""
+    path = Path(path)
+    return remove_abandoned(path.parent, path.name, ".tmp") if path.parent.is_dir() else []

@@ -69,14 +69,14 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise CourseError(
-                "--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu"
+                "device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'"
             )
         return "cuda"
     if requested == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise CourseError(
-                "--device mps was asked for but Apple MPS is not available; use --device auto or cpu"
+                "device 'mps' was asked for but Apple MPS is not available; use 'auto' or 'cpu'"
             )
         return "mps"
     raise CourseError(f"unknown device {requested!r}; choose one of auto, cpu, cuda, mps")

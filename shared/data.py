@@ -15,17 +15,7 @@ from pathlib import Path
 
 import torch
 
-from shared.download import (  # noqa: F401 - re-exported: lessons import everything from here
-    CORPUS_FILENAME,
-    END_RE,
-    GUTENBERG_URL,
-    START_RE,
-    URL_ENV,
-    corpus_path,
-    corpus_url,
-    download_corpus,
-    validate_raw,
-)
+from shared.download import END_RE, START_RE, download_corpus
 from shared.errors import CourseError
 
 
@@ -198,32 +188,3 @@ def load_corpus(data_dir: str | Path | None = None, url: str | None = None) -> C
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_data, val_data = split_data(data)
     return Corpus(text, tokenizer, train_data, val_data, path)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def _data_command(args) -> int:
-    if args.retries < 0 or (args.timeout is not None and args.timeout <= 0):
-        raise CourseError("--retries must be 0 or more and --timeout more than 0 seconds")
-    timeout = (10, 60) if args.timeout is None else (min(10, args.timeout), args.timeout)
-    download_corpus(args.url, args.data_dir, timeout=timeout, retries=args.retries)
-    corpus = load_corpus(data_dir=args.data_dir, url=args.url)  # reuses the validated cache
-    print(f"corpus: {len(corpus.text):,} characters (Don Quijote, Project Gutenberg #2000)")
-    print(f"vocab size: {corpus.vocab_size}")
-    print(f"train: {len(corpus.train_data):,} tokens, val: {len(corpus.val_data):,} tokens")
-    print(f"cached at: {corpus.path}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "data", help="download (or reuse) the corpus and print its statistics"
-    )
-    parser.add_argument(
-        "--url", help=f"where to download the book (default: ${URL_ENV} or Gutenberg)"
-    )
-    parser.add_argument("--data-dir", help="cache folder (default: $GPT_COURSE_DATA_DIR or data/)")
-    parser.add_argument("--timeout", type=float, help="read timeout in seconds (default: 60)")
-    parser.add_argument("--retries", type=int, default=3, help="retries on 5xx/connection errors")
-    parser.set_defaults(func=_data_command)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 
 from shared.config import default_data_dir
 from shared.errors import CourseError
+from shared.tempfiles import remove_abandoned, temp_prefix
 
 GUTENBERG_URL = "https://www.gutenberg.org/cache/epub/2000/pg2000.txt"
 CORPUS_FILENAME = "pg2000.txt"
@@ -29,6 +29,10 @@ URL_ENV = "GPT_COURSE_DATA_URL"
 # The real book is ~2.2 MB; anything under 1 MB is a truncated download or an error page.
 # Tests lower this to serve small synthetic books.
 MIN_CORPUS_BYTES = 1_000_000
+# Anything over 20 MB is not this book (a wrong URL, a zip, an endless stream): refused while
+# streaming, so it never fills the disk or memory. Tests lower it.
+MAX_CORPUS_BYTES = 20_000_000
+EBOOK_NUMBER = 2000
 RETRY_BACKOFF = 0.5  # seconds; urllib3 sleeps 0, 2*b, 4*b, ... between retries
 RETRY_STATUSES = (500, 502, 503, 504)
 USER_AGENT = "gpt-quijote-course/0.1 (python-requests; educational use)"
@@ -81,12 +85,32 @@ def validate_raw(data: bytes) -> str:
         raise ValueError("it has no '*** START OF ...' line, so it is not a Project Gutenberg text")
     if END_RE.search(text, start.end()) is None:
         raise ValueError("it has no '*** END OF ...' line (a truncated download?)")
+    check_is_quijote(text[: start.end()])
     return text
+
+
+def check_is_quijote(header: str) -> None:
+    """The Gutenberg header (up to the START line) must name Don Quijote or ebook #2000."""
+    if re.search(r"quijote|quixote", header, re.IGNORECASE) or re.search(
+        rf"ebook\s*#\s*{EBOOK_NUMBER}\b", header, re.IGNORECASE
+    ):
+        return
+    title = re.search(r"^\s*Title:\s*(.+)$", header, re.MULTILINE) or re.search(
+        r"eBook of (.+)$", header, re.MULTILINE
+    )
+    number = re.search(r"ebook\s*#\s*(\d+)", header, re.IGNORECASE)
+    what = f"'{_one_line(title.group(1), 60)}'" if title else "another book"
+    what += f" (#{number.group(1)})" if number else ""
+    raise ValueError(
+        f"it is {what}, not Don Quijote (Project Gutenberg #{EBOOK_NUMBER}); "
+        f"check the URL (--url / ${URL_ENV})"
+    )
 
 
 def _check_cached(path: Path) -> str | None:
     """``None`` when the cached file is valid, else the reason it is not."""
     try:
+        _refuse_if_too_big(path.stat().st_size)  # before reading it all into memory
         validate_raw(path.read_bytes())
     except ValueError as exc:
         return str(exc)
@@ -129,8 +153,10 @@ def _describe_request_error(exc, url: str, retries: int) -> str:
     from urllib3.exceptions import NewConnectionError
     from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-    # After retries, a read timeout arrives as ConnectionError(MaxRetryError(reason=ReadTimeoutError)).
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # After retries, a read timeout arrives as ConnectionError(MaxRetryError(reason=ReadTimeoutError));
+    # one while the body streams, as ConnectionError(ReadTimeoutError).
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", None) or cause
     # (NewConnectionError, e.g. "connection refused", subclasses urllib3's TimeoutError.)
     timed_out = isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError)
     if isinstance(exc, requests.Timeout) or timed_out:
@@ -151,7 +177,7 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
     """Stream ``url`` into a temporary file in ``folder``; return it once validated."""
     import requests
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{CORPUS_FILENAME}.", suffix=".part", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(CORPUS_FILENAME), suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, _session(retries, backoff) as session:
@@ -175,9 +201,11 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
                     )
                 if "html" in response.headers.get("Content-Type", "").lower():
                     raise ValueError("the server sent an HTML page (a rate-limit or error page?)")
+                _refuse_if_too_big(response.headers.get("Content-Length", ""))
                 received = 0
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     received += out.write(chunk)
+                    _refuse_if_too_big(received)
                 # urllib3 2 raises on a body shorter than Content-Length; urllib3 1.26 does not.
                 expected = response.headers.get("Content-Length", "")
                 plain = response.headers.get("Content-Encoding", "identity") == "identity"
@@ -190,20 +218,27 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
         if isinstance(exc, requests.RequestException):  # before ValueError: InvalidURL is both
             raise CourseError(_describe_request_error(exc, url, retries)) from None
         if isinstance(exc, ValueError):
+            fix = "" if "check the URL" in str(exc) else "; try again later"
             raise CourseError(
-                f"the file downloaded from {url} is not the book: {exc}; try again later"
+                f"the file downloaded from {url} is not the book: {exc}{fix}"
             ) from None
         raise
 
 
-def _remove_abandoned_parts(folder: Path, max_age_s: float = 3600) -> None:
-    """Temporary files of downloads killed hard (no cleanup ran), older than an hour."""
-    for part in folder.glob(f".{CORPUS_FILENAME}.*.part"):
-        try:
-            if time.time() - part.stat().st_mtime > max_age_s:
-                part.unlink()
-        except OSError:
-            pass  # another process's download, or already gone
+def _refuse_if_too_big(size: int | str) -> None:
+    """Stop a body far larger than the book before it is all read (Content-Length or so far)."""
+    if isinstance(size, str):
+        size = int(size) if size.isdigit() else 0
+    if size > MAX_CORPUS_BYTES:
+        raise ValueError(
+            f"it is over {MAX_CORPUS_BYTES:,} bytes ({size:,}), the book is about 2 MB; "
+            f"check the URL (--url / ${URL_ENV})"
+        )
+
+
+def _remove_abandoned_parts(folder: Path) -> None:
+    """Temporary files of downloads killed hard (no cleanup ran): their process is gone."""
+    remove_abandoned(folder, CORPUS_FILENAME, ".part")
 
 
 def download_corpus(

@@ -10,14 +10,11 @@ character and reuses the keys/values computed before (same logits, far fewer FLO
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from shared.course import cli_types
 from shared.errors import CourseError
 from shared.kv_cache import cache_length, forward_with_cache, supports_cache
 
@@ -174,40 +171,3 @@ def _check_sampling(temperature, top_k, top_p, max_new_chars) -> None:
         raise CourseError(f"top-p must be in (0, 1], got {top_p}")
     if max_new_chars < 0:
         raise CourseError(f"max-new-chars must be >= 0, got {max_new_chars}")
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("generate", help="sample text from a trained checkpoint")
-    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
-    p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
-    p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 0, low_inclusive=True), default=500
-    )
-    p.add_argument("--temperature", type=cli_types.number(float, 0), default=0.8)
-    p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True))
-    p.add_argument("--top-p", type=cli_types.number(float, 0, 1.0))
-    p.add_argument("--seed", type=int, help="same seed, same text")
-    p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
-    p.set_defaults(func=_cli_generate)
-
-
-def _cli_generate(args) -> int:
-    from shared.config import default_checkpoint_path, pick_device
-    from shared.train import load_checkpoint
-
-    ckpt = load_checkpoint(args.checkpoint or default_checkpoint_path(), pick_device(args.device))
-    encode_prompt(ckpt.tokenizer, args.prompt)  # fail before printing anything
-
-    def stream(ch: str) -> None:
-        sys.stdout.write(ch)
-        sys.stdout.flush()
-
-    sys.stdout.write(args.prompt)
-    generate(
-        ckpt.model, ckpt.tokenizer, args.prompt, args.max_new_chars, args.temperature,
-        args.top_k, args.top_p, args.seed, use_cache=not args.no_cache, stream=stream,
-    )  # fmt: skip
-    sys.stdout.write("\n")
-    return 0

@@ -9,7 +9,10 @@ variant, kept apart from the teaching classes: it reuses a ``GPT``'s weights, st
     logits, cache = forward_with_cache(model, next_id, cache)  # then one id per step
 
 The logits equal those of ``model(whole_sequence)`` at the same positions, as long as the
-sequence fits in ``block_size``: the learned position table ends there.
+sequence fits in ``block_size``: the learned position table ends there. A full cache cannot slide
+by one position (every cached key was computed with its absolute position), so
+``shared.generate`` refills it from the last half block, and from then on its text differs from
+the plain loop's, which re-reads the last block_size characters at every step.
 """
 
 from __future__ import annotations
@@ -35,21 +38,34 @@ def cache_length(cache: KVCache | None) -> int:
     return 0 if not cache else cache[0][0].size(2)
 
 
+def attend_with_cache(q, k, v, past=None):
+    """One layer's attention for new positions, reusing the cached keys/values of earlier ones.
+
+    q, k, v: (B, nh, T_new, hs) for the new positions; ``past``: None or the cached (k, v) of the
+    T_past earlier positions, each (B, nh, T_past, hs). Returns y (B, nh, T_new, hs), one output
+    per head (before the heads are merged), and the extended cache (k, v), each
+    (B, nh, T_past + T_new, hs): the new keys/values appended after the cached ones, on the time
+    dimension. Lesson 07's stretch exercise writes it for one new position.
+    """
+    if past is not None:  # the new positions come after the cached ones
+        k = torch.cat([past[0], k], dim=2)  # (B, nh, T_past + T_new, hs)
+        v = torch.cat([past[1], v], dim=2)
+    T_new, T_all = q.size(2), k.size(2)
+    if T_new == 1:  # one new position may look at every cached one, and itself: no mask
+        y = F.scaled_dot_product_attention(q, k, v)
+    elif T_new == T_all:  # no cache: the usual causal mask
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:  # is_causal aligns the mask top-left; with a cache we need it bottom-right
+        mask = causal_mask(T_new, T_all, device=q.device)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return y, (k, v)
+
+
 def attention_with_cache(attn: CausalSelfAttention, x, past):
     """x (B, T, C) holds the T positions after the cached ``past`` (k, v) -> out (B, T, C), (k, v)."""
     q, k, v = attn.qkv(x)  # each (B, nh, T, hs)
-    if past is not None:  # prepend the cached keys/values of earlier positions
-        k = torch.cat([past[0], k], dim=2)  # (B, nh, T_past + T, hs)
-        v = torch.cat([past[1], v], dim=2)
-    T, T_all = q.size(2), k.size(2)
-    if T == T_all:
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    elif T == 1:  # one new position may look at every cached one: no mask needed
-        y = F.scaled_dot_product_attention(q, k, v)
-    else:  # is_causal aligns the mask top-left; with a cache we need it bottom-right
-        mask = causal_mask(T, T_all, device=x.device)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return attn.c_proj(attn.merge_heads(y)), (k, v)
+    y, cache = attend_with_cache(q, k, v, past)  # (B, nh, T, hs)
+    return attn.c_proj(attn.merge_heads(y)), cache
 
 
 def forward_with_cache(model, idx: torch.Tensor, cache: KVCache | None = None):

@@ -21,7 +21,7 @@ from shared.block import Block
 
 @dataclass
 class GPTConfig:
-    vocab_size: int
+    vocab_size: int | None = None  # distinct characters; None until a tokenizer sets it
     block_size: int = 128  # longest context the model can see (characters)
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads per block
@@ -31,6 +31,8 @@ class GPTConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
+            if name == "vocab_size" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
         if self.n_embd % self.n_head != 0:
@@ -38,12 +40,15 @@ class GPTConfig:
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head} "
                 "(each head gets n_embd // n_head channels)"
             )
-        if not 0.0 <= self.dropout < 1.0:
+        if not 0.0 <= self.dropout < 1.0:  # also rejects NaN
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ints/floats only, so checkpoints load with ``torch.load(weights_only=True)``."""
-        return {key: (float(v) if key == "dropout" else int(v)) for key, v in asdict(self).items()}
+        return {
+            key: (v if v is None else float(v) if key == "dropout" else int(v))
+            for key, v in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
@@ -64,6 +69,8 @@ class GPT(nn.Module):
         ``block(n_embd, n_head, block_size, dropout)`` (lesson 05's signature), so a GPT can be
         built from your own Block."""
         super().__init__()
+        if config.vocab_size is None:
+            raise ValueError("GPTConfig.vocab_size is not set: use the tokenizer's vocab_size")
         self.config = config
         C = config.n_embd
         self.token_embedding = nn.Embedding(config.vocab_size, C)  # what each character is

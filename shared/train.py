@@ -2,60 +2,76 @@
 
     python -m shared train --time-budget 240          # the default CPU recipe, ~4 minutes
     python -m shared train --resume                   # keep going from checkpoints/gpt.pt
+    python -m shared train --device cuda --compile    # the GPU recipe (see gpu_train_config)
+    torchrun --standalone --nproc_per_node 2 -m shared train   # 2 processes (shared.distributed)
 
 The loop stops at ``max_iters`` or when the wall-clock ``time_budget`` runs out, whichever
 comes first. With a time budget the learning rate decays over *time* as well as steps, so a
 slow laptop still finishes its budget with a small, annealed learning rate. For bit-for-bit
 reproducible runs use ``time_budget=None`` (``--time-budget none``): then only steps count.
-The ``train`` command's flags are parsed in ``shared/train_cli.py``.
+The ``train`` command's flags are parsed in ``shared/course/cli.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
+import sys
+import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from shared.checkpoint import Checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from shared import distributed
+from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import default_checkpoint_path, pick_device, project_root, quick_mode
 from shared.data import get_batch
 from shared.errors import CourseError
+from shared.model import GPT, GPTConfig
 
 __all__ = [
-    "Checkpoint",
     "TrainConfig",
     "TrainResult",
+    "autocast_for",
     "default_train_config",
+    "describe",
+    "gpu_train_config",
+    "recipe_for_device",
     "ensure_checkpoint",
     "estimate_loss",
     "get_lr",
-    "load_checkpoint",
     "plot_history",
-    "save_checkpoint",
     "train",
     "train_step",
     "warmup_cosine_lr",
+    "with_overrides",
 ]
 
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
-MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
+MODEL_FIELDS = tuple(f.name for f in fields(GPTConfig) if f.name != "vocab_size")
 BETAS = (0.9, 0.99)  # beta2=0.99 (not 0.999): few tokens per step, so adapt faster (nanoGPT char)
+
+
+def _recipe_model() -> GPTConfig:
+    return GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
 
 
 @dataclass
 class TrainConfig:
-    """Model size and optimisation settings; defaults are the CPU recipe measured in benchmarks/."""
+    """The model to train and how; defaults are the CPU recipe measured in benchmarks/.
 
+    ``model`` is a ``GPTConfig`` (its ``vocab_size`` is filled in from the corpus's tokenizer).
+    """
+
+    model: GPTConfig = field(default_factory=_recipe_model)
     batch_size: int = 32
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
     learning_rate: float = 3e-3
     min_lr: float = 3e-4
     warmup_iters: int = 100
@@ -68,11 +84,17 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     num_threads: int | None = None  # CPU threads; None = default_num_threads()
+    compile: bool = False  # torch.compile the model: slower start, faster steps (mostly on GPU)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        """From ``asdict(config)`` as saved in a checkpoint (older flat dicts load too)."""
+        names = {f.name for f in fields(cls)} - {"model"}
+        model = dict(values.get("model") or {k: values[k] for k in MODEL_FIELDS if k in values})
+        return cls(
+            model=replace(_recipe_model(), **model),
+            **{k: v for k, v in values.items() if k in names},
+        )
 
 
 def default_num_threads() -> int:
@@ -86,16 +108,17 @@ def default_num_threads() -> int:
 
 
 def default_train_config(**overrides) -> TrainConfig:
-    """The measured CPU recipe (readable Spanish in a few minutes); tiny and fast in quick mode."""
+    """The measured CPU recipe (readable Spanish in a few minutes); tiny and fast in quick mode.
+
+    ``overrides`` may name TrainConfig fields and GPTConfig fields (``n_layer=2``), which go to
+    ``config.model``. Raises ValueError for a model the GPTConfig rules reject.
+    """
     config = TrainConfig()
     if quick_mode():  # CI, tests and the grader: seconds, not minutes
         config = replace(
             config,
+            model=GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=64),
             batch_size=16,
-            block_size=64,
-            n_layer=2,
-            n_head=2,
-            n_embd=64,
             learning_rate=3e-3,
             min_lr=3e-4,
             warmup_iters=20,
@@ -104,7 +127,45 @@ def default_train_config(**overrides) -> TrainConfig:
             eval_interval=50,
             eval_iters=5,
         )
-    return replace(config, **overrides)
+    return with_overrides(config, **overrides)
+
+
+def gpu_train_config(**overrides) -> TrainConfig:
+    """The GPU recipe: the lecture-sized model (nanoGPT's shakespeare-char: 6 layers, 6 heads,
+    384 channels, block 256, dropout 0.2, batch 64, lr 1e-3) for up to 10 minutes."""
+    config = TrainConfig(
+        model=GPTConfig(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
+        batch_size=64, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=5000,
+        time_budget=600.0, eval_interval=250, eval_iters=50,
+    )  # fmt: skip
+    return with_overrides(config, **overrides)
+
+
+MODEL_SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size")
+
+
+def recipe_for_device(device: str, /, **overrides) -> tuple[str, TrainConfig]:
+    """``("gpu", gpu_train_config(...))`` on CUDA unless quick mode is on or ``overrides`` set the
+    model's size; else ``("cpu", default_train_config(...))``. ``overrides`` apply on top."""
+    if device.startswith("cuda") and not quick_mode():
+        if not any(overrides.get(name) is not None for name in MODEL_SIZE_FIELDS):
+            return "gpu", gpu_train_config(**overrides)
+    return "cpu", default_train_config(**overrides)
+
+
+def describe(config: TrainConfig) -> str:
+    """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
+    m = config.model
+    return (
+        f"{m.n_layer} layers, {m.n_head} heads, {m.n_embd} channels, block {m.block_size}, "
+        f"batch {config.batch_size}, lr {config.learning_rate:g}"
+    )
+
+
+def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
+    """A copy of ``config`` with TrainConfig and GPTConfig fields (``n_layer=2``) changed."""
+    model_overrides = {k: overrides.pop(k) for k in MODEL_FIELDS if k in overrides}
+    return replace(config, model=replace(config.model, **model_overrides), **overrides)
 
 
 @dataclass
@@ -166,15 +227,28 @@ def estimate_loss(
     return out
 
 
-def train_step(model, optimizer, xb, yb, grad_clip: float | None = None) -> float:
-    """One optimisation step on a batch; returns the batch loss before the update."""
+def train_step(model, optimizer, xb, yb, grad_clip: float | None = None, autocast=None) -> float:
+    """One optimisation step on a batch; returns the batch loss before the update.
+
+    ``autocast``: a context for the forward pass, e.g. ``autocast_for("cuda")`` (bf16).
+    """
     optimizer.zero_grad(set_to_none=True)  # gradients accumulate otherwise
-    _, loss = model(xb, yb)
+    with autocast or contextlib.nullcontext():
+        _, loss = model(xb, yb)
     loss.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.item()
+
+
+def autocast_for(device: str):
+    """bf16 autocast on a GPU that supports it: matmuls in bfloat16 (about 2x faster, no loss
+    scaling needed, unlike float16); full precision everywhere else."""
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        torch.backends.cuda.matmul.allow_tf32 = True  # what is left in float32: TF32 tensor cores
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
@@ -185,20 +259,6 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=BETAS)
-
-
-def _check_config(config: TrainConfig) -> None:
-    if config.n_embd % config.n_head:
-        raise CourseError(
-            f"n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head}); "
-            "change --n-embd or --n-head"
-        )
-
-
-def _model_config(config: TrainConfig, vocab_size: int):
-    from shared.model import GPTConfig
-
-    return GPTConfig(vocab_size=vocab_size, **{k: getattr(config, k) for k in MODEL_FIELDS})
 
 
 def train(
@@ -213,57 +273,54 @@ def train(
     """Train a GPT on ``corpus`` (a ``shared.data.Corpus``); checkpoint to ``out`` if given.
 
     ``model``: train this GPT (e.g. ``GPT(config, block=YourBlock)``) instead of a fresh
-    reference one; its ``model.config`` sets the model fields (block_size, n_layer, ...) of
-    ``config``. ``source``: a note saved in the checkpoint saying which model this is.
+    reference one; its ``model.config`` replaces ``config.model``. ``source``: a note saved in
+    the checkpoint saying which model this is.
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
-    with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``.
+    with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Started by
+    ``torchrun``, every rank trains the same model on its own batches (``shared.distributed``);
+    rank 0 alone evaluates, shows progress and saves.
     """
-    from shared.convert import load_reference_state
-    from shared.model import GPT
-
     config = config or default_train_config()
-    tokenizer = corpus.tokenizer
     if model is not None:
-        _check_given_model(model, tokenizer)
-        config = replace(config, **{k: getattr(model.config, k) for k in MODEL_FIELDS})
+        _check_given_model(model, corpus.tokenizer)
+        config = replace(config, model=model.config)
         source = source or "a GPT you passed to train()"
-    _check_config(config)
-    device = pick_device(config.device)
+    source = source or "reference GPT"
+    rank = distributed.setup(pick_device(config.device))  # one process unless torchrun made more
+    device, progress = rank.device, progress and rank.is_main
     if device == "cpu":
         torch.set_num_threads(config.num_threads or default_num_threads())
     out = Path(out) if out else None
-    model_config = _model_config(config, tokenizer.vocab_size)
-    source = source or "reference GPT"
+    tokenizer = corpus.tokenizer
+    model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
 
     torch.manual_seed(config.seed)
     model = (GPT(model_config) if model is None else model).to(device)
     optimizer = make_optimizer(model, config)
-    batch_gen = torch.Generator().manual_seed(config.seed)
+    batch_gen = torch.Generator().manual_seed(distributed.batch_seed(config.seed, rank.rank))
     history = {"step": [], "train": [], "val": [], "elapsed": [], "lr": [], "iter_loss": []}
     step, elapsed_before = 0, 0.0
 
+    saved_step = None  # the step of the last good checkpoint at `out`, if any
     if resume and out and out.exists():
-        saved = read_checkpoint(out)
+        saved = read_checkpoint(out)  # validated: a damaged file is one clear error
         _check_resumable(saved, out, tokenizer, model_config)
-        load_reference_state(model, saved["model"])  # checkpoints hold the reference layout
-        if saved.get("optimizer"):
-            optimizer.load_state_dict(saved["optimizer"])
+        history = restore_training_state(saved, out, model, optimizer, batch_gen)
         step, elapsed_before = int(saved["step"]), float(saved.get("elapsed", 0.0))
-        history = {k: list(v) for k, v in saved["history"].items()} or history
-        rng = saved.get("rng") or {}
-        if "batch" in rng:
-            batch_gen.set_state(rng["batch"])
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
+        saved_step = step
     elif resume and out and progress:
         print(f"nothing to resume at {out}; starting a fresh run")
+    ddp_model, autocast = _prepare_model(model, config, rank, step, batch_gen), autocast_for(device)
 
-    def evaluate_and_save(step: int, elapsed: float) -> None:
+    def evaluate_and_save(step: int, elapsed: float, final: bool = False) -> None:
         eval_gen = torch.Generator().manual_seed(config.seed + 1)  # same batches every eval
-        losses = estimate_loss(
-            model, corpus.train_data, corpus.val_data, config.block_size,
-            config.batch_size, config.eval_iters, device, eval_gen,
-        )  # fmt: skip
+        with autocast:
+            losses = estimate_loss(
+                model, corpus.train_data, corpus.val_data, config.model.block_size,
+                config.batch_size, config.eval_iters, device, eval_gen,
+            )  # fmt: skip
+        if not rank.enabled:  # under torchrun the agreed stop below handles it on every rank
+            _stop_if_diverged(losses["val"], "the validation loss", step, config, out, saved_step)
         if not history["step"] or history["step"][-1] != step:
             for key, value in (("step", step), ("elapsed", elapsed), *losses.items()):
                 history[key].append(value)
@@ -272,16 +329,28 @@ def train(
                     f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
                     f"({elapsed:.0f}s)"
                 )
-        save(step, elapsed)
+        save(step, elapsed, final)
 
-    def save(step: int, elapsed: float) -> None:
-        if out is not None:
+    def save(step: int, elapsed: float, final: bool = False) -> None:
+        nonlocal out, saved_step
+        if out is not None and rank.is_main:
+            if not _weights_finite(model):
+                # Never overwrite a good checkpoint with broken weights. Mid-run under torchrun,
+                # the next step's loss is not finite on every rank and the agreed stop raises.
+                if final or not rank.enabled:
+                    _stop_if_diverged(float("nan"), "a weight", step, config, out, saved_step)
+                return
             rng = {"batch": batch_gen.get_state(), "torch": torch.get_rng_state()}
-            save_checkpoint(
-                out, model=model, tokenizer=tokenizer, train_config=asdict(config),
-                optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
-                source=source,
-            )  # fmt: skip
+
+            def save_to(path):
+                save_checkpoint(
+                    path, model=model, tokenizer=tokenizer, train_config=asdict(config),
+                    optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
+                    source=source,
+                )  # fmt: skip
+
+            out = save_safely(save_to, out, final)
+            saved_step = step
 
     model.train()
     start = time.perf_counter() - elapsed_before
@@ -296,21 +365,26 @@ def train(
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
         if by_time else None,
     )  # fmt: skip
+    interrupt, loss = distributed.InterruptFlag(rank).install(), 0.0
     try:
         while step < config.max_iters:
             elapsed = time.perf_counter() - start
-            if config.time_budget and elapsed >= config.time_budget:
-                stopped = "time_budget"
+            reason = _stop_reason(config, elapsed, interrupt.requested, loss)
+            reason, elapsed = distributed.agree(reason, elapsed, rank)  # all ranks: same answer
+            if reason == "diverged":  # every rank raises together: none is left waiting
+                _stop_if_diverged(float("nan"), "the loss", step, config, out, saved_step)
+            if reason:
+                stopped = reason
                 break
-            if step % config.eval_interval == 0 and step > 0:
+            if step % config.eval_interval == 0 and step > 0 and rank.is_main:
                 evaluate_and_save(step, elapsed)
             lr = get_lr(step, config, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             xb, yb = get_batch(
-                corpus.train_data, config.block_size, config.batch_size, device, batch_gen
+                corpus.train_data, config.model.block_size, config.batch_size, device, batch_gen
             )
-            loss = train_step(model, optimizer, xb, yb, config.grad_clip)
+            loss = train_step(ddp_model, optimizer, xb, yb, config.grad_clip, autocast)
             step += 1
             history["iter_loss"].append(loss)
             history["lr"].append(lr)
@@ -324,16 +398,102 @@ def train(
         stopped = "interrupted"
     finally:
         bar.close()
+        interrupt.restore()
     elapsed = time.perf_counter() - start
     if stopped == "interrupted":
-        save(step, elapsed)  # quick: no eval, so Ctrl-C returns at once
+        save(step, elapsed, final=True)  # quick: no eval, so Ctrl-C returns at once
         if progress:
             where = f"; checkpoint saved to {out} (--resume continues)" if out else ""
             print(f"interrupted at step {step}{where}")
-    else:
-        evaluate_and_save(step, elapsed)
+    elif rank.is_main:
+        evaluate_and_save(step, elapsed, final=True)
     model.eval()
+    distributed.teardown(rank)
     return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
+
+
+# ----------------------------------------------------------------------------- safety
+def _weights_finite(model) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _stop_if_diverged(value: float, what: str, step: int, config, out, saved_step) -> None:
+    """A NaN/inf loss means the run diverged: stop now, before bad weights overwrite good ones."""
+    if math.isfinite(value):
+        return
+    kept = (
+        f"the last good checkpoint (step {saved_step}) is kept at {out}"
+        if saved_step is not None
+        else "no checkpoint was written"
+    )
+    raise CourseError(
+        f"training diverged at step {step}: {what} became {value} (the learning rate "
+        f"{config.learning_rate:g} is too high for this model: lower it, --learning-rate); {kept}"
+    )
+
+
+@contextmanager
+def _interrupts_held(reraise: bool):
+    """Ctrl-C while a checkpoint is written waits until the file is complete (then, with
+    ``reraise``, stops the run); without it, a second Ctrl-C during the last save is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
+def save_safely(save_to, out: Path, final: bool = False) -> Path:
+    """``save_to(out)``; if that fails (full disk, folder gone), save into the temporary folder
+    instead and say where. Returns the path that holds the checkpoint."""
+    with _interrupts_held(reraise=not final):
+        try:
+            save_to(out)
+            return out
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            rescue = Path(tempfile.gettempdir()) / f"{out.stem}-rescued-{os.getpid()}{out.suffix}"
+            try:
+                save_to(rescue)
+            except OSError:
+                raise CourseError(
+                    f"could not save the checkpoint to {out} ({why}), nor to {rescue}; "
+                    "free some disk space and train again"
+                ) from None
+            print(
+                f"warning: could not save the checkpoint to {out} ({why}); "
+                f"saved it to {rescue} instead",
+                file=sys.stderr,
+            )
+            return rescue
+
+
+def _prepare_model(model, config: TrainConfig, rank, step: int, batch_gen):
+    """The module the loop steps: ``model`` compiled if asked, and wrapped for DDP under
+    torchrun (every rank starts from rank 0's weights; ranks > 0 get their own random streams)."""
+    if rank.rank > 0:
+        seed = distributed.batch_seed(config.seed, rank.rank, step)
+        batch_gen.manual_seed(seed)  # on resume: only rank 0's stream was saved
+        torch.manual_seed(seed)  # dropout masks differ across ranks too
+    compiled = torch.compile(model) if config.compile else model
+    return distributed.wrap(compiled, rank)
+
+
+def _stop_reason(config: TrainConfig, elapsed: float, interrupted: bool, loss: float):
+    """Why this rank wants to stop now, if it does (``shared.distributed.STOP_REASONS``)."""
+    if not math.isfinite(loss):
+        return "diverged"
+    if interrupted:
+        return "interrupted"
+    if config.time_budget and elapsed >= config.time_budget:
+        return "time_budget"
+    return None
 
 
 def _check_given_model(model, tokenizer) -> None:

@@ -5,11 +5,11 @@
 - ``plot_head`` / ``plot_all_heads``: heatmaps, one row per *query* (the character doing the
   looking), one column per *key* (the character looked at). The upper triangle is the future,
   which a causal model never sees: it is left blank, not drawn as zeros.
-- ``head_scores``: how much each head looks at the previous character, itself, the first
-  character, or the start of the current word, so a lesson can name heads truthfully for
-  whatever checkpoint the learner has.
-- The GIF (``attention_steps`` -> ``render_frames`` -> ``save_gif``) lives in ``shared.viz_gif``
-  and is re-exported here; ``python -m shared viz`` writes it headless.
+- Naming heads (``head_scores``, ``is_finding``, ...) lives in ``shared.viz_heads``: scores for
+  disjoint patterns, and the rule for calling one a finding.
+- ``attention_steps``: generate text and record, for each new character, what its prediction
+  attended to. ``shared.course.gif`` renders those steps as the animated GIF
+  (``python -m shared viz`` writes it headless).
 
 Every function returns a ``Figure`` or an array and never calls ``plt.show()``: they work under
 the Agg backend with no display, and a notebook shows a returned figure by itself.
@@ -17,9 +17,12 @@ the Agg backend with no display, and a notebook shows a returned figure by itsel
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from shared.errors import CourseError
+from shared.generate import generate_ids
 
 # Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -179,97 +182,57 @@ def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
     return fig
 
 
-# ----------------------------------------------------------------------------- naming heads
+# ----------------------------------------------------------------------------- while writing
 
 
-def _last_space_before(text: str) -> list[int | None]:
-    """For each position i, the index of the closest space/newline strictly before i."""
-    out, last = [], None
-    for i, ch in enumerate(text):
-        out.append(last)
-        if ch in " \n":
-            last = i
-    return out
+class AttentionStep(NamedTuple):
+    """One generated character and what its prediction attended to."""
+
+    context: str  # what the model saw (at most block_size characters)
+    new_char: str  # the character it then wrote
+    weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
 
 
-def head_scores(attn: torch.Tensor, text: str) -> dict[str, torch.Tensor]:
-    """Mean attention (over query positions) each head puts on a few telling places.
+@torch.no_grad()
+def attention_steps(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_chars: int,
+    layer: int | None = None,
+    head: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[AttentionStep]:
+    """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
+    then record, for each new character, what its prediction attended to.
 
-    Returns {pattern: (n_layer, n_head) tensor in [0, 1]} for the patterns
-    ``previous`` (position i-1), ``self`` (i), ``first`` (position 0 of the window), and
-    ``word_start`` (the first letter of the word being written: right after the last space or
-    newline before i). ``first`` and ``word_start`` only count queries where that place is at
-    least two characters back, so they never just repeat ``self`` or ``previous``.
+    ``layer`` defaults to the last layer; ``head=None`` averages the layer's heads (see the module
+    docstring for why). Sampling uses its own generator seeded with ``seed`` (reproducible).
     """
-    T = attn.shape[-1]
-    if T < 3 or len(text) != T:
-        raise CourseError(f"need a text of at least 3 characters matching the weights (T={T})")
-    spaces = _last_space_before(text)
-    starts = [0 if last is None else last + 1 for last in spaces]  # word start for each query
-    q = torch.arange(1, T)  # query 0 can only look at itself
-    far = torch.tensor([i for i in range(T) if starts[i] <= i - 2])  # word began >= 2 back
-    places = {
-        "previous": (q, q - 1),
-        "self": (q, q),
-        "first": (torch.arange(2, T), torch.zeros(T - 2, dtype=torch.long)),
-        "word_start": (far, torch.tensor([starts[i] for i in far.tolist()], dtype=torch.long)),
-    }
-    scores = {}
-    for name, (queries, keys) in places.items():
-        if len(queries) == 0:  # e.g. no word of 3+ letters in the text
-            scores[name] = torch.full(attn.shape[:2], float("nan"))
-        else:
-            scores[name] = attn[..., queries, keys].mean(-1)  # (n_layer, n_head)
-    return scores
-
-
-def even_spread_scores(text: str) -> dict[str, float]:
-    """What a head spreading its attention evenly over the past would score on each pattern:
-    the baseline a real pattern must beat."""
-    T = len(text)
-    uniform = torch.tril(torch.ones(T, T))
-    uniform = uniform / uniform.sum(-1, keepdim=True)  # (T, T): row i is 1/(i+1) up to i
-    scores = head_scores(uniform.expand(1, 1, T, T), text)
-    return {name: float(value[0, 0]) for name, value in scores.items()}
-
-
-def best_head(scores: dict[str, torch.Tensor], pattern: str) -> tuple[int, int, float]:
-    """(layer, head, score) of the head that scores highest on ``pattern``."""
-    table = torch.nan_to_num(scores[pattern], nan=-1.0)
-    flat = int(table.argmax())
-    layer, head = divmod(flat, table.shape[1])
-    return layer, head, float(table[layer, head])
-
-
-# ----------------------------------------------------------------------------- GIF (re-exported)
-
-from shared.viz_gif import (  # noqa: E402  (re-exported: the API lives in shared.viz)
-    AttentionStep,
-    add_cli,
-    attention_frames,
-    attention_steps,
-    describe_view,
-    make_attention_gif,
-    render_frames,
-    save_gif,
-)
-
-__all__ = [
-    "AttentionStep",
-    "add_cli",
-    "attention_frames",
-    "attention_steps",
-    "best_head",
-    "collect_attention",
-    "describe_view",
-    "even_spread_scores",
-    "head_scores",
-    "head_weights",
-    "make_attention_gif",
-    "plot_all_heads",
-    "plot_head",
-    "render_frames",
-    "save_gif",
-    "visible_char",
-    "visible_chars",
-]
+    cfg = model.config
+    layer = cfg.n_layer - 1 if layer is None else layer
+    check_layer_head(layer, head, cfg.n_layer, cfg.n_head)
+    if max_new_chars < 1:
+        raise CourseError(f"max_new_chars must be at least 1, got {max_new_chars}")
+    if temperature <= 0:
+        raise CourseError(f"temperature must be > 0, got {temperature}")
+    prompt_idx = encode_text(model, tokenizer, prompt[-cfg.block_size :])  # (1, T0); checks it
+    generator = torch.Generator(device=prompt_idx.device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        ids = generate_ids(
+            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
+        )[0]
+        steps = []
+        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
+            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
+            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
+            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
+            text = tokenizer.decode(context.tolist())
+            new_char = tokenizer.decode([int(ids[t])])
+            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
+    finally:
+        model.train(was_training)
+    return steps

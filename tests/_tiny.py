@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from shared.data import CharTokenizer, Corpus, split_data
-from shared.train import TrainConfig
+from shared.model import GPTConfig
+from shared.train import TrainConfig, with_overrides
 
 TEXT = (
     "En un lugar de la Mancha, de cuyo nombre no quiero acordarme, no ha mucho tiempo que "
@@ -23,9 +22,11 @@ def tiny_corpus(text: str = TEXT) -> Corpus:
 
 
 def tiny_config(**overrides) -> TrainConfig:
+    """A tiny TrainConfig; overrides may name GPTConfig fields too (they go to .model)."""
     config = TrainConfig(
-        batch_size=4, block_size=16, n_layer=1, n_head=2, n_embd=16, learning_rate=1e-2,
+        model=GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16),
+        batch_size=4, learning_rate=1e-2,
         min_lr=1e-3, warmup_iters=2, max_iters=12, time_budget=None, eval_interval=5,
         eval_iters=2, seed=7, device="cpu", num_threads=1,
     )  # fmt: skip
-    return replace(config, **overrides)
+    return with_overrides(config, **overrides)

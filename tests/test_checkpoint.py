@@ -10,9 +10,14 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.checkpoint import read_checkpoint, save_checkpoint, strip_compile_prefix
+from shared.checkpoint import (
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    strip_compile_prefix,
+)
 from shared.errors import CourseError
-from shared.train import ensure_checkpoint, load_checkpoint, train
+from shared.train import ensure_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,7 @@ def test_torch_compile_prefix_is_stripped(trained, tmp_path):
         (os.urandom(2000), "not a readable checkpoint"),
         ("truncated", "not a readable checkpoint"),
         ("not a dict", "not a checkpoint made by this course"),
-        ("wrong shapes", "does not match"),
+        ("wrong shapes", "is damaged: its model does not load.*size mismatch"),
     ],
 )
 def test_bad_files_give_one_clear_error(trained, tmp_path, content, message):

@@ -140,6 +140,29 @@ class NoItos(Base):
         del self.itos
 
 
+NOTEBOOK_TEXT = "En un lugar de la Mancha"  # what a notebook global might hold
+
+
+class GlobalText(Base):
+    def vocab(self, text):
+        return sorted(set(text + NOTEBOOK_TEXT))  # the argument plus a notebook global
+
+
+class EncodeTensor(Base):
+    def encode(self, s):
+        return torch.tensor([self.stoi[c] for c in s])
+
+
+class EncodeMutates(Base):
+    def encode(self, s):
+        return [self.stoi[c] for c in s]
+
+    def decode(self, ids):
+        text = "".join(self.itos[i] for i in ids)
+        ids.clear()  # empties the caller's list
+        return text
+
+
 def test_tokenizer_stub_and_half_done_say_not_implemented():
     assert_fails(check_tokenizer, StubTokenizer, "not implemented yet")
     assert_fails(check_tokenizer, HalfDoneTokenizer, "not implemented yet")
@@ -153,18 +176,21 @@ def test_tokenizer_accepts_correct_versions(good, capsys):
 @pytest.mark.parametrize(
     "buggy, fragments",
     [
-        (Unsorted, ["not sorted", "sorted(set(text))"]),
+        (Unsorted, ["not sorted", "run to run"]),
         (Shuffled, ["not sorted"]),
-        (Duplicates, ["duplicates", "set(text)"]),
+        (Duplicates, ["duplicates", "appear once"]),
         (AsciiOnly, ["missing", "ñ", "Spanish"]),
         (Lowercased, ["missing"]),
         (OneBased, ["off by one", "start at 0"]),
         (Swapped, ["swapped"]),
         (OrdEncode, ["code points", "ord"]),
         (CharsNotIds, ["characters themselves", "self.stoi"]),
-        (DecodeList, ["returned a list", "''.join"]),
+        (DecodeList, ["returned a list", "one string"]),
         (DecodeOffByOne, ["decode must undo encode"]),
         (NoItos, ["no `self.itos`"]),
+        (GlobalText, ["not in the text", "`text` argument"]),
+        (EncodeMutates, ["changed its input", "in place"]),
+        (EncodeTensor, ["KeyError", "tensor was used as a dict key"]),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
@@ -244,6 +270,40 @@ def vectorized_past_end(data, block_size, batch_size, device="cpu"):
     return data[offsets].to(device), data[offsets + 1].to(device)
 
 
+NOTEBOOK_DATA = torch.arange(5000)  # a notebook global a learner might reach for
+NOTEBOOK_BLOCK_SIZE = 8
+
+
+def id_plus_one(data, block_size, batch_size, device="cpu"):
+    x = _batch(good_starts)(data, block_size, batch_size, device)[0]
+    return x, x + 1  # the next id number, not the next token
+
+
+def global_data(data, block_size, batch_size, device="cpu"):
+    return _batch(good_starts)(NOTEBOOK_DATA, block_size, batch_size, device)
+
+
+def global_block_size(data, block_size, batch_size, device="cpu"):
+    return _batch(good_starts)(data, NOTEBOOK_BLOCK_SIZE, batch_size, device)
+
+
+def mutates_data(data, block_size, batch_size, device="cpu"):
+    batch = _batch(good_starts)(data, block_size, batch_size, device)
+    data[0] = -1  # e.g. a leftover experiment writing into the tensor
+    return batch
+
+
+def float_starts(data, block_size, batch_size, device="cpu"):
+    ix = torch.rand(batch_size) * (len(data) - block_size)
+    x = torch.stack([data[i : i + block_size] for i in ix])
+    return x, x
+
+
+def seeded_inside(data, block_size, batch_size, device="cpu"):
+    torch.manual_seed(1337)
+    return _batch(good_starts)(data, block_size, batch_size, device)
+
+
 def test_get_batch_stub_says_not_implemented():
     assert_fails(check_get_batch, stub, "not implemented yet")
 
@@ -271,10 +331,17 @@ def test_get_batch_accepts_correct_versions(good, capsys):
         (_batch(good_starts, dtype=torch.float32), ["torch.long"]),
         (_batch(good_starts, move=False), ["ignores its device argument"]),
         (_batch(lambda n, t, b: torch.arange(b) % (n - t)), ["same batch whatever the random seed"]),
+        (id_plus_one, ["plus one", "next token in the data"]),
+        (global_data, ["not in the `data` passed in"]),
+        (global_block_size, ["shape", "follow the block_size and batch_size arguments"]),
+        (mutates_data, ["changed the data passed in"]),
+        (float_starts, ["TypeError", "Likely cause"]),
+        (seeded_inside, ["same batch whatever the random seed"]),
     ],
     ids=[
         "unshifted", "wrong-way", "T+1", "(T,B)", "from-0", "one-window", "past-end", "past-end-2",
-        "misses-last", "float", "no-device", "not-random",
+        "misses-last", "float", "no-device", "not-random", "id+1", "global-data",
+        "global-block-size", "mutates-data", "float-starts", "seeded-inside",
     ],
 )  # fmt: skip
 def test_get_batch_names_classic_mistakes(buggy, fragments):

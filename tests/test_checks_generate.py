@@ -44,6 +44,35 @@ def ignores_generator(logits, temperature, generator=None):
     return torch.multinomial(F.softmax(logits / temperature, -1), 1)
 
 
+def own_generator(logits, temperature, generator=None):
+    fixed = torch.Generator().manual_seed(1337)  # ignores the generator passed in
+    return torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=fixed)
+
+
+def in_place_division(logits, temperature, generator=None):
+    logits /= temperature
+    return torch.multinomial(F.softmax(logits, -1), 1, generator=generator)
+
+
+T = 0.8  # a notebook global
+
+
+def global_temperature(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits / T, -1), 1, generator=generator)
+
+
+def no_softmax(logits, temperature, generator=None):
+    return torch.multinomial(logits / temperature, 1, generator=generator)
+
+
+def flat_ids(logits, temperature, generator=None):
+    return torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
+
+
+def returns_probs(logits, temperature, generator=None):
+    return F.softmax(logits / temperature, -1)
+
+
 def test_temperature_passes_correct_code(capsys):
     check_sample_with_temperature(sample_with_temperature)
     check_sample_with_temperature(other_sample)
@@ -55,15 +84,23 @@ def test_temperature_passes_correct_code(capsys):
     [
         (stub, "not implemented yet"),
         (softmax_first, "before the softmax"),
-        (double_softmax, "softmax before dividing"),
+        (double_softmax, "divides the probabilities after a softmax"),
         (argmax, "argmax"),
-        (multiplied, "multiplied the logits"),
+        (multiplied, "multiplied by T"),
         (ignores_temperature, "no effect"),
-        (ignores_generator, "generator=generator"),
+        (ignores_generator, "generator passed in"),
+        (own_generator, "different generator seeds gave the same samples"),
+        (in_place_division, "changed the logits passed in"),
+        (global_temperature, "do not follow softmax(logits / T)"),
+        (no_softmax, "not probabilities"),
+        (flat_ids, "expected ids of shape (B, 1)"),
+        (returns_probs, "expected ids of shape (B, 1)"),
     ],
 )
 def test_temperature_names_the_mistake(buggy, hint):
-    assert_fails(check_sample_with_temperature, buggy, hint)
+    error = assert_fails(check_sample_with_temperature, buggy, hint)
+    if buggy is global_temperature:  # matches no known mistake: no name is given
+        assert "temperature has no effect" not in str(error)
 
 
 # ----------------------------------------------------------------------------- top-k
@@ -115,6 +152,21 @@ def whole_batch(logits, k):
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
+def values_only(logits, k):
+    return torch.topk(logits, min(k, logits.size(-1))).values
+
+
+def softmaxed(logits, k):
+    k = min(k, logits.size(-1))
+    kth = torch.topk(logits, k).values[..., -1:]
+    return F.softmax(logits.masked_fill(logits < kth, float("-inf")), -1).log().exp()
+
+
+def fixed_k(logits, k):
+    kth = torch.topk(logits, 5).values[..., -1:]  # k from a notebook global
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def test_top_k_passes_correct_code(capsys):
     check_top_k_filter(top_k_filter)
     check_top_k_filter(other_top_k)
@@ -129,8 +181,11 @@ def test_top_k_passes_correct_code(capsys):
         (k_plus_one, "one too many"),
         (smallest, "smallest"),
         (no_clamp, "clamp"),
-        (zeros_not_inf, "not 0"),
-        (in_place, "in-place"),
+        (zeros_not_inf, "set to 0, not -inf"),
+        (in_place, "changed the logits passed in"),
+        (values_only, "should return logits of the input's shape"),
+        (softmaxed, "these are probabilities"),
+        (fixed_k, "expected 3"),
         (whole_batch, "per row"),
     ],
 )

@@ -66,22 +66,101 @@ def inputs_as_targets(model, optimizer, xb, yb):
     return loss.item()
 
 
+def clipped_step(model, optimizer, xb, yb):  # correct: clip the gradient norm before stepping
+    optimizer.zero_grad(set_to_none=True)
+    _, loss = model(xb, yb)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
+
+
+_NOTEBOOK_MODEL = torch.nn.Linear(2, 2)
+NOTEBOOK_OPTIMIZER = torch.optim.SGD(_NOTEBOOK_MODEL.parameters(), lr=0.1)
+NOTEBOOK_XB, NOTEBOOK_YB = torch.randint(16, (3, 6)), torch.randint(16, (3, 6))
+
+
+def global_optimizer(model, optimizer, xb, yb):
+    NOTEBOOK_OPTIMIZER.zero_grad()
+    _, loss = model(xb, yb)
+    loss.backward()
+    NOTEBOOK_OPTIMIZER.step()
+    return loss.item()
+
+
+def global_batch(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    _, loss = model(NOTEBOOK_XB, NOTEBOOK_YB)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def no_targets(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    _, loss = model(xb)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def steps_twice(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    _, loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    optimizer.step()
+    return loss.item()
+
+
+def loss_after_step(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    _, loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    return model(xb, yb)[1].item()
+
+
+def zero_grad_at_the_end(model, optimizer, xb, yb):
+    _, loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
+def tuple_as_loss(model, optimizer, xb, yb):
+    optimizer.zero_grad()
+    loss = model(xb, yb)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def test_train_step_passes_correct_code(capsys):
     check_train_step(train_step)
     check_train_step(other_step)
-    assert capsys.readouterr().out.count("PASSED train_step") == 2
+    check_train_step(clipped_step)
+    assert capsys.readouterr().out.count("PASSED train_step") == 3
 
 
 @pytest.mark.parametrize(
     "buggy, hint",
     [
         (stub, "not implemented yet"),
-        (no_zero_grad, "forgot optimizer.zero_grad"),
+        (no_zero_grad, "old gradients were not cleared"),
         (no_backward, "loss.backward() was never called"),
-        (no_step, "optimizer.step() was never called"),
+        (no_step, "never took a step"),
         (zero_grad_between, "between loss.backward() and optimizer.step()"),
-        (returns_tensor, "return loss.item()"),
-        (inputs_as_targets, "xb as the targets"),
+        (returns_tensor, "comes back as a tensor"),
+        (inputs_as_targets, "xb is used as the targets"),
+        (global_optimizer, "the optimizer passed in never took a step"),
+        (global_batch, "never called on the xb passed in"),
+        (no_targets, "without targets"),
+        (steps_twice, "ran 2 times"),
+        (loss_after_step, "return the loss the gradients came from"),
+        (zero_grad_at_the_end, "cleared after the step instead of before"),
+        (tuple_as_loss, "has to be unpacked"),
         (None, "expected the train_step function"),
     ],
 )
@@ -104,10 +183,18 @@ def other_estimate(model, train_data, val_data, block_size, batch_size, eval_ite
     return result
 
 
+NOTEBOOK_TRAIN_DATA = torch.arange(100) % 90  # real text has ids beyond the check model's 16
+
+
 def _make_estimate(
-    *, no_grad=True, eval_mode=True, restore=True, targets="y", mean=True, swap=False
-):
+    *, no_grad=True, eval_mode=True, restore=True, targets="y", mean=True, swap=False,
+    train_override=None, iters=None, block=None, val_from_train=False,
+):  # fmt: skip
     def estimate(model, train_data, val_data, block_size, batch_size, eval_iters, device="cpu"):
+        train_data = train_data if train_override is None else train_override
+        val_data = train_data if val_from_train else val_data
+        eval_iters = iters or eval_iters
+        block_size = block or block_size
         if eval_mode:
             model.eval()
         out = {}
@@ -140,8 +227,12 @@ def test_estimate_loss_passes_correct_code(capsys):
     [
         (stub, "not implemented yet"),
         (_make_estimate(no_grad=False), "torch.no_grad"),
-        (_make_estimate(eval_mode=False), "model.eval"),
-        (_make_estimate(restore=False), "model.train"),
+        (_make_estimate(eval_mode=False), "eval mode"),
+        (_make_estimate(restore=False), "left in eval mode"),
+        (_make_estimate(train_override=NOTEBOOK_TRAIN_DATA), "not from notebook variables"),
+        (_make_estimate(iters=10), "follow the eval_iters argument"),
+        (_make_estimate(val_from_train=True), "no batch came from the val_data passed in"),
+        (_make_estimate(block=8), "follow the block_size and batch_size arguments"),
         (_make_estimate(targets="x"), "targets are the inputs themselves"),
         (_make_estimate(mean=False), "last batch's loss"),
         (_make_estimate(swap=True), "swapped"),

@@ -73,6 +73,13 @@ def head_weights_hard_coded(model, tokenizer, text, layer, head):
     return _attn(model, tokenizer, text)[2, 0, 1]
 
 
+NOTEBOOK_TEXT = "En un lugar"
+
+
+def head_weights_global_text(model, tokenizer, text, layer, head):
+    return _attn(model, tokenizer, NOTEBOOK_TEXT)[layer, 0, head]
+
+
 def test_head_weights_accepts_correct_versions(capsys):
     assert_passes(check_head_weights, viz.head_weights, capsys)
     assert_passes(check_head_weights, head_weights_alternative, capsys)
@@ -82,9 +89,10 @@ def test_head_weights_accepts_correct_versions(capsys):
     "buggy, fragments",
     [
         (head_weights_swapped, ["layer and head are swapped"]),
+        (head_weights_global_text, ["not of the", "`text` passed in"]),
         (head_weights_transposed, ["transposed"]),
         (head_weights_one_based, ["off by one", "count from 0"]),
-        (head_weights_mean, ["averaged the heads"]),
+        (head_weights_mean, ["mean over the layer's heads"]),
         (head_weights_batch_kept, ["shape (1,", "batch dimension"]),
         (head_weights_unnormalised, ["sum to 1"]),
         (head_weights_hard_coded, ["not the ones of layer 0, head 3"]),
@@ -135,6 +143,16 @@ def _heatmap(weights, text, *, mask=True, labels=True, transpose=False, colorbar
     return fig
 
 
+def _heatmap_in_place(weights, text):
+    T = len(text)
+    weights[torch.ones(T, T, dtype=torch.bool).triu(1)] = float("nan")  # the caller's tensor
+    return _heatmap(weights, text)
+
+
+def _heatmap_fixed_text(weights, text):
+    return _heatmap(weights, "la\nMa ña")  # the lesson's example text, not the argument
+
+
 def test_plot_heatmap_accepts_correct_versions(capsys):
     assert_passes(check_plot_heatmap, plot_heatmap_reference, capsys)
     assert_passes(check_plot_heatmap, _pcolormesh_version, capsys)
@@ -145,11 +163,13 @@ def test_plot_heatmap_accepts_correct_versions(capsys):
     "buggy, fragments",
     [
         (lambda w, t: _heatmap(w, t, mask=False), ["future", "drawn as zeros", "NaN"]),
+        (_heatmap_in_place, ["changed the weights passed in"]),
+        (_heatmap_fixed_text, ["one tick per character"]),
         (lambda w, t: _heatmap(w, t, transpose=True), ["transposed"]),
         (lambda w, t: _heatmap(w, t, labels="raw"), ["raw characters", "visible_char"]),
         (lambda w, t: _heatmap(w, t, labels=False), ["one tick per character"]),
         (lambda w, t: _heatmap(w, t, colorbar=False), ["colorbar"]),
-        (lambda w, t: _heatmap(w, t).axes[0], ["should return a matplotlib Figure", "ax.figure"]),
+        (lambda w, t: _heatmap(w, t).axes[0], ["should return a matplotlib Figure", "Axes"]),
         (lambda w, t: None, ["should return a matplotlib Figure, got NoneType"]),
     ],
 )
@@ -223,11 +243,12 @@ def test_attention_steps_accepts_correct_versions(capsys):
     [
         (_steps(lambda a, _: a[:, -1, :].mean(0), count=1), ["7 steps, expected 6", "off by one"]),
         (_steps(lambda a, _: a[:, -1, :].mean(0), count=-1), ["5 steps", "off by one"]),
-        (_steps(lambda a, _: a[:, -1, :].mean(0), crop=False), ["crop the context"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), crop=False), ["last block_size characters"]),
         (_steps(lambda a, _: a[:, -1, :].mean(0), after=True), ["*before* adding"]),
-        (_steps(lambda a, _: a[:, 0, :].mean(0)), ["first row", "row -1"]),
+        (_steps(lambda a, _: a[:, 0, :].mean(0)), ["first row", "last row"]),
         (_steps(lambda a, _: a[:, :, -1].mean(0)), ["column", "last *row*"]),
         (_steps(lambda a, _: a[0, -1, :]), ["head 0 only", "average over the heads"]),
+        (_steps(lambda a, full: full[0, :, -1].mean(0)), ["layer 0, not the `layer` argument"]),
         (_steps(lambda a, full: full[-1, :, -1].mean(0)), ["last layer", "`layer` argument"]),
         (_steps(lambda a, full: full[:, :, -1].mean((0, 1))), ["averaged over layers"]),
         (_steps(lambda a, _: a[:, -1, :].sum(0)), ["sum to 1"]),

@@ -62,7 +62,7 @@ def test_generate_prints_prompt_and_continuation_and_seed_repeats(checkpoint, ca
     "extra, fragments",
     [
         (["--prompt", "En un Ω"], ["'Ω'"]),
-        (["--temperature", "0"], ["--temperature", "> 0"]),
+        (["--temperature", "0"], ["--temperature", ">= 0.01"]),
         (["--temperature", "-1"], ["--temperature"]),
         (["--temperature", "hot"], ["--temperature"]),
         (["--top-k", "0"], ["--top-k"]),
@@ -144,7 +144,7 @@ def test_a_real_process_prints_no_traceback(tmp_path):
 
 
 def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, monkeypatch):
-    import shared.viz
+    import shared.course.gif
 
     calls = []
 
@@ -153,7 +153,7 @@ def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, m
         Path(out).write_bytes(b"GIF89a")
         return Path(out)
 
-    monkeypatch.setattr(shared.viz, "make_attention_gif", fake_gif)
+    monkeypatch.setattr(shared.course.gif, "make_attention_gif", fake_gif)
     code, stdout, _ = run_cli(
         ["run", "--checkpoint", tmp_path / "gpt.pt", "--outputs-dir", tmp_path / "out",
          "--time-budget", 1, "--max-new-chars", 20, "--quiet"],

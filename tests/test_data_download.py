@@ -114,7 +114,7 @@ def small_books(monkeypatch):
     """Synthetic books are a few hundred bytes; no sleeping between retries."""
     monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 200)
     monkeypatch.setattr(download, "RETRY_BACKOFF", 0.0)
-    monkeypatch.delenv(data.URL_ENV, raising=False)
+    monkeypatch.delenv(download.URL_ENV, raising=False)
 
 
 def serve_book(book=BOOK):
@@ -142,10 +142,10 @@ def expected_clean_text() -> str:
 
 def test_download_saves_the_book_and_load_text_cleans_it(server, tmp_path):
     url = server.route("/pg2000.txt", serve_book())
-    path = data.download_corpus(url, tmp_path)
-    assert path == tmp_path / data.CORPUS_FILENAME
+    path = download.download_corpus(url, tmp_path)
+    assert path == tmp_path / download.CORPUS_FILENAME
     assert path.read_bytes() == BOOK
-    assert sorted(p.name for p in tmp_path.iterdir()) == [data.CORPUS_FILENAME]  # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [download.CORPUS_FILENAME]  # no temp files
     text = data.load_text(tmp_path, url)
     assert text == expected_clean_text()
     assert "\r" not in text and "\ufeff" not in text and "ñ" in text
@@ -159,16 +159,16 @@ def test_retries_server_errors_then_succeeds(server, tmp_path):
             handler.reply(200, BOOK)
 
     url = server.route("/pg2000.txt", flaky)
-    path = data.download_corpus(url, tmp_path, retries=3)
+    path = download.download_corpus(url, tmp_path, retries=3)
     assert path.read_bytes() == BOOK
     assert server.hits() == 3
 
 
 def test_valid_cache_is_reused_without_any_request(server, tmp_path):
     url = server.route("/pg2000.txt", serve_book())
-    data.download_corpus(url, tmp_path)
+    download.download_corpus(url, tmp_path)
     assert server.hits() == 1
-    data.download_corpus(url, tmp_path)
+    download.download_corpus(url, tmp_path)
     assert server.hits() == 1  # the second call never asked the server
     server.stop()
     # Offline (nothing listening): still fine, and the text is the same.
@@ -176,30 +176,30 @@ def test_valid_cache_is_reused_without_any_request(server, tmp_path):
 
 
 def test_corrupted_cache_is_downloaded_again(server, tmp_path):
-    (tmp_path / data.CORPUS_FILENAME).write_bytes(BOOK[: len(BOOK) // 2])  # cut before END
+    (tmp_path / download.CORPUS_FILENAME).write_bytes(BOOK[: len(BOOK) // 2])  # cut before END
     url = server.route("/pg2000.txt", serve_book())
-    path = data.download_corpus(url, tmp_path)
+    path = download.download_corpus(url, tmp_path)
     assert path.read_bytes() == BOOK
     assert server.hits() == 1
 
 
 def test_abandoned_temporary_files_are_cleaned_up(server, tmp_path):
-    old = tmp_path / f".{data.CORPUS_FILENAME}.dead.part"  # from a download killed hard
-    fresh = tmp_path / f".{data.CORPUS_FILENAME}.live.part"  # maybe another download, running
+    old = tmp_path / f".{download.CORPUS_FILENAME}.dead.part"  # from a download killed hard
+    fresh = tmp_path / f".{download.CORPUS_FILENAME}.live.part"  # maybe another download, running
     old.write_bytes(b"partial")
     fresh.write_bytes(b"partial")
     two_hours_ago = time.time() - 7200
     os.utime(old, (two_hours_ago, two_hours_ago))
-    data.download_corpus(server.route("/pg2000.txt", serve_book()), tmp_path)
+    download.download_corpus(server.route("/pg2000.txt", serve_book()), tmp_path)
     assert not old.exists() and fresh.exists()
 
 
 def test_url_and_data_dir_come_from_the_environment(server, tmp_path, monkeypatch):
     url = server.route("/mirror.txt", serve_book())
-    monkeypatch.setenv(data.URL_ENV, url)
+    monkeypatch.setenv(download.URL_ENV, url)
     monkeypatch.setenv("GPT_COURSE_DATA_DIR", str(tmp_path / "cache"))
-    path = data.download_corpus()
-    assert path == tmp_path / "cache" / data.CORPUS_FILENAME
+    path = download.download_corpus()
+    assert path == tmp_path / "cache" / download.CORPUS_FILENAME
     assert path.read_bytes() == BOOK and server.hits("/mirror.txt") == 1
 
 
@@ -208,11 +208,11 @@ def test_url_and_data_dir_come_from_the_environment(server, tmp_path, monkeypatc
 
 def fails(url, folder, match, **kwargs) -> str:
     with pytest.raises(CourseError, match=match) as info:
-        data.download_corpus(url, folder, **kwargs)
+        download.download_corpus(url, folder, **kwargs)
     message = str(info.value)
     assert "\n" not in message
     # Every failure says how to get the file by hand, into the right place.
-    assert f"save it as {folder / data.CORPUS_FILENAME}" in message
+    assert f"save it as {folder / download.CORPUS_FILENAME}" in message
     assert_cache_empty(folder)
     return message
 
@@ -301,7 +301,7 @@ def test_not_utf8(server, tmp_path):
 
 
 def test_corrupted_cache_and_failed_download(tmp_path):
-    (tmp_path / data.CORPUS_FILENAME).write_bytes(b"<html>oops</html>")
+    (tmp_path / download.CORPUS_FILENAME).write_bytes(b"<html>oops</html>")
     message = fails(closed_port_url(), tmp_path, "was invalid", retries=0)
     assert "removed" in message and "could not connect" in message
 
@@ -310,7 +310,7 @@ def test_data_dir_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(CourseError, match="cannot create the data folder .*--data-dir"):
-        data.download_corpus(closed_port_url(), blocker / "data")
+        download.download_corpus(closed_port_url(), blocker / "data")
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -318,7 +318,7 @@ def test_data_dir_that_cannot_be_created(tmp_path):
 
 def run_cli(*args):
     """``python -m shared data ...`` in a real subprocess (slow-ish: the CLI imports torch)."""
-    env = {k: v for k, v in os.environ.items() if k != data.URL_ENV}
+    env = {k: v for k, v in os.environ.items() if k != download.URL_ENV}
     return subprocess.run(
         [sys.executable, "-m", "shared", "data", *args],
         cwd=ROOT,
@@ -351,7 +351,7 @@ def test_cli_failure_in_a_subprocess_is_one_error_line(server, tmp_path):
     result = run_cli("--url", url, "--data-dir", str(tmp_path), "--retries", "1")
     line = assert_one_error_line(result.returncode, result.stderr)
     assert "Traceback" not in result.stdout
-    assert "404" in line and f"save it as {tmp_path / data.CORPUS_FILENAME}" in line
+    assert "404" in line and f"save it as {tmp_path / download.CORPUS_FILENAME}" in line
     assert_cache_empty(tmp_path)
 
 
@@ -391,7 +391,7 @@ def test_cli_success_then_offline(server, tmp_path, capsys, monkeypatch):
     assert f"vocab size: {len(set(text))}" in result.stdout
     n_train = int(0.9 * len(text))
     assert f"train: {n_train:,} tokens, val: {len(text) - n_train:,} tokens" in result.stdout
-    assert str(tmp_path / data.CORPUS_FILENAME) in result.stdout
+    assert str(tmp_path / download.CORPUS_FILENAME) in result.stdout
     server.stop()
     monkeypatch.setattr(download, "MIN_CORPUS_BYTES", 1_000_000)
     from shared.__main__ import main
@@ -401,8 +401,10 @@ def test_cli_success_then_offline(server, tmp_path, capsys, monkeypatch):
     assert "downloading" not in offline and f"vocab size: {len(set(text))}" in offline
 
 
-@pytest.mark.parametrize("args", [["--retries", "-1"], ["--timeout", "0"]])
-def test_cli_rejects_bad_numbers(tmp_path, capsys, args):
+@pytest.mark.parametrize(
+    "args, allowed", [(["--retries", "-1"], "must be >= 0"), (["--timeout", "0"], "must be > 0")]
+)
+def test_cli_rejects_bad_numbers(tmp_path, capsys, args, allowed):
     line = assert_one_error_line(*cli_in_process(capsys, "--data-dir", str(tmp_path), *args))
-    assert "--retries must be 0 or more" in line
+    assert args[0] in line and allowed in line
     assert_cache_empty(tmp_path)

@@ -12,7 +12,6 @@ import torch
 
 from shared.config import default_data_dir
 from shared.data import (
-    CORPUS_FILENAME,
     CharTokenizer,
     Corpus,
     clean_gutenberg,
@@ -20,6 +19,7 @@ from shared.data import (
     load_corpus,
     split_data,
 )
+from shared.download import CORPUS_FILENAME
 from shared.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent

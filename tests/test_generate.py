@@ -1,4 +1,5 @@
-"""Sampling: filters, the KV cache (same logits as without), long generations, prompts, seeds."""
+"""Sampling: filters, the KV cache (same logits as without, while the text fits the block), long
+generations, prompts, seeds."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import pytest
 import torch
 from _tiny import tiny_corpus
 
+from shared.attention import attention_weights
 from shared.errors import CourseError
 from shared.generate import generate, generate_ids, sample_next, top_k_filter, top_p_filter
-from shared.kv_cache import forward_with_cache
+from shared.kv_cache import attend_with_cache, forward_with_cache
 from shared.model import GPT, GPTConfig
 
 
@@ -69,17 +71,44 @@ def test_kv_cache_gives_the_same_logits_as_the_full_forward(model_and_tokenizer)
     assert torch.allclose(torch.stack(steps, 1), full[:, 4:], atol=1e-5)
 
 
-def test_cached_and_uncached_sampling_agree_within_the_block(model_and_tokenizer):
-    model, _ = model_and_tokenizer
+def test_attend_with_cache_is_causal_attention_on_the_new_positions():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 4, generator=g) for _ in range(3))  # (B, nh, T, hs)
+    full = attention_weights(q, k) @ v  # (B, nh, T, hs): every position at once
+    for t_past in (0, 4, 6):  # no cache; several new positions; one new position
+        past = (k[:, :, :t_past], v[:, :, :t_past]) if t_past else None
+        y, (k_all, v_all) = attend_with_cache(
+            q[:, :, t_past:], k[:, :, t_past:], v[:, :, t_past:], past
+        )
+        assert torch.allclose(y, full[:, :, t_past:], atol=1e-5)
+        assert torch.equal(k_all, k) and torch.equal(v_all, v)  # the cache, extended in order
+
+
+def step_logits(model, idx, max_new_tokens, use_cache):
+    """Sample with a hook on lm_head: the ids, and the logits each step drew from (steps, V)."""
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda m, i, out: seen.append(out[0, -1].clone()))
+    try:
+        generator = torch.Generator().manual_seed(3)
+        ids = generate_ids(model, idx, max_new_tokens, generator=generator, use_cache=use_cache)
+    finally:
+        hook.remove()
+    return ids, torch.stack(seen)
+
+
+def test_cached_and_uncached_sampling_agree_while_the_text_fits_the_block(model_and_tokenizer):
+    model, _ = model_and_tokenizer  # block_size 16
     idx = torch.tensor([[1, 2, 3]])
-    kwargs = dict(max_new_tokens=13, temperature=1.0)
-    fast = generate_ids(
-        model, idx, use_cache=True, generator=torch.Generator().manual_seed(3), **kwargs
-    )
-    slow = generate_ids(
-        model, idx, use_cache=False, generator=torch.Generator().manual_seed(3), **kwargs
-    )
-    assert fast.shape == (1, 16) and torch.equal(fast, slow)
+    fits = 16 - 3 + 1  # the last of these steps reads exactly block_size ids
+    fast, fast_logits = step_logits(model, idx, fits + 1, use_cache=True)
+    slow, slow_logits = step_logits(model, idx, fits + 1, use_cache=False)
+    assert fast.shape == (1, 3 + fits + 1)
+    assert torch.allclose(fast_logits[:fits], slow_logits[:fits], atol=1e-5)
+    assert torch.equal(fast[:, : 3 + fits], slow[:, : 3 + fits])
+    # One step later the plain loop slides its window (positions 0..15 again, one id later);
+    # the cache cannot (its keys carry positions 0..15), so it refills from the last half
+    # block and sees 8 ids instead of 16: different logits from here on.
+    assert not torch.allclose(fast_logits[fits], slow_logits[fits], atol=1e-3)
 
 
 @pytest.mark.parametrize("use_cache", [True, False])

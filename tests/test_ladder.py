@@ -67,6 +67,13 @@ def test_quick_mode_takes_few_steps_and_says_so(corpus, tmp_path, monkeypatch, c
     assert "bigram" in out and "quick mode" in out
 
 
+def test_quick_mode_rows_go_to_their_own_file(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_QUICK", "1")
+    quick = ladder.ladder_path()
+    monkeypatch.setenv("GPT_COURSE_QUICK", "0")
+    assert quick != ladder.ladder_path() and ladder.ladder_path().name == "loss_ladder.json"
+
+
 def test_show_ladder_on_an_empty_ladder(tmp_path, capsys):
     ladder.show_ladder(tmp_path / "none.json")
     assert "empty" in capsys.readouterr().out

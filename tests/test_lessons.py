@@ -92,9 +92,11 @@ def test_make_lesson_strips_outputs_and_leaves_the_solution_untouched():
     cell.execution_count = 3
     solution.cells.append(cell)
     lesson = make_lesson(solution)
-    assert lesson.cells[0].outputs == [] and lesson.cells[0].execution_count is None
-    assert "NotImplementedError" in lesson.cells[0].source
+    exercise = lesson.cells[-1]  # after the Colab setup cell the generator puts first
+    assert exercise.outputs == [] and exercise.execution_count is None
+    assert "NotImplementedError" in exercise.source
     assert solution.cells[0].outputs and "return 1" in solution.cells[0].source
+    assert len(solution.cells) == 1
 
 
 # --- the committed notebooks ---------------------------------------------------------------------
@@ -160,3 +162,16 @@ def test_every_registered_check_exists():
             assert callable(getattr(shared.checks, exercise.check, None)), (
                 f"{stem}: {exercise.check}"
             )
+
+
+@pytest.mark.parametrize("stem", LESSONS)
+def test_each_lesson_opens_with_the_colab_badge_and_setup_cell(stem):
+    from shared.course.colab import SETUP_CELL, badge_markdown
+
+    cells = read(ROOT / "lessons" / f"{stem}.ipynb").cells
+    title = next(c for c in cells if c.cell_type == "markdown")
+    assert title.source.startswith(badge_markdown(f"lessons/{stem}.ipynb"))
+    first_code = next(c for c in cells if c.cell_type == "code")
+    assert first_code.source == SETUP_CELL.rstrip("\n") and cells.index(first_code) == 1
+    solution = read(ROOT / "solutions" / f"{stem}.ipynb").cells
+    assert all("google.colab" not in c.source for c in solution)  # lessons only: one source

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.errors import CourseError
-from shared.train import default_train_config, estimate_loss, get_lr, train, train_step
+from shared.train import (
+    TrainConfig,
+    default_train_config,
+    estimate_loss,
+    get_lr,
+    train,
+    train_step,
+)
 
 
 def test_lr_warms_up_then_decays_to_min_lr():
@@ -46,7 +53,8 @@ def test_estimate_loss_evaluates_without_grad_in_eval_mode_and_restores_mode():
     torch.manual_seed(0)
     from shared.model import GPT
 
-    spy = Spy(GPT(train_module._model_config(tiny_config(dropout=0.2), corpus.vocab_size)))
+    config = tiny_config(dropout=0.2).model
+    spy = Spy(GPT(replace(config, vocab_size=corpus.vocab_size)))
     spy.train()
     losses = estimate_loss(spy, corpus.train_data, corpus.val_data, 16, 4, 3)
     assert set(losses) == {"train", "val"}
@@ -148,9 +156,18 @@ def test_resume_without_a_checkpoint_starts_fresh(tmp_path):
     assert result.step == 3 and (tmp_path / "x.pt").is_file()
 
 
-def test_bad_head_count_is_a_course_error():
-    with pytest.raises(CourseError, match="divisible"):
-        train(tiny_corpus(), tiny_config(n_embd=18, n_head=4), progress=False)
+def test_bad_head_count_is_refused_when_the_config_is_made():
+    with pytest.raises(ValueError, match="divisible"):
+        tiny_config(n_embd=18, n_head=4)
+
+
+def test_overrides_reach_the_model_config_and_old_flat_dicts_still_load():
+    config = default_train_config(n_layer=3, learning_rate=1e-3)
+    assert config.model.n_layer == 3 and config.learning_rate == 1e-3
+    assert TrainConfig.from_dict(asdict(config)) == config
+    flat = {"n_layer": 2, "block_size": 32, "batch_size": 8}  # checkpoints before the change
+    old = TrainConfig.from_dict(flat)
+    assert (old.model.n_layer, old.model.block_size, old.batch_size) == (2, 32, 8)
 
 
 def test_quick_mode_shrinks_the_default_recipe(monkeypatch):
@@ -158,5 +175,5 @@ def test_quick_mode_shrinks_the_default_recipe(monkeypatch):
     full = default_train_config()
     monkeypatch.setenv("GPT_COURSE_QUICK", "1")
     quick = default_train_config()
-    assert quick.time_budget < full.time_budget and quick.n_embd < full.n_embd
+    assert quick.time_budget < full.time_budget and quick.model.n_embd < full.model.n_embd
     assert default_train_config(max_iters=3).max_iters == 3

@@ -14,8 +14,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from shared import viz, viz_gif
+from shared import viz, viz_heads
 from shared.__main__ import main
+from shared.course import gif
 from shared.data import CharTokenizer
 from shared.errors import CourseError
 from shared.model import GPT, GPTConfig
@@ -157,37 +158,109 @@ def test_plot_all_heads_grid(tiny):
 # ----------------------------------------------------------------------------- naming heads
 
 
-def test_head_scores_find_planted_patterns():
-    text = "ab cd efg hi"
+WORDS = "ab cdef ghijk lm"  # words start at 0, 3, 8, 14
+
+
+def planted(text: str, key_of) -> torch.Tensor:
+    """A (T, T) head that puts all of each query's attention on key_of(query)."""
     T = len(text)
-    attn = torch.full((2, 2, T, T), 0.0)
+    head = torch.zeros(T, T)
+    head[torch.arange(T), torch.tensor([key_of(i) for i in range(T)])] = 1.0
+    return head
+
+
+def word_start_of(i: int) -> int:
+    return max(s for s in (0, 3, 8, 14) if s <= i)
+
+
+def test_pattern_cells_are_disjoint_and_word_starts_are_3_back():
+    cells = viz_heads.pattern_cells(WORDS)
+    seen = set()
+    for queries, keys in cells.values():
+        pairs = set(zip(queries.tolist(), keys.tolist(), strict=True))
+        assert not pairs & seen  # no cell belongs to two patterns
+        seen |= pairs
+    word = set(zip(*(t.tolist() for t in cells["word_start"]), strict=True))
+    # queries 3+ letters after a word start inside the text (the word at 0 is the window's edge)
+    assert word == {(6, 3), (7, 3), (11, 8), (12, 8), (13, 8)}
+    assert set(cells["first"][0].tolist()) == set(range(3, len(WORDS)))
+
+
+def test_head_scores_find_planted_patterns():
+    T = len(WORDS)
     uniform = torch.tril(torch.ones(T, T))
-    attn[:] = uniform / uniform.sum(-1, keepdim=True)
-    previous = torch.zeros(T, T)
-    previous[0, 0] = 1
-    previous[torch.arange(1, T), torch.arange(T - 1)] = 1
-    attn[1, 0] = previous
-    word = torch.zeros(T, T)
-    starts = [0, 0, 0, 3, 3, 3, 6, 6, 6, 6, 10, 10]  # start of the word each query is in/after
-    word[torch.arange(T), torch.tensor(starts)] = 1
-    attn[0, 1] = word
-    scores = viz.head_scores(attn, text)
-    assert viz.best_head(scores, "previous") == (1, 0, pytest.approx(1.0))
-    assert viz.best_head(scores, "word_start") == (0, 1, pytest.approx(1.0))
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    attn = torch.stack(
+        [
+            torch.stack([uniform, planted(WORDS, lambda i: max(i - 1, 0))]),
+            torch.stack([planted(WORDS, lambda i: max(i - 2, 0)), planted(WORDS, word_start_of)]),
+        ]
+    )  # (2 layers, 2 heads, T, T)
+    scores = viz_heads.head_scores(attn, WORDS)
+    assert viz_heads.best_head(scores, "previous") == (0, 1, pytest.approx(1.0))
+    assert viz_heads.best_head(scores, "two_back") == (1, 0, pytest.approx(1.0))
+    assert viz_heads.best_head(scores, "word_start") == (1, 1, pytest.approx(1.0))
+    assert float(scores["word_start"][1, 0]) == 0.0  # looking two back is not a word start
     assert scores["self"].shape == (2, 2)
-    assert 0 <= float(scores["first"].min()) and float(scores["first"].max()) <= 1
-    # a uniform head scores the even-spread baseline on the previous character
-    even = viz.even_spread_scores(text)
-    assert float(scores["previous"][0, 0]) == pytest.approx(even["previous"])
-    assert float(scores["first"][0, 0]) == pytest.approx(even["first"])
-    assert viz.even_spread_scores("abc")["self"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    even = viz_heads.even_spread_scores(WORDS)  # a uniform head scores the even spread exactly
+    for name in viz_heads.PATTERNS:
+        assert float(scores[name][0, 0]) == pytest.approx(even[name])
+    assert viz_heads.even_spread_scores("abcd")["self"] == pytest.approx(
+        (1 + 1 / 2 + 1 / 3 + 1 / 4) / 4
+    )
+
+
+def test_a_head_that_counts_distance_is_not_a_word_start_head():
+    text = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme"
+    three_back = planted(text, lambda i: max(i - 3, 0))
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == " "]
+    word = planted(text, lambda i: max(s for s in starts if s <= i))
+    attn = torch.stack([three_back, word])[None]  # (1 layer, 2 heads, T, T)
+    scores = viz_heads.head_scores(attn, text)
+    same = viz_heads.same_distance_scores(attn, text)
+    even = viz_heads.even_spread_scores(text)
+    # the distance head lands on many word starts, far above an even spread...
+    assert float(scores["word_start"][0, 0]) > 3 * even["word_start"]
+    # ...but looks just as hard at other characters 3 back: not a finding
+    assert not viz_heads.is_finding(
+        scores["word_start"][0, 0], even["word_start"], same["word_start"][0, 0]
+    )
+    assert viz_heads.is_finding(
+        scores["word_start"][0, 1], even["word_start"], same["word_start"][0, 1]
+    )
+    assert torch.isnan(same["previous"]).all()  # every cell one back is "previous"
+
+
+def test_is_finding_is_the_stated_rule():
+    assert viz_heads.FINDING_RATIO == 3.0
+    assert viz_heads.is_finding(0.31, 0.10)
+    assert not viz_heads.is_finding(0.29, 0.10)
+    assert not viz_heads.is_finding(0.90, 0.10, same_distance=0.31)
+    assert viz_heads.is_finding(0.90, 0.10, same_distance=0.29)
+    assert not viz_heads.is_finding(float("nan"), 0.10)
 
 
 def test_head_scores_without_long_words_is_nan_not_a_crash():
-    attn = torch.tril(torch.ones(3, 3)).expand(1, 2, 3, 3) / torch.arange(1, 4).view(3, 1)
-    scores = viz.head_scores(attn, "a b")
+    attn = torch.tril(torch.ones(4, 4)).expand(1, 2, 4, 4) / torch.arange(1, 5).view(4, 1)
+    scores = viz_heads.head_scores(attn, "a bc")
     assert torch.isnan(scores["word_start"]).all()
-    assert viz.best_head(scores, "previous")[:2] == (0, 0)
+    assert not viz_heads.is_finding(scores["word_start"][0, 0], 0.1)
+    assert viz_heads.best_head(scores, "previous")[:2] == (0, 0)
+    with pytest.raises(CourseError, match="at least 4"):
+        viz_heads.head_scores(attn[..., :3, :3], "a b")
+
+
+def test_average_head_scores_over_texts(tiny):
+    model, tokenizer = tiny
+    texts = [SAMPLE[:16], SAMPLE[16:32]]
+    result = viz_heads.average_head_scores(model, tokenizer, texts)
+    one = viz_heads.head_scores(viz.collect_attention(model, tokenizer, texts[0]), texts[0])
+    two = viz_heads.head_scores(viz.collect_attention(model, tokenizer, texts[1]), texts[1])
+    assert torch.allclose(result.scores["previous"], (one["previous"] + two["previous"]) / 2)
+    assert result.scores["self"].shape == result.same_distance["first"].shape == (2, 3)
+    assert set(result.even) == set(viz_heads.PATTERNS)
+    with pytest.raises(CourseError, match="at least one text"):
+        viz_heads.average_head_scores(model, tokenizer, [])
 
 
 # ----------------------------------------------------------------------------- GIF
@@ -223,22 +296,22 @@ def test_attention_steps_one_head_and_errors(tiny):
 
 def test_frames_and_gif_read_back(tiny, tmp_path):
     model, tokenizer = tiny
-    frames = viz.attention_frames(model, tokenizer, "En un lugar", 6, seed=1)
+    frames = gif.attention_frames(model, tokenizer, "En un lugar", 6, seed=1)
     assert len(frames) == 6
     assert {f.shape for f in frames} == {frames[0].shape}
     height, width, channels = frames[0].shape
     assert (width, channels) == (640, 3) and 60 < height < 400
     assert frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], frames[1])  # the text grows
-    path = viz.save_gif(frames, tmp_path / "sub" / "a.gif", fps=4)
+    path = gif.save_gif(frames, tmp_path / "sub" / "a.gif", fps=4)
     back = iio.imread(path, index=None)
     assert back.shape[:3] == (6, height, width)
     assert iio.immeta(path, index=0)["duration"] == 250
     assert path.stat().st_size < 300_000
-    red = np.array(viz_gif.MARKER_RGB)
+    red = np.array(gif.MARKER_RGB)
     for frame in back:  # the shared palette keeps the new character's red frame exactly
         assert (np.abs(frame[..., :3].astype(int) - red).sum(-1) == 0).sum() > 20
-    per_frame = viz.save_gif(frames, tmp_path / "b.gif", colors=None)
+    per_frame = gif.save_gif(frames, tmp_path / "b.gif", colors=None)
     assert iio.imread(per_frame, index=None).shape[:3] == (6, height, width)
 
 
@@ -246,8 +319,8 @@ def test_full_context_frames_use_two_rows():
     # block_size=64: 64 context characters + the new one fit 2 rows of 33, not 3 rows of 32.
     weights = torch.full((64,), 1 / 64)
     steps = [viz.AttentionStep("a b\n" * 16, "x", weights)]
-    (frame,) = viz.render_frames(steps)
-    (short,) = viz.render_frames([viz.AttentionStep("ab", "c", torch.tensor([0.5, 0.5]))])
+    (frame,) = gif.render_frames(steps)
+    (short,) = gif.render_frames([viz.AttentionStep("ab", "c", torch.tensor([0.5, 0.5]))])
     assert frame.shape[1] == 33 * 20 and short.shape[1] == 640
     assert frame.shape[0] == short.shape[0] + 26  # one more row of characters
 
@@ -255,13 +328,13 @@ def test_full_context_frames_use_two_rows():
 def test_save_gif_rejects_bad_input(tmp_path):
     frame = np.zeros((10, 20, 3), dtype=np.uint8)
     with pytest.raises(CourseError, match="same size"):
-        viz.save_gif([frame, np.zeros((11, 20, 3), dtype=np.uint8)], tmp_path / "a.gif")
+        gif.save_gif([frame, np.zeros((11, 20, 3), dtype=np.uint8)], tmp_path / "a.gif")
     with pytest.raises(CourseError, match=r"\.gif"):
-        viz.save_gif([frame], tmp_path / "a.png")
+        gif.save_gif([frame], tmp_path / "a.png")
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(CourseError, match="cannot create the folder"):
-        viz.save_gif([frame], blocker / "a.gif")
+        gif.save_gif([frame], blocker / "a.gif")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -295,7 +368,7 @@ def test_cli_writes_gif_and_pngs(checkpoint, tmp_path, capsys):
         (["--layer", "2"], "layer 2 is out of range"),
         (["--head", "-1"], "head -1 is out of range"),
         (["--prompt", "\u00e7a"], "not in the model's vocabulary"),
-        (["--max-new-chars", "0"], "at least 1"),
+        (["--max-new-chars", "0"], "--max-new-chars: must be > 0"),
     ],
 )
 def test_cli_bad_input_is_one_error_line(checkpoint, tmp_path, capsys, extra, message):
@@ -322,7 +395,7 @@ def test_cli_missing_checkpoint_and_unwritable_out(checkpoint, tmp_path, capsys)
     assert main([*args, "--png-dir", str(blocker / "png")]) == 2  # checked before generating
     assert capsys.readouterr().err.startswith("error: cannot create the folder")
     assert main([*args, "--fps", "0"]) == 2
-    assert "fps must be > 0" in capsys.readouterr().err
+    assert "--fps: must be >= 0.1" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -10,11 +10,11 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.checkpoint import read_checkpoint
+from shared.checkpoint import load_checkpoint, read_checkpoint
 from shared.convert import is_reference_layout, load_reference_state, to_reference
 from shared.generate import generate
 from shared.model import GPT, GPTConfig
-from shared.train import load_checkpoint, train
+from shared.train import train
 from shared.your_gpt import HeadsBlock, notebook_definitions, your_parts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,11 @@ def test_train_trains_the_given_model_and_its_checkpoint_samples(tmp_path):
     corpus = tiny_corpus()
     config = tiny_config(max_iters=8)
     model_config = GPTConfig(
-        vocab_size=corpus.vocab_size, block_size=config.block_size, n_layer=1, n_head=2, n_embd=16
+        vocab_size=corpus.vocab_size,
+        block_size=config.model.block_size,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
     )
     torch.manual_seed(0)
     model = GPT(model_config, block=HeadsBlock)

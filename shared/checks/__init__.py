@@ -7,16 +7,18 @@ notebook's own check cells.
 
 from shared.checks import (
     attention,
+    attention_stretch,
     bigram,
     block,
     data,
     generate,
+    generate_stretch,
     model_stretch,
     train,
     train_stretch,
     viz,
 )
-from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed
+from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed, guard
 
 # Each lesson's check modules, core exercises first; stretch exercises live in modules of their
 # own (their Exercise entries say optional=True).
@@ -24,10 +26,10 @@ _LESSON_MODULES = {
     "01_data": (data,),
     "02_bigram": (bigram,),
     "03_self_attention": (attention,),
-    "04_multihead": (attention,),
+    "04_multihead": (attention, attention_stretch),
     "05_block": (block, model_stretch),
     "06_train": (train, train_stretch),
-    "07_generate": (generate,),
+    "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
 }
 
@@ -44,13 +46,25 @@ EXERCISES: dict[str, list[Exercise]] = {
     for lesson, modules in _LESSON_MODULES.items()
 }
 
-# Re-export every check_* so notebooks can `from shared.checks import check_x`.
+# Re-export every check_* so notebooks can `from shared.checks import check_x`. Each one is
+# wrapped by `guard` here, once for all modules (stretch ones included), so no check can forget
+# to leave the learner's global RNG state, thread count and grad mode as it found them; the
+# module's own attribute is replaced too, so `shared.checks.data.check_get_batch` is guarded.
+# Exported: every check a module's exercises name, and every check_* the module itself defines
+# (helpers it imports, such as _dropout.check_dropout, are not checks).
 _ALL_MODULES = {id(m): m for modules in _LESSON_MODULES.values() for m in modules}
 for _module in _ALL_MODULES.values():
+    _named = {ex.check for lesson in _LESSON_MODULES for ex in _exercises_for(lesson, _module)}
     for _name in dir(_module):
-        if _name.startswith("check_"):
+        _value = getattr(_module, _name)
+        if (
+            _name.startswith("check_")
+            and callable(_value)
+            and (_name in _named or getattr(_value, "__module__", None) == _module.__name__)
+        ):
+            setattr(_module, _name, guard(_value))
             globals()[_name] = getattr(_module, _name)
-del _module, _name, _ALL_MODULES
+del _module, _name, _value, _named, _ALL_MODULES
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseFailed", "NOT_IMPLEMENTED"] + sorted(
     name for name in globals() if name.startswith("check_")

@@ -6,7 +6,15 @@ import torch
 from torch.nn import functional as F
 
 from shared.checks._calls import call, construct
-from shared.checks._core import Exercise, close, fail, passed, require_callable
+from shared.checks._core import (
+    Exercise,
+    close,
+    fail,
+    matching_mistake,
+    passed,
+    require_callable,
+    seeded,
+)
 
 EXERCISES = [
     Exercise(
@@ -18,31 +26,37 @@ EXERCISES = [
 ]
 
 _NAME = "bigram_forward"
-_V, _B, _T = 11, 3, 5  # T != V, so a forgotten reshape cannot line up by accident
+_V, _B, _T = 11, 3, 5  # T != V != B, so a forgotten reshape cannot line up by accident
 
 
-def _wrong_losses(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def _wrong_losses(logits, idx, targets) -> dict[str, torch.Tensor]:
     """What the classic mistakes compute, from the same logits (B, T, V)."""
     B, T, V = logits.shape
     flat_logits, flat_targets = logits.reshape(B * T, V), targets.reshape(B * T)
     return {
         "softmax applied before cross_entropy: F.cross_entropy takes raw logits and applies "
-        "log-softmax itself; pass the logits straight in": F.cross_entropy(
+        "log-softmax itself, so the probabilities get squashed a second time": F.cross_entropy(
             F.softmax(flat_logits, dim=-1), flat_targets
         ),
-        "logits and targets flattened in different orders (e.g. targets.T or a transpose): "
-        "flatten both the same way, logits.view(B*T, C) and targets.view(B*T)": F.cross_entropy(
+        "logits and targets flattened in different orders (a transpose of the targets?): "
+        "row i of the flat logits must meet the target of the same (b, t)": F.cross_entropy(
             flat_logits, targets.T.reshape(B * T)
         ),
         "logits flattened in a different order than the targets (a transpose before the "
-        "view?): use logits.view(B*T, C) and targets.view(B*T)": F.cross_entropy(
+        "flatten?): row i of the flat logits must meet the target of the same (b, t)": F.cross_entropy(
             logits.transpose(0, 1).reshape(B * T, V), flat_targets
         ),
-        "the loss is summed, not averaged: use the default reduction='mean'": F.cross_entropy(
+        "the loss is summed, not averaged, so it grows with the batch size": F.cross_entropy(
             flat_logits, flat_targets, reduction="sum"
         ),
-        "the loss only covers the last position: use every position, logits.view(B*T, C)": (
+        "the loss only covers the last position: every position predicts its next token": (
             F.cross_entropy(logits[:, -1, :], targets[:, -1])
+        ),
+        "the loss compares the logits with idx (the inputs), not with targets": F.cross_entropy(
+            flat_logits, idx.reshape(B * T)
+        ),
+        "the loss only covers the first sequence of the batch": F.cross_entropy(
+            logits[0], targets[0]
         ),
     }
 
@@ -52,14 +66,14 @@ def _crash_hint(targets, what):
         text = str(exc)
         if targets is None and "NoneType" in text:
             return (
-                f"{what} raised {type(exc).__name__}: {exc}. When targets is None, return "
-                "(logits, None) before computing the loss."
+                f"{what} raised {type(exc).__name__}: {exc}. Without targets there is nothing "
+                "to compute a loss against: return (logits, None) in that case."
             )
         if isinstance(exc, RuntimeError) and any(w in text.lower() for w in ("target", "shape")):
             return (
-                f"{what} raised: {text.splitlines()[0]}. F.cross_entropy wants logits of shape "
-                "(B*T, C) and targets of shape (B*T,): flatten both with .view(B*T, C) / "
-                ".view(B*T) before the call."
+                f"{what} raised: {text.splitlines()[0]}. F.cross_entropy wants the scores as "
+                "(N, C) and the targets as (N,): the B and T dims must be flattened into one "
+                "for both, with C taken from the logits' own shape."
             )
         return None
 
@@ -82,8 +96,8 @@ def check_bigram_forward(BigramLanguageModel) -> None:
     """Check ``BigramLanguageModel.forward`` (the ``__init__`` is the one given in the lesson)."""
     __tracebackhide__ = True
     require_callable(_NAME, BigramLanguageModel, "the BigramLanguageModel class")
-    torch.manual_seed(0)
-    model = construct(_NAME, BigramLanguageModel, _V)
+    with seeded(0):
+        model = construct(_NAME, BigramLanguageModel, _V)
     table = getattr(model, "token_embedding_table", None)
     if not isinstance(table, torch.nn.Embedding):
         fail(_NAME, "keep the given __init__: self.token_embedding_table must be an nn.Embedding.")
@@ -110,13 +124,13 @@ def check_bigram_forward(BigramLanguageModel) -> None:
             fail(_NAME, "the loss has no gradient: compute it from the logits with torch ops.")
         passed(_NAME, f"logits {tuple(logits.shape)}, loss matches F.cross_entropy")
         return
-    for mistake, wrong in _wrong_losses(expected_logits, targets).items():
-        if close(loss.reshape(()), wrong):
-            fail(_NAME, f"looks like {mistake}.")
+    mistake = matching_mistake(loss.reshape(()), _wrong_losses(expected_logits, idx, targets))
+    if mistake:
+        fail(_NAME, f"looks like {mistake}.")
     fail(
         _NAME,
-        f"the loss is {loss.item():.4f}, expected {expected.item():.4f}: use "
-        "F.cross_entropy(logits.view(B*T, C), targets.view(B*T)).",
+        f"the loss is {loss.item():.4f}, expected {expected.item():.4f}, the mean cross-entropy "
+        "of every position's logits against its target.",
     )
 
 
@@ -128,11 +142,9 @@ def _check_logits(logits, expected, what) -> None:
         B, T, V = expected.shape
         hint = ""
         if tuple(logits.shape) == (B * T, V):
-            hint = (
-                " Reshape only the copy you pass to F.cross_entropy; return the (B, T, C) logits."
-            )
+            hint = " The flattened view is only for F.cross_entropy: return the (B, T, C) logits."
         fail(_NAME, f"{what}: logits have shape {tuple(logits.shape)}, expected {(B, T, V)}.{hint}")
     if close(logits, F.softmax(expected, dim=-1)):
-        fail(_NAME, f"{what}: return the raw logits, not softmax probabilities.")
+        fail(_NAME, f"{what}: these are softmax probabilities; the model returns raw logits.")
     if not close(logits, expected):
-        fail(_NAME, f"{what}: logits should be the table rows self.token_embedding_table(idx).")
+        fail(_NAME, f"{what}: logits[b, t] should be the table's row for token idx[b, t].")

@@ -6,12 +6,9 @@ differ), so it never depends on the learner's checkpoint or on anything else in 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 
 from shared.checks._core import (
-    NOT_IMPLEMENTED,
     Exercise,
     attempt,
     close,
@@ -19,6 +16,8 @@ from shared.checks._core import (
     passed,
     require_callable,
 )
+from shared.checks._viz_model import all_weights, as_tensor, one_thread, small_gpt
+from shared.checks._viz_steps import steps_check
 
 EXERCISES = [
     Exercise(
@@ -41,51 +40,6 @@ EXERCISES = [
     ),
 ]
 
-_TEXT = "En un lugar de la Mancha,\n¿Quién «era» aquel señor? Sí, esto es, á é í ó ú ñ."
-
-
-def _check_model(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
-    """A small random GPT whose heads attend differently (a fresh GPT attends ~uniformly)."""
-    from shared.data import CharTokenizer
-    from shared.model import GPT, GPTConfig
-
-    tokenizer = CharTokenizer(_TEXT)
-    config = GPTConfig(tokenizer.vocab_size, block_size, n_layer, n_head, n_embd=4 * n_head)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = GPT(config)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.6)
-    return model.eval(), tokenizer
-
-
-@contextmanager
-def _one_thread():
-    """Tiny models run fastest on one thread (and don't fight other work for the cores);
-    the setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _all_weights(model, tokenizer, text: str) -> torch.Tensor:
-    idx = torch.tensor([tokenizer.encode(text)])
-    return model.attention_weights(idx)[:, 0]  # (n_layer, n_head, T, T)
-
-
-def _as_tensor(name: str, value, what: str) -> torch.Tensor:
-    __tracebackhide__ = True
-    try:
-        return torch.as_tensor(value).detach().float().cpu()
-    except Exception:
-        fail(name, f"{what} should be a tensor, got {type(value).__name__}.")
-
-
 # ----------------------------------------------------------------------------- head_weights
 
 
@@ -94,37 +48,36 @@ def _check_head_weights(head_weights) -> None:
     __tracebackhide__ = True
     name = "head_weights"
     require_callable(name, head_weights, "your head_weights function")
-    model, tokenizer = _check_model()
+    model, tokenizer = small_gpt()
     text = "¿Qué es esto, Sancho?"
     T = len(text)
-    attn = _all_weights(model, tokenizer, text)  # (n_layer=3, n_head=4, T, T)
+    attn = all_weights(model, tokenizer, text)  # (n_layer=3, n_head=4, T, T)
     for layer, head in ((2, 1), (0, 3)):
         call = f"head_weights(model, tokenizer, {text!r}, layer={layer}, head={head})"
         got = attempt(name, head_weights, model, tokenizer, text, layer, head, what=call)
-        got = _as_tensor(name, got, "the result")
+        got = as_tensor(name, got, "the result")
         expected = attn[layer, head]
         if close(got, expected):
             continue
         if got.shape != (T, T):
+            shape = tuple(got.shape)
             hint = {
-                (
-                    1,
-                    T,
-                    T,
-                ): "keep the batch dimension out: index batch 0, e.g. attn[layer, 0, head].",
-                (attn.shape[1], T, T): "that is every head of the layer; pick one head.",
-                (attn.shape[0], T, T): "that is one head of every layer; pick one layer too.",
-            }.get(tuple(got.shape), "model.attention_weights(idx) is (n_layer, B, n_head, T, T).")
-            fail(name, f"{call} has shape {tuple(got.shape)}, expected ({T}, {T}): {hint}")
+                (1, T, T): "the batch dimension is still there (one sequence: batch 0).",
+                (attn.shape[1], T, T): "that is every head of the layer, not one head.",
+                (attn.shape[0], T, T): "that is one head of every layer, not one layer's.",
+            }.get(shape, "model.attention_weights(idx) is (n_layer, B, n_head, T, T).")
+            if len(shape) == 2 and shape[0] == shape[1]:
+                hint = (f"these are the weights of a {shape[0]}-character text, not of the "
+                        f"{T}-character `text` passed in.")  # fmt: skip
+            fail(name, f"{call} has shape {shape}, expected ({T}, {T}): {hint}")
         bugs = [
             (attn[head, layer] if head < attn.shape[0] and layer < attn.shape[1] else None,
-             "layer and head are swapped: the tensor is (n_layer, B, n_head, T, T), "
-             "so index [layer, 0, head]."),
+             "layer and head are swapped: the tensor is (n_layer, B, n_head, T, T)."),
             (expected.T, "the matrix is transposed: row i must be query i (what character i "
              "looks at), so each row sums to 1 and the future (above the diagonal) is 0."),
             (attn[layer - 1, head - 1] if layer and head else None,
-             "off by one: layers and heads count from 0 in PyTorch, no need to subtract 1."),
-            (attn[layer].mean(0), "you averaged the heads of the layer; return the one `head`."),
+             "off by one: layers and heads count from 0 in PyTorch, like the arguments."),
+            (attn[layer].mean(0), "that is the mean over the layer's heads, not the one `head`."),
         ]  # fmt: skip
         for wrong, hint in bugs:
             if wrong is not None and close(got, wrong):
@@ -156,29 +109,35 @@ def _heatmap_artist(fig):
 def check_plot_heatmap(plot_heatmap) -> None:
     """``plot_heatmap(weights, text)`` returns a Figure: masked future, visible labels, colorbar."""
     __tracebackhide__ = True
+    name = "plot_heatmap"
+    require_callable(name, plot_heatmap, "your plot_heatmap function")
+    for text in ("la\nMa ña", "¿Sí? ¡"):  # two lengths: nothing may be fixed to one text
+        _check_one_heatmap(name, plot_heatmap, text)
+    passed(name, "blank future, visible ␣/↵ labels, a colorbar")
+
+
+def _check_one_heatmap(name, plot_heatmap, text) -> None:
+    __tracebackhide__ = True
     import numpy as np
     from matplotlib.figure import Figure
 
     from shared.viz import visible_chars
 
-    name = "plot_heatmap"
-    require_callable(name, plot_heatmap, "your plot_heatmap function")
-    text = "la\nMa ña"
     T = len(text)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(T)
     scores = torch.randn(T, T, generator=generator) * 2
     scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # (T, T), causal, distinct values
     call = f"plot_heatmap(weights, {text!r})"
-    fig = attempt(name, plot_heatmap, weights.clone(), text, what=call)
+    fig = attempt(name, plot_heatmap, weights, text, what=call)
     if not isinstance(fig, Figure):
         got = type(fig).__name__
-        hint = "return ax.figure (or the fig from plt.subplots())" if hasattr(fig, "figure") else ""
+        hint = "(that is an Axes; the Figure holds it)" if hasattr(fig, "figure") else ""
         fail(name, f"{call} should return a matplotlib Figure, got {got}. {hint}".strip())
     try:
         ax, artist = _heatmap_artist(fig)
         if artist is None:
-            fail(name, "no heatmap found in the figure: draw it with ax.imshow(...).")
+            fail(name, "no heatmap found in the figure (an image or a mesh of the weights).")
         data = np.ma.filled(np.ma.asarray(artist.get_array(), dtype=float), np.nan)
         if data.size != T * T:
             fail(name, f"the heatmap has {data.size} cells, expected {T}x{T} (one per pair).")
@@ -187,118 +146,37 @@ def check_plot_heatmap(plot_heatmap) -> None:
         future = np.triu(np.ones((T, T), dtype=bool), k=1)
         if np.allclose(np.nan_to_num(data), w.T, atol=1e-6):
             fail(name, "the heatmap is transposed: rows must be queries (the character looking), "
-                 "columns keys; draw `weights`, not weights.T.")  # fmt: skip
+                 "columns keys, as in `weights`.")  # fmt: skip
         if not np.allclose(data[~future], w[~future], atol=1e-6):
             fail(name, "the heatmap's values are not `weights` (on and below the diagonal).")
         if not np.isnan(data[future]).all():
-            fail(name, "the future (above the diagonal) is drawn as zeros: set it to NaN, e.g. "
-                 "w[np.triu(np.ones((T, T), dtype=bool), k=1)] = np.nan, so it shows blank.")  # fmt: skip
+            fail(name, "the future (above the diagonal) is drawn as zeros, a colour like any "
+                 "other; it must be NaN (or masked) so it shows blank.")  # fmt: skip
         expected = visible_chars(text)
         for axis in ("x", "y"):
             labels = [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")()]
-            if labels == list(text):
+            if labels == list(text) != expected:
                 fail(name, f"the {axis} tick labels are the raw characters, so spaces and "
-                     "newlines are invisible: use visible_char(ch) for each label.")  # fmt: skip
+                     "newlines are invisible (visible_char makes them readable).")  # fmt: skip
             if labels != expected:
                 fail(name, f"the {axis} axis should have one tick per character labelled "
-                     f"{expected}, got {labels}: ax.set_{axis}ticks(range(T), labels).")  # fmt: skip
+                     f"{expected}, got {labels}.")  # fmt: skip
         if getattr(artist, "colorbar", None) is None:
-            fail(name, "add a colorbar so the colours can be read: fig.colorbar(image, ax=ax).")
+            fail(
+                name,
+                "the figure has no colorbar for the heatmap, so its colours cannot be "
+                "read as numbers.",
+            )
     finally:
         import matplotlib.pyplot as plt
 
         plt.close(fig)  # the check's figure: never displayed, never kept
-    passed(name, "blank future, visible ␣/↵ labels, a colorbar")
-
-
-# ----------------------------------------------------------------------------- attention_steps
-
-
-def _unpack_step(name: str, step, i: int):
-    __tracebackhide__ = True
-    try:
-        context, new_char, weights = step
-    except (TypeError, ValueError):
-        fail(name, f"step {i} should be AttentionStep(context, new_char, weights), got {step!r}.")
-    if not isinstance(context, str) or not isinstance(new_char, str) or len(new_char) != 1:
-        fail(name, f"step {i}: context should be a str and new_char one character, got "
-             f"{context!r} and {new_char!r}.")  # fmt: skip
-    return context, new_char, _as_tensor(name, weights, f"step {i}'s weights")
-
-
-def _check_attention_steps(attention_steps) -> None:
-    """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one step per
-    new character, each with the context the model saw and its last row of ``layer``'s weights
-    averaged over heads; the reference draws them into that many equally sized frames."""
-    __tracebackhide__ = True
-    from shared.viz import AttentionStep, render_frames
-
-    name = "attention_steps"
-    require_callable(name, attention_steps, "your attention_steps function")
-    model, tokenizer = _check_model(block_size=8, n_layer=2, n_head=3)
-    prompt, n, layer = "En un", 6, 0  # grows past block_size=8 at the 4th new character
-    call = f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer})"
-    problem = None
-    try:
-        steps = attention_steps(model, tokenizer, prompt, n, layer)
-    except NotImplementedError:
-        problem = f"{NOT_IMPLEMENTED}: replace the `raise NotImplementedError` line with your code."
-    except Exception as exc:  # hint outside the except block: one traceback, not a chain
-        problem = f"calling {call} raised {type(exc).__name__}: {exc}"
-        if "block_size" in str(exc) or "longer than" in str(exc):
-            problem = ("the model saw more than block_size=8 characters: crop the context "
-                       "first, context = text[-block_size:].")  # fmt: skip
-    if problem:
-        fail(name, problem)
-    steps = list(steps) if steps is not None else []
-    if len(steps) != n:
-        hint = " (off by one: check your loop's range)" if abs(len(steps) - n) == 1 else ""
-        fail(
-            name, f"{call} returned {len(steps)} steps, expected {n}, one per new character{hint}."
-        )
-    previous = None
-    for i, step in enumerate(steps):
-        context, new_char, got = _unpack_step(name, step, i)
-        seen = prompt[-8:] if previous is None else (previous[0] + previous[1])[-8:]
-        if context == (seen + new_char)[-8:] and context != seen:
-            fail(name, f"step {i}: record the context the model saw *before* adding the new "
-                 "character it wrote.")  # fmt: skip
-        if context != seen:
-            fail(name, f"step {i}: the context should be {seen!r} (the text so far, last "
-                 f"block_size=8 characters), got {context!r}.")  # fmt: skip
-        attn = _all_weights(model, tokenizer, context)  # (n_layer, n_head, T, T)
-        expected = attn[layer, :, -1, :].mean(0)  # (T,)
-        if not close(got, expected):
-            bugs = [
-                (attn[layer, :, 0, :].mean(0), "you took the first row; the new character is "
-                 "predicted at the *last* position: use row -1."),
-                (attn[layer, :, :, -1].mean(0), "you took a column (what attends to the last "
-                 "character); the new character's view is the last *row*: [..., -1, :]."),
-                (attn[layer, 0, -1, :], "that is head 0 only: average over the heads, .mean(0)."),
-                (attn[-1, :, -1, :].mean(0), "that is the last layer; use the `layer` argument."),
-                (attn[:, :, -1, :].mean((0, 1)), "you averaged over layers too; only over heads."),
-            ]  # fmt: skip
-            for wrong, hint in bugs:
-                if close(got, wrong):
-                    fail(name, f"step {i}: {hint}")
-            total = float(got.sum()) if got.numel() else 0.0
-            if got.shape != expected.shape or abs(total - 1) > 1e-4:
-                fail(name, f"step {i}: weights should have shape {tuple(expected.shape)} and sum "
-                     f"to 1 (one attention row), got {tuple(got.shape)} summing to {total:.3f}.")  # fmt: skip
-            fail(name, f"step {i}: weights are not layer {layer}'s last row averaged over heads.")
-        previous = (context, new_char)
-    frames = render_frames([AttentionStep(*_unpack_step(name, s, i)) for i, s in enumerate(steps)])
-    sizes = {frame.shape for frame in frames}
-    if len(frames) != n or len(sizes) != 1:
-        fail(name, f"expected {n} frames of one size, got {len(frames)} with sizes {sizes}.")
-    height, width, _ = frames[0].shape
-    passed(name, f"{n} steps -> {n} frames of {width}x{height} px")
 
 
 def check_head_weights(head_weights) -> None:
     """``head_weights(model, tokenizer, text, layer, head)`` returns that head's (T, T) weights."""
     __tracebackhide__ = True
-    with _one_thread():
+    with one_thread():
         _check_head_weights(head_weights)
 
 
@@ -306,5 +184,5 @@ def check_attention_steps(attention_steps) -> None:
     """``attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0)``: one
     AttentionStep(context, new_char, weights) per generated character."""
     __tracebackhide__ = True
-    with _one_thread():
-        _check_attention_steps(attention_steps)
+    with one_thread():
+        steps_check(attention_steps)

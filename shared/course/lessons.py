@@ -95,7 +95,24 @@ def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbfo
         if BEGIN in cell.source or END in cell.source:
             raise CourseError(f"{name} cell {index}: solution markers outside a code cell region")
     lesson.metadata.pop("widgets", None)
+    add_colab_header(lesson, f"lessons/{name}")
     return lesson
+
+
+def add_colab_header(lesson: nbformat.NotebookNode, notebook: str) -> None:
+    """An "Open in Colab" badge above the title, and the Colab setup cell right after it
+    (it installs the course in Colab and does nothing anywhere else)."""
+    import nbformat
+
+    from shared.course.colab import SETUP_CELL, badge_markdown
+
+    title = next((c for c in lesson.cells if c.cell_type == "markdown"), None)
+    at = 0
+    if title is not None:
+        title.source = f"{badge_markdown(notebook)}\n\n{title.source}"
+        at = lesson.cells.index(title) + 1
+    setup = nbformat.v4.new_code_cell(SETUP_CELL.rstrip("\n"), id="colab-setup")
+    lesson.cells.insert(at, setup)
 
 
 def notebook_text(nb: nbformat.NotebookNode) -> str:
@@ -123,26 +140,3 @@ def generate_all(root: Path, check_only: bool = False) -> list[str]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8", newline="\n")
     return changed
-
-
-def _lessons_command(args) -> int:
-    from shared.config import project_root
-
-    changed = generate_all(project_root(), check_only=args.check)
-    if args.check and changed:
-        print("lessons/ is out of date for: " + ", ".join(changed))
-        print("run `python -m shared lessons` and commit the result")
-        return 1
-    verb = "would change" if args.check else "regenerated"
-    print(f"{verb}: {', '.join(changed)}" if changed else "lessons/ is up to date")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "lessons", help="regenerate lessons/ from solutions/ (for course authors)"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="only report lessons that are out of date"
-    )
-    parser.set_defaults(func=_lessons_command)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from shared.config import default_checkpoint_path, default_outputs_dir
-from shared.course import cli_types
 from shared.errors import CourseError
 
 DEFAULT_PROMPT = "En un lugar de la Mancha"
@@ -45,20 +44,29 @@ def run(
     if time_budget != -1.0:
         config = replace(config, time_budget=time_budget)
     budget = f"{config.time_budget:.0f} s" if config.time_budget else "no time limit"
-    print(f"2/4 train: {config.n_layer} layers, {config.n_embd} channels, {budget} -> {checkpoint}")
+    print(
+        f"2/4 train: {config.model.n_layer} layers, {config.model.n_embd} channels, {budget} -> {checkpoint}"
+    )
     result = train(corpus, config, out=checkpoint, progress=progress)
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
+    checkpoint = result.checkpoint or checkpoint  # elsewhere if the disk filled up (it says so)
     print(f"    step {result.step}, val loss {result.final_losses['val']:.3f}")
 
     print("3/4 sample:")
     text = generate(
         result.model, corpus.tokenizer, prompt, max_new_chars, temperature=0.8, seed=seed
     )
-    outputs_dir.mkdir(parents=True, exist_ok=True)
     sample_path = outputs_dir / "sample.txt"
-    sample_path.write_text(text + "\n", encoding="utf-8")
     print(text[:400] + ("..." if len(text) > 400 else ""))
+    try:
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        sample_path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CourseError(
+            f"cannot write {sample_path} ({exc.strerror}); the trained model is safe at "
+            f"{checkpoint}: `python -m shared generate --checkpoint {checkpoint}` samples from it"
+        ) from None
     print(f"    full sample: {sample_path}")
 
     written = {"checkpoint": checkpoint, "sample": sample_path}
@@ -70,38 +78,8 @@ def run(
 # ----------------------------------------------------------------------------- GIF
 def make_gif(checkpoint: Path, outputs_dir: Path, prompt: str) -> Path:
     """Step 4/4 (lesson 08): the trained checkpoint -> outputs/attention.gif."""
-    from shared.viz import make_attention_gif
+    from shared.course.gif import make_attention_gif
 
     out = outputs_dir / "attention.gif"
     print(f"4/4 gif: attention while generating -> {out}")
     return make_attention_gif(checkpoint, out, prompt=prompt)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("run", help="data -> train -> sample (+ attention GIF) in outputs/")
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
-    p.add_argument("--outputs-dir", type=Path, help="default: outputs/")
-    p.add_argument(
-        "--time-budget", type=cli_types.time_budget, default=-1.0, help="training seconds"
-    )
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 1, low_inclusive=True), default=1000
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    p.add_argument("--no-gif", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli_run)
-
-
-def _cli_run(args) -> int:
-    if args.checkpoint is not None and args.checkpoint.is_dir():
-        raise CourseError(f"--checkpoint {args.checkpoint} is a folder; give a file like gpt.pt")
-    run(
-        args.data_dir, args.checkpoint, args.outputs_dir, args.time_budget, args.prompt,
-        args.max_new_chars, args.seed, args.device, gif=not args.no_gif, progress=not args.quiet,
-    )  # fmt: skip
-    return 0

@@ -1,137 +1,229 @@
-"""A fresh, isolated place to run one untrusted notebook: folder, environment, kernel client.
+"""The operating-system sandbox every piece of student code runs in: bubblewrap (``bwrap``).
 
-- ``make_sandbox``: a temporary folder per notebook that looks like a project root (so lesson
-  files such as checkpoints land there), with its own HOME, IPython profile and copy of the
-  corpus: no notebook can change what another one reads, or plant startup files for it.
-- ``kernel_env``: quick mode, headless matplotlib, one thread per kernel, no user site-packages.
-- ``client_class()``: nbclient's ``NotebookClient`` using this interpreter's kernel whatever
-  the notebook's metadata says, recording the cells that timed out, stopping a cell that ignores
-  the interrupt (``StuckCell``), and capping how much output a cell may pile up.
+``Sandbox.argv(...)`` wraps a command so that it sees:
 
-This isolates notebooks from each other, not from your machine: see README (grading).
+- the system (``/usr``, ``/etc`` basics), this Python and its packages, the course package and
+  the corpus, all **read-only**; nothing else of the host: no home folder, no submissions, no
+  gradebook, no other student's files;
+- a fresh size-limited tmpfs as project root and cwd (``/sandbox``: ``work/`` is the cwd,
+  ``home/`` is HOME) and its own ``/tmp``: the only writable places, gone when it ends;
+- its own user (an unprivileged uid), no capabilities, a new session, no network, its own
+  process namespace (no ``/proc`` view of the grader or classmates; every process it starts
+  dies with it, and it dies with the grader: ``--die-with-parent``);
+- a minimal environment (``--clearenv``): no secret of the instructor's can leak through it;
+- rlimits (``prlimit``): memory, processes, file size, no core dumps.
+
+The one exception: ``rw_paths`` (the folder of a kernel's connection file and IPC sockets, which
+the grader must reach) are bound read-write at the same path.
+
+Where ``bwrap`` is missing grading refuses, unless the instructor passes ``--no-sandbox``
+(then ``Sandbox(enabled=False)`` runs commands as they are: only for trusted notebooks).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-import time
+import sys
+import sysconfig
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
+from shared.errors import CourseError
 
-CURRENT_ENV_KERNEL = "gpt-course-grader"  # this interpreter, whatever the notebook metadata says
-MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grader's memory
-# After an interrupt, how long a cell may take to stop before its kernel is killed.
-STUCK_GRACE_S = 10
-MAX_DATA_FILE_BYTES = 100_000_000  # the corpus (2 MB) is copied into each sandbox
+ROOT = "/sandbox"  # inside: looks like a project root, so lesson files land here
+WORK = ROOT + "/work"
+HOME = ROOT + "/home"
+DATA = ROOT + "/data"
+SANDBOX_UID = 1000
+MAX_SANDBOX_BYTES = 1 << 30  # tmpfs for the project root; /tmp gets the same
+MAX_MEMORY_BYTES = 8 << 30  # address space per process
+MAX_PROCESSES = 256  # per sandbox (counted per user namespace on Linux >= 5.14)
+MAX_FILE_BYTES = 512 << 20
+CONTAINER_HINT = (
+    "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`), or grade inside the "
+    "container described in README.md (For instructors); `--no-sandbox` runs student code "
+    "unconfined, with your permissions: only for notebooks you trust"
+)
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+)
+SYSTEM_ETC_DIRS = ("/etc/ld.so.conf.d", "/etc/fonts", "/etc/alternatives")
 
 
-def kernel_env(sandbox: Path) -> dict[str, str]:
-    """The kernel's environment: quick mode, headless, one thread, and its own HOME/profile."""
-    env = dict(os.environ)
-    home = sandbox / "home"
-    env.update(
-        GPT_COURSE_QUICK="1",
-        GPT_COURSE_DATA_DIR=str(sandbox / "data"),
-        MPLBACKEND="Agg",
-        MPLCONFIGDIR=str(home / ".config" / "matplotlib"),  # own cache: ~0.5 s per kernel
-        OMP_NUM_THREADS="1",  # N kernels in parallel: one thread each
-        MKL_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        HOME=str(home),  # no shared ~/.ipython startup files, ~/.local site-packages, caches
-        IPYTHONDIR=str(home / ".ipython"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        PYTHONNOUSERSITE="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def python_dirs() -> list[str]:
+    """This interpreter's installation and its site-packages (bound read-only)."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    dirs |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return sorted({os.path.realpath(d) for d in dirs if d and os.path.isdir(d)})
+
+
+def module_location(name: str) -> tuple[str, str]:
+    """(path to bind, folder to put on PYTHONPATH) for an importable top-level module."""
+    import importlib
+
+    module = importlib.import_module(name)
+    if hasattr(module, "__path__"):
+        path = os.path.realpath(list(module.__path__)[0])
+    else:
+        path = os.path.realpath(module.__file__)
+    return path, os.path.dirname(path)
+
+
+@dataclass
+class Sandbox:
+    """How to wrap commands; one per grading run (``make_sandbox``)."""
+
+    enabled: bool
+    bwrap: str | None = None
+    ro_paths: list[str] = field(default_factory=list)  # same path inside
+    pythonpath: list[str] = field(default_factory=list)
+    data_dir: str | None = None
+    marker: str | None = None  # an empty file bound as /sandbox/pyproject.toml
+    prlimit: str | None = None
+    memory_bytes: int = MAX_MEMORY_BYTES
+    home_outside: str = ""  # --no-sandbox: a temporary HOME on the host
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The whole environment inside: nothing of the grader's but what is listed here."""
+        home = HOME if self.enabled else self.home_outside
+        env = {
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+            "LANG": "C.UTF-8",
+            "HOME": home,
+            "TMPDIR": "/tmp" if self.enabled else self.home_outside,
+            "PYTHONPATH": os.pathsep.join(self.pythonpath),
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "GPT_COURSE_QUICK": "1",
+            "GPT_COURSE_DATA_DIR": DATA if self.enabled else (self.data_dir or ""),
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": home + "/.config/matplotlib",
+            "IPYTHONDIR": home + "/.ipython",
+            "XDG_CACHE_HOME": home + "/.cache",
+            "XDG_CONFIG_HOME": home + "/.config",
+            "OMP_NUM_THREADS": "1",  # N sandboxes in parallel: one thread each
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
+        env.update(extra or {})
+        return env
+
+    def argv(self, command: list[str], *, rw_paths: tuple[str, ...] = ()) -> list[str]:
+        """``command`` wrapped in bwrap (or as it is, with rlimits, when disabled)."""
+        limits = []
+        if self.prlimit:
+            limits = [
+                self.prlimit,
+                f"--as={self.memory_bytes}",
+                f"--fsize={MAX_FILE_BYTES}",
+                "--core=0",
+            ]
+            if self.enabled:  # without a user namespace the count is the instructor's
+                limits.append(f"--nproc={MAX_PROCESSES}")
+            limits.append("--")
+        if not self.enabled:
+            return [*limits, *command]
+        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        args += ["--cap-drop", "ALL", "--clearenv"]
+        for directory in SYSTEM_DIRS:
+            if os.path.islink(directory):
+                args += ["--symlink", os.readlink(directory), directory]
+            elif os.path.isdir(directory):
+                args += ["--ro-bind", directory, directory]
+        for path in (*SYSTEM_FILES, *SYSTEM_ETC_DIRS):
+            if os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(MAX_SANDBOX_BYTES), "--tmpfs", "/tmp"]  # before binds below it
+        for path in self.ro_paths:
+            args += ["--ro-bind", path, path]
+        args += ["--size", str(MAX_SANDBOX_BYTES), "--tmpfs", ROOT]
+        for folder in (WORK, HOME, ROOT + "/shared"):  # shared/: marker for project_root()
+            args += ["--dir", folder]
+        if self.marker:
+            args += ["--ro-bind", self.marker, ROOT + "/pyproject.toml"]
+        if self.data_dir:
+            args += ["--ro-bind", self.data_dir, DATA]
+        for path in rw_paths:
+            args += ["--bind", path, path]
+        args += ["--chdir", WORK]
+        for key, value in self.env().items():
+            args += ["--setenv", key, value]
+        return [*args, "--", *limits, *command]
+
+
+def make_sandbox(
+    modules: list[str],
+    data_dir: Path | None,
+    scratch: Path,
+    *,
+    enabled: bool = True,
+    memory_bytes: int = MAX_MEMORY_BYTES,
+) -> Sandbox:
+    """The sandbox for one grading run; ``scratch`` is a private host folder of the grader."""
+    bwrap = find_bwrap() if enabled else None
+    if enabled and bwrap is None:
+        raise CourseError(f"bubblewrap (bwrap) is not installed: {CONTAINER_HINT}")
+    ro_paths, pythonpath = [], []
+    for name in modules:
+        path, parent = module_location(name)
+        ro_paths.append(path)
+        pythonpath.append(parent)
+    data = str(Path(data_dir).resolve()) if data_dir and Path(data_dir).is_dir() else None
+    marker = scratch / "pyproject.toml"
+    marker.write_text("# grading sandbox\n", encoding="utf-8")
+    home = scratch / "home"
+    home.mkdir(exist_ok=True)
+    (scratch / "shared").mkdir(exist_ok=True)  # --no-sandbox: project_root() is the scratch
+    box = Sandbox(
+        enabled=enabled,
+        bwrap=bwrap,
+        ro_paths=list(dict.fromkeys(python_dirs() + ro_paths)),
+        pythonpath=list(dict.fromkeys(pythonpath)),
+        data_dir=data,
+        marker=str(marker),
+        prlimit=shutil.which("prlimit"),
+        memory_bytes=memory_bytes,
+        home_outside=str(home),
     )
-    return env
+    if enabled:
+        probe(box)
+    return box
 
 
-def make_sandbox(notebook: nbformat.NotebookNode, name: str, data_dir: Path) -> tuple[Path, Path]:
-    """A fresh folder per notebook: sandbox/work is the cwd; sandbox looks like a project root,
-    so files a lesson saves (checkpoints, outputs) land in the sandbox, not in the course; it
-    reads its own copy of the corpus, so no notebook can change another one's data."""
-    sandbox = Path(tempfile.mkdtemp(prefix="gpt-course-grade-"))
-    (sandbox / "pyproject.toml").write_text("# grading sandbox\n", encoding="utf-8")
-    (sandbox / "shared").mkdir()  # marker for shared.config.project_root(); never imported
-    (sandbox / "home").mkdir()
-    (sandbox / "data").mkdir()
-    if data_dir.is_dir():
-        for item in data_dir.iterdir():
-            if item.is_file() and item.stat().st_size <= MAX_DATA_FILE_BYTES:
-                shutil.copyfile(item, sandbox / "data" / item.name)
-    work = sandbox / "work"
-    work.mkdir()
-    nbformat.write(notebook, str(work / name))
-    return sandbox, work
+def probe(box: Sandbox) -> None:
+    """Start one empty sandbox: a system that forbids them gets one clear error up front."""
+    import subprocess
 
-
-class StuckCell(Exception):
-    """A cell kept running after it was interrupted: the kernel is stopped."""
-
-
-def _kernel_spec_manager():
-    import ipykernel.kernelspec
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    class CurrentEnvSpecs(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name):
-            if kernel_name == CURRENT_ENV_KERNEL:
-                return self.kernel_spec_class(
-                    resource_dir=ipykernel.kernelspec.RESOURCES,
-                    **ipykernel.kernelspec.get_kernel_dict(),
-                )
-            return super().get_kernel_spec(kernel_name)
-
-    return CurrentEnvSpecs()
-
-
-def client_class():
-    from nbclient import NotebookClient
-
-    class SandboxClient(NotebookClient):
-        """nbclient with: this env's kernel, a record of timed-out cells, capped outputs."""
-
-        def create_kernel_manager(self):
-            self.kernel_name = CURRENT_ENV_KERNEL
-            self.km = self.kernel_manager_class(
-                kernel_name=CURRENT_ENV_KERNEL,
-                kernel_spec_manager=_kernel_spec_manager(),
-                config=self.config,
-            )
-            return self.km
-
-        async def async_execute_cell(
-            self, cell, cell_index, execution_count=None, store_history=True
-        ):
-            self.current_index = cell_index
-            self.output_chars = 0
-            return await super().async_execute_cell(
-                cell, cell_index, execution_count, store_history
-            )
-
-        async def _async_handle_timeout(self, timeout, cell=None):
-            # nbclient interrupts and waits again; a cell still running a grace period after
-            # the first interrupt ignores interrupts (or is stuck in native code): give up.
-            now = time.monotonic()
-            first = self.interrupted_at.setdefault(self.current_index, now)
-            if now - first >= max(timeout, STUCK_GRACE_S):
-                raise StuckCell(self.current_index)
-            if self.current_index not in self.timed_out:
-                self.timed_out.append(self.current_index)
-            return await super()._async_handle_timeout(timeout, cell)
-
-        def output(self, outs, msg, display_id, cell_index):
-            content = msg.get("content", {})
-            self.output_chars += len(str(content.get("text", ""))) + len(
-                str(content.get("data", ""))
-            )
-            if self.output_chars > self.output_limit:
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    return SandboxClient
+    try:
+        result = subprocess.run(
+            box.argv([sys.executable, "-c", "pass"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=box.env(),
+            cwd=box.home_outside,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CourseError(
+            f"bubblewrap could not start a sandbox ({exc}): {CONTAINER_HINT}"
+        ) from None
+    if result.returncode != 0:
+        why = " ".join(result.stderr.split())[:300] or f"exit status {result.returncode}"
+        raise CourseError(
+            f"bubblewrap could not start a sandbox here ({why}); unprivileged user namespaces "
+            f"may be disabled: {CONTAINER_HINT}"
+        )

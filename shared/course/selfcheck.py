@@ -1,58 +1,46 @@
-"""Run one notebook in a fresh, sandboxed kernel and grade its exercises with the installed checks.
+"""Grade one notebook: run it in a sandboxed kernel, then check its definitions one by one.
 
 This is the engine behind ``python -m shared check`` and ``python -m shared grade``:
 
-1. the notebook is copied into a fresh temporary folder (``shared.course.sandbox``: its own cwd,
-   HOME, IPython profile and corpus copy, so it cannot touch another notebook's files) and
-   executed by ``nbclient`` in a new kernel of this Python environment, with a per-cell
-   timeout (the cell is interrupted and the next one runs) and ``allow_errors`` (a failing
-   cell does not stop the rest); after each cell a silent snapshot remembers the learner's own
-   definition of each target (lessons rebind targets to the reference after the check cell);
-2. then, in the same kernel, the grader runs a cell of its own (``shared.course.grading_cell``): it drops
-   every ``shared*`` module the notebook may have replaced or patched, imports the checks again
-   from the installed files, refuses targets that are the reference implementation itself, and
-   calls each check on the learner's definition. The notebook's own check cells are never
-   trusted: a notebook that edits, deletes or fakes them still fails what it did not solve.
-3. results come back as lines tagged with a per-run random marker, so text a notebook prints
-   can never be mistaken for a result; no result means the exercise is not passed.
+1. the notebook runs top to bottom in a fresh kernel inside the sandbox
+   (``shared.course.sandbox``, ``shared.course.kernel``): per-cell timeout (the cell is
+   interrupted and the next one runs), a total time cap, failing cells noted. This only
+   produces notes ("cell 5 raised NameError"): nothing the kernel does reaches the grade;
+2. each exercise's definition is taken from the cell sources (``shared.course.extract``) and
+   checked with the installed checks in a fresh sandboxed process of its own
+   (``shared.course.checker``), which runs nothing else of the notebook.
 
-Grading executes untrusted code: run it in a container or as a restricted user (see README).
-Nothing here runs at import time.
+So a notebook's own check cells, printed text, patched libraries, hooks or background
+processes cannot change its grade, and a definition cannot hide what it calls: the program the
+checker runs is the code the instructor can read, with review flags on anything suspicious.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
-import re
-import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from shared.checks._core import Exercise
-from shared.course.grading_cell import (
-    grading_cell_source,
-    parse_grading_output,
-    review_flags,
-    snapshot_source,
-)
-from shared.course.sandbox import (
-    MAX_CELL_OUTPUT_CHARS,
-    StuckCell,
-    client_class,
-    kernel_env,
-    make_sandbox,
-)
+from shared.course import extract as extraction_rules
+from shared.course.checker import kill_all as kill_checkers
+from shared.course.checker import run_checks
+from shared.course.extract import extract
+from shared.course.kernel import StuckCell, client_class
+from shared.course.sandbox import Sandbox
 
+KERNELS: set = set()  # notebook clients with a kernel that may be running (kill_all)
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
-# Messages number cells from 1, markdown cells included (as they appear top to bottom).
 MAX_MESSAGE_CHARS = 600
+MAX_NOTEBOOK_BYTES = 50_000_000
 
 
 @dataclass
@@ -60,6 +48,7 @@ class ExerciseResult:
     exercise: str
     status: str  # one of STATUSES
     message: str = ""
+    optional: bool = False
 
 
 @dataclass
@@ -69,8 +58,8 @@ class NotebookReport:
     lesson: str
     path: str
     results: list[ExerciseResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # e.g. cells that timed out or raised
-    flags: list[str] = field(default_factory=list)  # suspicious code worth a human look
+    notes: list[str] = field(default_factory=list)  # cells that timed out or raised
+    flags: list[str] = field(default_factory=list)  # code worth a human look
 
 
 def short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -81,24 +70,30 @@ def short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 def report_for_all(lesson: str, path: str, exercises: list[Exercise], status: str, message: str):
     """A report giving every exercise of the lesson the same status (missing, corrupt, crash)."""
-    results = [ExerciseResult(ex.name, status, short(message)) for ex in exercises]
+    results = [ExerciseResult(ex.name, status, short(message), ex.optional) for ex in exercises]
     return NotebookReport(lesson, path, results)
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Parse a notebook; anything that is not one raises ValueError with a one-line reason."""
+    """Parse a notebook (never through a symlink); anything else raises ValueError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ValueError(f"cannot read the file ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"the file is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("not a notebook (the file is not UTF-8 text)") from None
     if not text.strip():
         raise ValueError("the notebook file is empty")
     try:
         nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # NotJSONError, validation errors, random JSON...
-        raise ValueError(
-            f"not a valid notebook ({type(exc).__name__}: {short(exc, 200)})"
-        ) from None
+    except Exception as exc:  # NotJSONError, validation errors...: no file content in the reason
+        raise ValueError(f"not a valid notebook ({type(exc).__name__})") from None
     if not isinstance(nb.get("cells"), list):
         raise ValueError("not a valid notebook (no list of cells)")
     return nb
@@ -107,108 +102,25 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 # --------------------------------------------------------------------------- running a notebook
 
 
-@dataclass(frozen=True)
-class ChecksSource:
-    """Where the trusted checks live, as the kernel must verify them."""
-
-    module: str  # "shared.checks" (tests pass a module of fake checks)
-    file: str  # realpath of the module's file
-    package_dir: str  # realpath of the installed `shared` package: targets from here are refused
-    trusted_dirs: tuple[str, ...]  # check functions must live under one of these
-    import_path: tuple[str, ...]  # put first on sys.path while the kernel imports the checks
-
-
-def locate_checks(checks_module: str = "shared.checks") -> ChecksSource:
-    """Import the checks here (trusted code only) to learn which files the kernel must load."""
-    import importlib
-
-    import shared
-
-    module = importlib.import_module(checks_module)
-    top = importlib.import_module(checks_module.split(".")[0])
-    if hasattr(top, "__path__"):
-        top_dir = os.path.realpath(list(top.__path__)[0])
-        top_parent = os.path.dirname(top_dir)
-    else:
-        top_dir = top_parent = os.path.dirname(os.path.realpath(top.__file__))
-    package_dir = os.path.realpath(os.path.dirname(shared.__file__))
-    return ChecksSource(
-        module=checks_module,
-        file=os.path.realpath(module.__file__),
-        package_dir=package_dir,
-        trusted_dirs=tuple(dict.fromkeys([package_dir, top_dir])),
-        import_path=tuple(dict.fromkeys([os.path.dirname(package_dir), top_parent])),
-    )
+def kill_all() -> None:
+    """Kill every sandbox this grader started (Ctrl-C): kernels and checkers."""
+    kill_checkers()
+    for client in list(KERNELS):
+        pid = getattr(getattr(getattr(client, "km", None), "provisioner", None), "pid", None)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
-# Library objects whose functions must not come from notebook code (the checks call them).
-GUARDED = [
-    ("builtins", ""),
-    ("math", ""),
-    ("random", ""),
-    ("torch", ""),
-    ("torch", "Tensor"),
-    ("torch.nn", "Module"),
-    ("torch.nn.functional", ""),
-    ("torch.testing", ""),
-    ("numpy", ""),
-    ("numpy", "ndarray"),
-]
-
-
-def installed_dirs(checks: ChecksSource) -> list[str]:
-    """Folders of installed code: Python's own, site-packages, the course, the checks."""
-    import site
-    import sys
-    import sysconfig
-
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
-    dirs |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    dirs |= {checks.package_dir, *checks.trusted_dirs}
-    return sorted(os.path.realpath(d) for d in dirs if d)
-
-
-def _relates(cell_source: str, exercise: Exercise) -> bool:
-    """Does this cell define the exercise's target or call its check?"""
-    target, check = re.escape(exercise.target), re.escape(exercise.check)
-    pattern = rf"^\s*(def|class)\s+{target}\b|^\s*{target}\s*=[^=]|\b{check}\s*\("
-    return re.search(pattern, cell_source, flags=re.MULTILINE) is not None
-
-
-async def grade_notebook_async(
-    path: Path,
-    lesson: str,
-    exercises: list[Exercise],
-    *,
-    checks: ChecksSource,
-    timeout: float = 120,
-    data_dir: Path,
-) -> NotebookReport:
-    """Execute ``path`` in a fresh sandboxed kernel and grade ``exercises`` with ``checks``."""
-    from jupyter_core.utils import ensure_async
+async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, total: float):
+    """Execute the notebook in a sandboxed kernel; notes about cells that failed or hung."""
     from nbclient.exceptions import DeadKernelError
 
-    try:
-        nb = read_notebook(path)
-    except (OSError, ValueError) as exc:
-        return report_for_all(lesson, str(path), exercises, "error", str(exc))
-    flags = review_flags(nb)
-    marker = "@@grade-" + secrets.token_hex(16)
-    spec = {
-        "mode": "grade",
-        "marker": marker,
-        "checks_module": checks.module,
-        "checks_file": checks.file,
-        "package_dir": checks.package_dir,
-        "trusted_dirs": list(checks.trusted_dirs),
-        "import_path": list(checks.import_path),
-        "check_timeout": float(timeout),
-        "installed_dirs": installed_dirs(checks),
-        "temp_dir": os.path.realpath(tempfile.gettempdir()),
-        "guarded": GUARDED,
-        "exercises": [[ex.name, ex.check, ex.target] for ex in exercises],
-    }
-    sandbox, work = make_sandbox(nb, path.name, data_dir)
+    # Unix socket paths are limited to ~107 bytes: a long TMPDIR falls back to /tmp.
+    short_dir = scratch if len(scratch) <= 48 or not os.path.isdir("/tmp") else "/tmp"
+    conn_dir = tempfile.mkdtemp(prefix="gpt-course-kernel-", dir=short_dir)
     client = client_class()(
         nb,
         timeout=int(max(1, timeout)),
@@ -217,149 +129,174 @@ async def grade_notebook_async(
         startup_timeout=60,
         shutdown_kernel="immediate",
         record_timing=False,
-        resources={"metadata": {"path": str(work)}},
+        resources={"metadata": {"path": scratch}},
     )
+    client.sandbox, client.conn_dir = sandbox, conn_dir
     client.timed_out, client.current_index, client.output_chars = [], None, 0
     client.interrupted_at = {}
-    client.output_limit = MAX_CELL_OUTPUT_CHARS
-    student_cells = len(nb.cells)
-    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    notes: list[str] = []
+    KERNELS.add(client)
 
     async def run() -> None:
-        env = kernel_env(sandbox)
-        # The kernel process's own stdout/stderr (not the cells') only carry startup noise.
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        async with client.async_setup_kernel(env=env, **quiet):
+        async with client.async_setup_kernel(env=sandbox.env(), **quiet):
             client.reset_execution_trackers()
-            snapshot = snapshot_source(spec)
             for index, cell in enumerate(list(client.nb.cells)):
                 await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
-                if cell.cell_type == "code" and cell.source.strip():
-                    # silent: no outputs, no history; remembers the learner's own targets
-                    msg_id = await ensure_async(
-                        client.kc.execute(snapshot, silent=True, store_history=False)
-                    )
-                    await client.async_wait_for_reply(msg_id)
-            grading = nbformat.v4.new_code_cell(grading_cell_source(spec))
-            client.nb.cells.append(grading)
-            client.timeout = int(timeout * (len(exercises) + 1) + 30)
-            client.output_limit = 50 * MAX_CELL_OUTPUT_CHARS
-            await client.async_execute_cell(grading, student_cells, store_history=False)
 
-    problem: tuple[str, str] | None = None
+    where = ""
+    start = time.monotonic()
     try:
-        hard_limit = timeout * (n_code + 2 * len(exercises) + 4) + 120
-        await asyncio.wait_for(run(), hard_limit)
+        try:
+            await asyncio.wait_for(run(), total)
+        except Exception:  # stopping the kernel at the time cap can look like its death
+            if time.monotonic() - start < total:
+                raise
+            raise asyncio.TimeoutError from None
     except DeadKernelError:
-        problem = ("error", "the kernel died (os._exit, a crash in native code, or out of memory)")
-    except StuckCell as exc:
-        problem = ("timeout", f"cell {exc.args[0] + 1} kept running after it was interrupted")
+        where = "the kernel died (os._exit, a crash in native code, or out of memory)"
+    except StuckCell:
+        where = "it kept running after it was interrupted: the kernel was stopped"
     except asyncio.TimeoutError:
-        problem = ("timeout", "the notebook exceeded its total time limit")
+        where = f"the notebook exceeded its total time limit ({total:g} s) and was stopped"
     except Exception as exc:  # kernel failed to start, ...
-        problem = ("error", f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
+        notes.append(f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
     finally:
-        atexit.unregister(client._cleanup_kernel)  # left registered when the start failed
-        shutil.rmtree(sandbox, ignore_errors=True)
+        KERNELS.discard(client)
+        shutil.rmtree(conn_dir, ignore_errors=True)
+    for index in client.timed_out:
+        notes.append(f"cell {index + 1} did not finish within {timeout:g} s and was interrupted")
+    for index, cell in enumerate(client.nb.cells):
+        errors = [
+            o
+            for o in cell.get("outputs", [])
+            if o.get("output_type") == "error" and o.get("ename") != "ExerciseFailed"
+        ]  # a failing check cell is already in the results
+        if errors and index not in client.timed_out:
+            notes.append(f"cell {index + 1} raised {short(errors[0].get('ename', 'an error'), 80)}")
+    if where:
+        index = client.current_index
+        notes.append(f"cell {index + 1}: {where}" if index is not None else where)
+    return notes
 
-    report = NotebookReport(lesson, str(path), flags=flags)
-    in_grading = client.current_index == student_cells
-    if problem and not in_grading:
-        known = client.current_index is not None and "kept running" not in problem[1]
-        where = f" while running cell {client.current_index + 1}" if known else ""
-        report.notes.append(problem[1] + where)
-        report.results = [
-            ExerciseResult(ex.name, problem[0], short(problem[1] + where)) for ex in exercises
-        ]
-        return report
-    outputs = client.nb.cells[student_cells].outputs if len(client.nb.cells) > student_cells else []
-    stuck_cells = [i for i in client.timed_out if i < student_cells]
-    for index in stuck_cells:
-        report.notes.append(
-            f"cell {index + 1} did not finish within {timeout:g} s and was interrupted"
+
+async def grade_notebook_async(
+    path: Path,
+    lesson: str,
+    exercises: list[Exercise],
+    *,
+    sandbox: Sandbox,
+    scratch: str,
+    checks_module: str,
+    timeout: float = 120,
+    total: float = 900,
+    run_notebook: bool = True,
+) -> NotebookReport:
+    """Run ``path`` in the sandbox (notes only), then check each exercise's definition."""
+    try:
+        nb = read_notebook(path)
+    except (OSError, ValueError) as exc:
+        return report_for_all(lesson, str(path), exercises, "error", str(exc))
+    report = NotebookReport(lesson, str(path))
+    if run_notebook:
+        report.notes = await run_in_kernel(nb, sandbox, scratch, timeout, total)
+    cells = [dict(c) for c in nb.cells]
+    extractions = {ex.name: extract(cells, ex.target) for ex in exercises}
+    to_check = [ex for ex in exercises if not extractions[ex.name].fail]
+    jobs = [
+        {"check": ex.check, "target": ex.target, "program": extractions[ex.name].program}
+        for ex in to_check
+    ]
+    common = {
+        "checks_module": checks_module,
+        "reference_packages": list(extraction_rules.REFERENCE_PACKAGES),
+    }
+    checked = {}
+    if jobs:
+        outcomes = await asyncio.to_thread(
+            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch
         )
-    report.results = _combine(
-        exercises,
-        parse_grading_output(outputs, marker),
-        problem=problem,
-        grading_timed_out=student_cells in client.timed_out,
-        stuck_sources={i + 1: nb.cells[i].source for i in stuck_cells},
-        timeout=timeout,
-    )
+        checked = {ex.name: outcome for ex, outcome in zip(to_check, outcomes, strict=True)}
+    for ex in exercises:
+        extraction = extractions[ex.name]
+        report.flags += extraction.flags
+        status, message = checked.get(ex.name, ("fail", extraction.fail))
+        message = extraction.hint(message) if status == "fail" else message
+        report.results.append(ExerciseResult(ex.name, status, short(message), ex.optional))
+    report.flags = list(dict.fromkeys(report.flags))
     return report
 
 
-def _combine(exercises, records, *, problem, grading_timed_out, stuck_sources, timeout):
-    """One result per exercise from the grading cell's records, failing closed.
+async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
+    """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
 
-    An exercise without a record is never a pass: the kernel died or was stopped while it was
-    checked, or the notebook broke the grader's output. An unsolved exercise whose cell (the
-    one defining its target or calling its check) timed out is reported as a timeout.
+    Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
-    found = {r.get("exercise"): r for r in records if r.get("event") == "result"}
-    fatal = next((r.get("message", "") for r in records if r.get("event") == "fatal"), None)
-    results, culprit = [], None
-    for ex in exercises:
-        if ex.name in found:
-            status = found[ex.name].get("status")
-            status = status if status in STATUSES else "error"
-            result = ExerciseResult(ex.name, status, short(found[ex.name].get("message", "")))
-        elif fatal:
-            result = ExerciseResult(ex.name, "error", short(fatal))
-        elif problem or grading_timed_out:
-            # results arrive in order, so the first exercise without one was being checked
-            # (its "start" line may be lost when the kernel dies)
-            what = problem[1] if problem else "interrupted after the time limit"
-            if culprit is None:
-                culprit = ex.name
-                timed_out = grading_timed_out or problem[0] == "timeout"
-                message = short(f"while checking this exercise: {what}")
-                result = ExerciseResult(ex.name, "timeout" if timed_out else "error", message)
-            else:
-                message = short(f"not graded: {what} while checking `{culprit}`")
-                result = ExerciseResult(ex.name, "error", message)
-        else:
-            message = (
-                "no result from the grader (did the notebook replace sys.stdout or clear outputs?)"
-            )
-            result = ExerciseResult(ex.name, "error", message)
-        cells = [n for n, source in stuck_sources.items() if _relates(source, ex)]
-        if result.status not in ("pass", "timeout") and cells:
-            message = f"cell {cells[0]} did not finish within {timeout:g} s and was interrupted"
-            result = ExerciseResult(ex.name, "timeout", short(f"{message}; {result.message}"))
-        results.append(result)
-    return results
-
-
-async def grade_many(tasks, *, jobs: int, **options) -> list[NotebookReport]:
-    """Grade ``tasks`` (path, lesson, exercises) with at most ``jobs`` kernels at a time."""
     semaphore = asyncio.Semaphore(max(1, jobs))
+    loop = asyncio.get_running_loop()
+    stopped = []
 
-    async def one(path, lesson, exercises):
+    async def one(key, path, lesson, exercises):
         async with semaphore:
             try:
-                return await grade_notebook_async(path, lesson, exercises, **options)
+                report = await grade_notebook_async(path, lesson, exercises, **options)
             except Exception as exc:  # never let one notebook stop the class
                 message = f"grader error: {type(exc).__name__}: {exc}"
-                return report_for_all(lesson, str(path), exercises, "error", message)
+                report = report_for_all(lesson, str(path), exercises, "error", message)
+            if not stopped:
+                done[key] = report
 
-    return list(await asyncio.gather(*(one(*task) for task in tasks)))
+    running = [asyncio.ensure_future(one(*task)) for task in tasks]
+
+    def on_interrupt():
+        stopped.append(True)
+        kill_all()
+        for future in running:
+            future.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+        pass
+    try:
+        await asyncio.gather(*running, return_exceptions=True)
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    if stopped:
+        raise KeyboardInterrupt
 
 
 def run_notebooks(
     tasks,
     *,
+    sandbox: Sandbox,
+    scratch: str,
     jobs: int = 0,
     timeout: float = 120,
+    total: float = 900,
     checks_module: str = "shared.checks",
-    data_dir: Path | None = None,
-) -> list[NotebookReport]:
-    """Synchronous entry point used by the CLI and the tests."""
-    from shared.config import default_data_dir
-
-    checks = locate_checks(checks_module)
-    data_dir = Path(data_dir or default_data_dir()).resolve()
+    run_notebook: bool = True,
+) -> dict:
+    """Synchronous entry point: {key: NotebookReport}; on Ctrl-C, what finished, then raises."""
+    done: dict = {}
     jobs = jobs or os.cpu_count() or 1
-    return asyncio.run(
-        grade_many(tasks, jobs=jobs, checks=checks, timeout=timeout, data_dir=data_dir)
+    options = dict(
+        sandbox=sandbox,
+        scratch=scratch,
+        timeout=timeout,
+        total=total,
+        checks_module=checks_module,
+        run_notebook=run_notebook,
     )
+    try:
+        asyncio.run(grade_many(tasks, done, jobs=jobs, **options))
+    except KeyboardInterrupt:
+        raise Interrupted(done) from None
+    return done
+
+
+class Interrupted(Exception):
+    """Ctrl-C while grading: ``args[0]`` holds the reports that finished."""

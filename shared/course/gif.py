@@ -1,4 +1,4 @@
-"""The animated attention GIF (lesson 08 and ``python -m shared viz``); import it from ``shared.viz``.
+"""The animated attention GIF renderer (lesson 08 and ``python -m shared viz``).
 
 One frame per generated character. The model writes text one character at a time; to choose
 character t it reads the context c_0 .. c_{t-1}, and the *last* position of that context is the
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from shared.errors import CourseError
+from shared.viz import AttentionStep, attention_steps
 
 DEFAULT_PROMPT = "En un lugar de la Mancha, "
 DEFAULT_NEW_CHARS = 60
@@ -33,62 +33,6 @@ HEADER_PX = 46
 FOOTER_PX = 8
 DPI = 100
 MARKER_RGB = (214, 39, 40)  # the red frame around the new character (#d62728)
-
-
-class AttentionStep(NamedTuple):
-    """One generated character and what its prediction attended to."""
-
-    context: str  # what the model saw (at most block_size characters)
-    new_char: str  # the character it then wrote
-    weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
-
-
-@torch.no_grad()
-def attention_steps(
-    model,
-    tokenizer,
-    prompt: str,
-    max_new_chars: int,
-    layer: int | None = None,
-    head: int | None = None,
-    seed: int = 0,
-    temperature: float = 1.0,
-) -> list[AttentionStep]:
-    """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
-    then record, for each new character, what its prediction attended to.
-
-    ``layer`` defaults to the last layer; ``head=None`` averages the layer's heads (see the module
-    docstring for why). Sampling uses its own generator seeded with ``seed`` (reproducible).
-    """
-    from shared.generate import generate_ids
-    from shared.viz import check_layer_head, encode_text
-
-    cfg = model.config
-    layer = cfg.n_layer - 1 if layer is None else layer
-    check_layer_head(layer, head, cfg.n_layer, cfg.n_head)
-    if max_new_chars < 1:
-        raise CourseError(f"max_new_chars must be at least 1, got {max_new_chars}")
-    if temperature <= 0:
-        raise CourseError(f"temperature must be > 0, got {temperature}")
-    prompt_idx = encode_text(model, tokenizer, prompt[-cfg.block_size :])  # (1, T0); checks it
-    generator = torch.Generator(device=prompt_idx.device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        ids = generate_ids(
-            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
-        )[0]
-        steps = []
-        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
-            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
-            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
-            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
-            text = tokenizer.decode(context.tolist())
-            new_char = tokenizer.decode([int(ids[t])])
-            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
-    finally:
-        model.train(was_training)
-    return steps
 
 
 class FrameRenderer:
@@ -339,58 +283,3 @@ def save_heatmaps(model, tokenizer, text: str, png_dir, layer: int, head: int | 
             raise CourseError(f"cannot write {folder / filename} ({exc.strerror})") from None
         paths.append(folder / filename)
     return paths
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def _viz_command(args) -> int:
-    from shared.config import default_checkpoint_path, default_outputs_dir
-
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
-    out = Path(args.out) if args.out else default_outputs_dir() / "attention.gif"
-    path = make_attention_gif(
-        checkpoint,
-        out,
-        prompt=args.prompt,
-        layer=args.layer,
-        head=args.head,
-        max_new_chars=args.max_new_chars,
-        seed=args.seed,
-        temperature=args.temperature,
-        fps=args.fps,
-        png_dir=args.png_dir,
-    )
-    print(f"wrote {path} ({args.max_new_chars} frames)")
-    if args.png_dir:
-        print(f"wrote heatmaps into {args.png_dir}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "viz",
-        help="animated GIF of what the model attends to while it writes",
-        description="Generate text with a trained checkpoint and save an animated GIF: each frame "
-        "shades the characters the prediction attended to (no display needed).",
-    )
-    parser.add_argument("--checkpoint", help="checkpoint file (default: checkpoints/gpt.pt)")
-    parser.add_argument(
-        "--prompt", default=DEFAULT_PROMPT, help=f"text to start from (default: {DEFAULT_PROMPT!r})"
-    )
-    parser.add_argument("--layer", type=int, help="layer to show (default: the last)")
-    parser.add_argument("--head", type=int, help="head to show (default: average of all heads)")
-    parser.add_argument(
-        "--max-new-chars",
-        type=int,
-        default=DEFAULT_NEW_CHARS,
-        help=f"characters to generate, one frame each (default: {DEFAULT_NEW_CHARS})",
-    )
-    parser.add_argument("--out", help="GIF to write (default: outputs/attention.gif)")
-    parser.add_argument("--png-dir", help="also write heatmap PNGs into this folder")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    parser.add_argument(
-        "--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)"
-    )
-    parser.add_argument("--fps", type=float, default=5.0, help="frames per second (default: 5)")
-    parser.set_defaults(func=_viz_command)

@@ -1,0 +1,53 @@
+"""The small random GPT and helpers the lesson 08 checks share (``viz``, ``_viz_steps``)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from shared.checks._core import fail
+
+_TEXT = "En un lugar de la Mancha,\n¿Quién «era» aquel señor? Sí, esto es, á é í ó ú ñ."
+
+
+def small_gpt(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
+    """A small random GPT whose heads attend differently (a fresh GPT attends ~uniformly)."""
+    from shared.data import CharTokenizer
+    from shared.model import GPT, GPTConfig
+
+    tokenizer = CharTokenizer(_TEXT)
+    config = GPTConfig(tokenizer.vocab_size, block_size, n_layer, n_head, n_embd=4 * n_head)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = GPT(config)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.6)
+    return model.eval(), tokenizer
+
+
+@contextmanager
+def one_thread():
+    """Tiny models run fastest on one thread (and don't fight other work for the cores);
+    the setting is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def all_weights(model, tokenizer, text: str) -> torch.Tensor:
+    idx = torch.tensor([tokenizer.encode(text)])
+    return model.attention_weights(idx)[:, 0]  # (n_layer, n_head, T, T)
+
+
+def as_tensor(name: str, value, what: str) -> torch.Tensor:
+    __tracebackhide__ = True
+    try:
+        return torch.as_tensor(value).detach().float().cpu()
+    except Exception:
+        fail(name, f"{what} should be a tensor, got {type(value).__name__}.")

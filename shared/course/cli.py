@@ -1,0 +1,224 @@
+"""``python -m shared COMMAND``: every sub-command's flags in one place.
+
+Each ``add_*`` function below declares one command's flags; the work is done by the matching
+function in ``shared.course.commands`` (flags -> library calls -> a short report). Problems the
+user can fix raise ``CourseError`` and print as one ``error: ...`` line, exit code 2, no
+traceback. The ``check`` and ``grade`` commands are declared by ``shared.course.grade``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.course import cli_types, commands, streams
+from shared.errors import CourseError
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+SIZE_FLAGS = (
+    ("batch-size", int, 4096), ("block-size", int, 4096), ("n-layer", int, 64),
+    ("n-head", int, 64), ("n-embd", int, 4096), ("learning-rate", float, 1e3),
+    ("warmup-iters", int, None), ("eval-interval", int, None), ("eval-iters", int, 10_000),
+    ("num-threads", int, 1024),
+)  # fmt: skip
+# Below 0.01, logits / temperature overflow float32; top-p below 1e-6 rounds to 0 in float32.
+TEMPERATURE = cli_types.number(float, 0.01, 100, low_inclusive=True)
+TOP_P = cli_types.number(float, 1e-6, 1, low_inclusive=True)
+# --layer, --head: the model knows its own range and says it; this only bounds the absurd
+INDEX = cli_types.number(int, -(10**6), 10**6, low_inclusive=True)
+
+
+class CourseArgumentParser(argparse.ArgumentParser):
+    """Bad flags give one ``error: ...`` line (plus a pointer to --help), not a usage dump."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def add_data(subparsers) -> None:
+    p = subparsers.add_parser(
+        "data", help="download (or reuse) the corpus and print its statistics"
+    )
+    p.add_argument(
+        "--url", help="where to download the book (default: $GPT_COURSE_DATA_URL or Gutenberg)"
+    )
+    p.add_argument("--data-dir", help="cache folder (default: $GPT_COURSE_DATA_DIR or data/)")
+    p.add_argument(
+        "--timeout",
+        type=cli_types.positive(float, 3600),
+        help="read timeout in seconds (default: 60)",
+    )
+    p.add_argument("--retries", type=cli_types.number(int, 0, 20, low_inclusive=True), default=3,
+                   help="retries on 5xx/connection errors")  # fmt: skip
+    p.set_defaults(func=commands.data)
+
+
+def add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the GPT (the measured CPU recipe; on CUDA the larger GPU recipe)",
+        description="Train the GPT. On several processes: "
+        "torchrun --standalone --nproc_per_node N -m shared train [flags]",
+    )
+    p.add_argument("--data-dir", type=Path, help="folder with pg2000.txt (downloaded if missing)")
+    p.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/gpt.pt)")
+    p.add_argument(
+        "--time-budget", type=cli_types.time_budget, default=argparse.SUPPRESS,
+        help="total seconds of wall clock (a resumed run counts its earlier time), or 'none'",
+    )  # fmt: skip
+    p.add_argument("--max-iters", type=cli_types.positive(int))
+    p.add_argument("--resume", action="store_true", help="continue from --out")
+    p.add_argument("--device", choices=DEVICES)
+    # Upper bounds keep a typo (--batch-size 1000000000) from exhausting memory.
+    for flag, kind, high in SIZE_FLAGS:
+        p.add_argument(f"--{flag}", type=cli_types.positive(kind, high))
+    for flag in ("min-lr", "weight-decay", "grad-clip"):
+        p.add_argument(f"--{flag}", type=cli_types.number(float, 0, 1e3, low_inclusive=True))
+    p.add_argument("--dropout", type=cli_types.number(float, 0, 1, low_inclusive=True))
+    p.add_argument("--seed", type=cli_types.SEED)
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.train)
+
+
+def add_generate(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="sample text from a trained checkpoint")
+    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
+    p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
+    p.add_argument(
+        "--max-new-chars", type=cli_types.number(int, 0, 10**6, low_inclusive=True), default=500
+    )
+    p.add_argument("--temperature", type=TEMPERATURE, default=0.8)
+    p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True))
+    p.add_argument("--top-p", type=TOP_P)
+    p.add_argument("--seed", type=cli_types.SEED, help="same seed, same text")
+    p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.set_defaults(func=commands.generate)
+
+
+def add_viz(subparsers) -> None:
+    from shared.course.gif import DEFAULT_NEW_CHARS, DEFAULT_PROMPT
+
+    p = subparsers.add_parser(
+        "viz",
+        help="animated GIF of what the model attends to while it writes",
+        description="Generate text with a trained checkpoint and save an animated GIF: each frame "
+        "shades the characters the prediction attended to (no display needed).",
+    )
+    p.add_argument("--checkpoint", help="checkpoint file (default: checkpoints/gpt.pt)")
+    p.add_argument(
+        "--prompt", default=DEFAULT_PROMPT, help=f"text to start from (default: {DEFAULT_PROMPT!r})"
+    )
+    p.add_argument("--layer", type=INDEX, help="layer to show (default: the last)")
+    p.add_argument("--head", type=INDEX, help="head to show (default: average of all heads)")
+    p.add_argument("--max-new-chars", type=cli_types.positive(int, 2000), default=DEFAULT_NEW_CHARS,
+                   help=f"characters to generate, one frame each (default: {DEFAULT_NEW_CHARS})")  # fmt: skip
+    p.add_argument("--out", help="GIF to write (default: outputs/attention.gif)")
+    p.add_argument("--png-dir", help="also write heatmap PNGs into this folder")
+    p.add_argument("--seed", type=cli_types.SEED, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--temperature", type=TEMPERATURE, default=0.8,
+                   help="sampling temperature (default: 0.8)")  # fmt: skip
+    p.add_argument(
+        "--fps",
+        type=cli_types.number(float, 0.1, 100, low_inclusive=True),
+        default=5.0,
+        help="frames per second (default: 5)",
+    )
+    p.set_defaults(func=commands.viz)
+
+
+def add_run(subparsers) -> None:
+    from shared.course.pipeline import DEFAULT_PROMPT
+
+    p = subparsers.add_parser("run", help="data -> train -> sample (+ attention GIF) in outputs/")
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
+    p.add_argument("--outputs-dir", type=Path, help="default: outputs/")
+    p.add_argument(
+        "--time-budget", type=cli_types.time_budget, default=-1.0, help="training seconds"
+    )
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument(
+        "--max-new-chars", type=cli_types.number(int, 1, 10**6, low_inclusive=True), default=1000
+    )
+    p.add_argument("--seed", type=cli_types.SEED, default=0)
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--no-gif", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.run)
+
+
+def add_lessons(subparsers) -> None:
+    p = subparsers.add_parser(
+        "lessons", help="regenerate lessons/ from solutions/ (for course authors)"
+    )
+    p.add_argument("--check", action="store_true", help="only report lessons that are out of date")
+    p.set_defaults(func=commands.lessons)
+
+
+def add_grading(subparsers) -> None:
+    from shared.course.grade import add_cli
+
+    add_cli(subparsers)  # check, grade
+
+
+# In pipeline order; `python -m shared --help` lists the commands in this order.
+COMMANDS = [add_data, add_train, add_generate, add_viz, add_run, add_grading, add_lessons]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CourseArgumentParser(
+        prog="python -m shared",
+        description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, check, grade.",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=CourseArgumentParser
+    )
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one ``error: ...`` line and a non-zero exit code."""
+    command = "(parsing the flags)"
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a bad flag (one `error:` line already printed)
+            return exc.code if isinstance(exc.code, int) else 2
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command = args.command
+        streams.replace_unencodable()  # PYTHONIOENCODING=ascii: '?' for 'ñ', not a crash
+        return int(args.func(args) or 0)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # also while torch imports, before any command started
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `generate | head -c 20`: the reader has all it wanted
+        streams.silence_stdout()
+        return 0
+    except Exception as exc:  # the net: a case nobody thought of is still one line
+        if streams.out_of_memory(exc):
+            print(
+                f"error: `python -m shared {command}` ran out of memory; use smaller sizes "
+                "(--batch-size, --block-size, --n-embd, --n-layer) or fewer --max-new-chars",
+                file=sys.stderr,
+            )
+            return 2
+        log = streams.write_traceback_log(command, exc, argv)
+        print(
+            f"error: unexpected failure in `python -m shared {command}` "
+            f"({type(exc).__name__}: {streams.one_line(exc)}); the full traceback is in {log}; "
+            "please report it",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,182 @@
+"""What each ``python -m shared`` command does: flags -> library calls -> a short report.
+
+The flags themselves are declared in ``shared.course.cli``. Library functions raise errors that
+speak of their arguments; the messages here speak of the flags the user typed.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from shared.config import default_checkpoint_path, default_outputs_dir, pick_device
+from shared.course.paths import writable_dir, writable_file
+from shared.errors import CourseError
+
+
+def data(args) -> int:
+    from shared.data import load_corpus
+    from shared.download import download_corpus
+
+    timeout = (10, 60) if args.timeout is None else (min(10, args.timeout), args.timeout)
+    download_corpus(args.url, args.data_dir, timeout=timeout, retries=args.retries)
+    corpus = load_corpus(data_dir=args.data_dir, url=args.url)  # reuses the validated cache
+    print(f"corpus: {len(corpus.text):,} characters (Don Quijote, Project Gutenberg #2000)")
+    print(f"vocab size: {corpus.vocab_size}")
+    print(f"train: {len(corpus.train_data):,} tokens, val: {len(corpus.val_data):,} tokens")
+    print(f"cached at: {corpus.path}")
+    return 0
+
+
+def train(args) -> int:
+    from shared import distributed
+    from shared.data import load_corpus
+    from shared.train import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
+    from shared.train import train as train_model
+
+    names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
+    # time_budget is only present when given (SUPPRESS), and may then be None ("none")
+    overrides = {
+        k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
+    }
+    device = pick_device(args.device or "auto")
+    try:  # checks the model before the corpus loads
+        recipe, config = recipe_for_device(device, **overrides)
+    except ValueError as exc:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
+        raise CourseError(f"{exc}; change the model flags ({flags})") from None
+    out = writable_file(args.out or default_checkpoint_path(), "--out", need_bytes=_size(config))
+    rank = distributed.setup(device)  # a no-op unless started by torchrun
+    try:
+        say = print if rank.is_main else _silent
+        world = f", world size {rank.world_size}" if rank.enabled else ""
+        say(f"recipe: {recipe} ({describe(config)}) on {rank.device}{world}")
+        with distributed.main_first(rank):  # one download and one clean-up, not one per process
+            if rank.is_main:
+                remove_abandoned_temps(out)
+            corpus = load_corpus(args.data_dir)
+        check_fits(config, corpus)
+        result = train_model(
+            corpus, config, out=out, resume=args.resume, progress=not args.quiet and rank.is_main
+        )
+    finally:
+        distributed.teardown(rank)
+    losses = result.final_losses
+    summary = f", val loss {losses['val']:.3f}" if losses else ""
+    saved = result.checkpoint or out
+    say(f"saved {saved} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
+    if rank.is_main and Path(saved) != out:
+        raise CourseError(
+            f"could not save the checkpoint to --out {out}; the trained model is safe at {saved}: "
+            "move it where you want it"
+        )
+    if result.stopped == "interrupted":
+        return 130
+    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
+    return 0
+
+
+def _size(config) -> int:
+    """Bytes a checkpoint of ``config`` needs: weights + two AdamW moments (float32), ~100 chars."""
+    sizes = config.model
+    params = 12 * sizes.n_layer * sizes.n_embd**2 + sizes.n_embd * (200 + sizes.block_size)
+    return 3 * 4 * params + 1_000_000
+
+
+def check_fits(config, corpus) -> None:
+    """The corpus must be longer than one training window in both splits."""
+    shortest = min(len(corpus.train_data), len(corpus.val_data))
+    block_size = config.model.block_size
+    if block_size >= shortest:
+        raise CourseError(
+            f"--block-size {block_size} is longer than the validation text "
+            f"({shortest:,} characters); use a smaller --block-size"
+        )
+
+
+def remove_abandoned_temps(path) -> None:
+    from shared.checkpoint import remove_abandoned_temps as remove
+
+    remove(path)
+
+
+def _silent(*args, **kwargs) -> None:
+    """``print`` for ranks other than 0: under torchrun only rank 0 speaks."""
+
+
+def generate(args) -> int:
+    from shared.checkpoint import load_checkpoint
+    from shared.generate import encode_prompt
+    from shared.generate import generate as generate_text
+
+    ckpt = load_checkpoint(args.checkpoint or default_checkpoint_path(), pick_device(args.device))
+    encode_prompt(ckpt.tokenizer, args.prompt)  # fail before printing anything
+
+    def stream(ch: str) -> None:
+        sys.stdout.write(ch)
+        sys.stdout.flush()
+
+    sys.stdout.write(args.prompt)
+    generate_text(
+        ckpt.model, ckpt.tokenizer, args.prompt, args.max_new_chars, args.temperature,
+        args.top_k, args.top_p, args.seed, use_cache=not args.no_cache, stream=stream,
+    )  # fmt: skip
+    sys.stdout.write("\n")
+    return 0
+
+
+def viz(args) -> int:
+    from shared.course.gif import make_attention_gif
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
+    out = writable_file(args.out or default_outputs_dir() / "attention.gif", "--out", ".gif")
+    if args.png_dir:
+        writable_dir(args.png_dir, "--png-dir")
+    path = make_attention_gif(
+        checkpoint,
+        out,
+        prompt=args.prompt,
+        layer=args.layer,
+        head=args.head,
+        max_new_chars=args.max_new_chars,
+        seed=args.seed,
+        temperature=args.temperature,
+        fps=args.fps,
+        png_dir=args.png_dir,
+    )
+    print(f"wrote {path} ({args.max_new_chars} frames)")
+    if args.png_dir:
+        print(f"wrote heatmaps into {args.png_dir}")
+    return 0
+
+
+def run(args) -> int:
+    from shared.course.pipeline import run as run_pipeline
+    from shared.train import default_train_config
+
+    recipe = default_train_config()
+    checkpoint = writable_file(
+        args.checkpoint or default_checkpoint_path(), "--checkpoint", need_bytes=_size(recipe)
+    )
+    outputs_dir = writable_dir(args.outputs_dir or default_outputs_dir(), "--outputs-dir")
+    remove_abandoned_temps(checkpoint)
+    run_pipeline(
+        args.data_dir, checkpoint, outputs_dir, args.time_budget, args.prompt,
+        args.max_new_chars, args.seed, args.device, gif=not args.no_gif, progress=not args.quiet,
+    )  # fmt: skip
+    return 0
+
+
+def lessons(args) -> int:
+    from shared.config import project_root
+    from shared.course.lessons import generate_all
+
+    changed = generate_all(project_root(), check_only=args.check)
+    if args.check and changed:
+        print("lessons/ is out of date for: " + ", ".join(changed))
+        print("run `python -m shared lessons` and commit the result")
+        return 1
+    verb = "would change" if args.check else "regenerated"
+    print(f"{verb}: {', '.join(changed)}" if changed else "lessons/ is up to date")
+    return 0

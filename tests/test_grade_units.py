@@ -1,0 +1,200 @@
+"""Grading pieces that need no sandbox: extraction, review flags, discovery, scrubbing, results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import shared.course.grade as grade
+import shared.course.sandbox as sandbox
+import shared.course.selfcheck as selfcheck
+from shared.checks import EXERCISES
+from shared.course.checker import _parse
+from shared.course.extract import extract
+from shared.course.gradebook import scrub
+from shared.errors import CourseError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cells(*sources: str) -> list[dict]:
+    return [{"cell_type": "code", "source": s} for s in sources]
+
+
+@pytest.mark.parametrize("lesson", sorted(EXERCISES))
+def test_every_honest_solution_extracts_cleanly(lesson):
+    """The checker's program for each solved exercise: found, not the reference, no flags."""
+    nb = nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", as_version=4)
+    for exercise in EXERCISES[lesson]:
+        extraction = extract([dict(c) for c in nb.cells], exercise.target)
+        assert extraction.fail == "" and extraction.flags == [], exercise.name
+        label, source = extraction.program[-1]
+        assert f"def {exercise.target}(" in source or f"class {exercise.target}" in source
+
+
+def test_extraction_takes_the_last_definition_and_the_names_it_uses():
+    extraction = extract(
+        cells(
+            "import torch\nimport os\nfrom shared.attention import Head",
+            "def helper(x):\n    return torch.relu(x)\n\nSIZE = 4\nnot_literal = len('abc')",
+            "def target(x):\n    return 0",
+            "def target(x):\n    return helper(x) * SIZE + Head",
+            "from shared.attention import target  # the lesson goes on with the reference",
+        ),
+        "target",
+    )
+    program = [source.splitlines()[0] for _, source in extraction.program]
+    assert program == [
+        "import torch",
+        "from shared.attention import Head",
+        "def helper(x):",
+        "SIZE = 4",
+        "def target(x):",
+    ]
+    assert "return helper(x) * SIZE + Head" in extraction.program[-1][1]
+    assert extraction.fail == "" and extraction.flags == []
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ["from shared.attention import Head as H\n\nclass Head(H):\n    pass"],
+        ["import shared.attention as sa\n\ndef Head(*a):\n    return sa.Head(*a)"],
+        ["def Head(*a):\n    from shared.attention import Head\n    return Head(*a)"],
+        ["from shared.attention import Head as H\n\ndef helper():\n    return H\n\n"
+         "def Head(*a):\n    return helper()(*a)"],
+    ],
+)  # fmt: skip
+def test_using_the_reference_of_the_target_fails(sources):
+    extraction = extract(cells(*sources), "Head")
+    assert "uses the reference implementation `shared.attention" in extraction.fail
+
+
+@pytest.mark.parametrize(
+    "body, flag",
+    [
+        ("return getattr(torch, 'o' + 's')", "getattr"),
+        ("return eval('x')", "eval"),
+        ("import importlib\n    return importlib", "importlib"),
+        ("return __import__('os')", "__import__"),
+        ("return x.__class__.__subclasses__()", ".__subclasses__"),
+        ("return torch.os.system('ls')", ".system"),
+        ("return open('/etc/passwd').read()", "open"),
+        ("return compile('1', 'f', 'eval')", "compile"),
+        ("return sys.modules", "sys"),
+        ("return json.dumps(x)", "json"),
+        ("return signal.alarm(1)", "signal"),
+        ("torch.allclose = lambda *a: True", "changes `torch`"),
+    ],
+)
+def test_review_flags(body, flag):
+    source = f"import torch, sys, json, signal\n\ndef f(x):\n    {body}"
+    flags = extract(cells(source), "f").flags
+    assert len(flags) == 1 and flags[0].startswith("`f` (cell 1) uses") and flag in flags[0]
+
+
+def test_syntax_errors_and_missing_definitions():
+    extraction = extract(cells("import torch", "def f(x)\n    return x"), "f")
+    assert extraction.fail.startswith("syntax error in cell 2 (line 1:")
+    extraction = extract(cells("f = lambda x: x", "def g(:\n  pass"), "f")
+    assert "no `def f` or `class f`" in extraction.fail and "syntax errors: 2" in extraction.fail
+    # IPython syntax in other cells is not a syntax error
+    assert extract(cells("%matplotlib inline\n!ls", "def f(x):\n    return x"), "f").fail == ""
+
+
+def test_only_one_result_with_the_nonce_counts():
+    good = b'{"nonce": "n1", "status": "pass", "message": "PASSED"}\n'
+    assert _parse(good, 0, "n1") == ("pass", "PASSED")
+    assert _parse(good, 0, "other")[0] == "error"
+    assert _parse(good + good, 0, "n1")[0] == "error"
+    assert _parse(good, 3, "n1")[0] == "error"
+    assert _parse(b"", -9, "n1") == (
+        "error",
+        "no result from the checker (exit status -9 (killed, out of memory, os._exit or a crash "
+        "in native code))",
+    )
+
+
+def test_scrub_removes_environment_values_and_cuts(monkeypatch):
+    monkeypatch.setenv("SOME_TOKEN", "tok-123456789")
+    text = scrub("KeyError: tok-123456789 " + "x" * 500)
+    assert "tok-123456789" not in text and "$SOME_TOKEN" in text and len(text) <= 200
+
+
+def test_read_notebook_refuses_symlinks_and_does_not_echo_contents(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET line", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a valid notebook") as info:
+        selfcheck.read_notebook(secret)
+    assert "SECRET" not in str(info.value)
+    link = tmp_path / "01_fake.ipynb"
+    link.symlink_to(secret)
+    with pytest.raises(ValueError, match="cannot read"):
+        selfcheck.read_notebook(link)
+    secret.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        selfcheck.read_notebook(secret)
+
+
+def test_discovery_notes_and_names(tmp_path):
+    registry = {"01_fake": ["x"], "02_none": []}
+    (tmp_path / ".dot").mkdir()
+    (tmp_path / os.fsdecode(b"caf\xe9")).mkdir()
+    (tmp_path / "ana").mkdir()
+    (tmp_path / "ana" / "01_fake.ipynb").write_text("{}", encoding="utf-8")
+    (tmp_path / "ana" / "notes.docx").write_text("", encoding="utf-8")
+    (tmp_path / "link").symlink_to(tmp_path / "ana")
+    students, found, notes = grade.find_submissions(tmp_path, registry)
+    assert students == [".dot", "ana", "caf\\xe9"]
+    assert found == {("ana", "01_fake"): tmp_path / "ana" / "01_fake.ipynb"}
+    assert any("link" in n and "symbolic link" in n for n in notes)
+    assert any("ana/notes.docx" in n for n in notes)
+    with pytest.raises(CourseError, match="no lesson has registered exercises"):
+        grade.find_submissions(tmp_path, {"01_fake": []})
+    with pytest.raises(CourseError, match="does not exist"):
+        grade.find_submissions(tmp_path / "absent", registry)
+
+
+def test_grading_refuses_without_bwrap_and_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    with pytest.raises(CourseError, match="bubblewrap.*container.*--no-sandbox"):
+        sandbox.make_sandbox(["shared"], None, tmp_path)
+
+
+def test_a_system_that_forbids_sandboxes_gets_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: "/bin/false")  # "bwrap" that fails
+    with pytest.raises(CourseError, match="could not start a sandbox here.*container"):
+        sandbox.make_sandbox(["shared"], None, tmp_path)
+
+
+def test_out_is_validated_before_grading(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    with pytest.raises(CourseError, match="must name a .csv"):
+        grade.validate_out(tmp_path / "grades.md", subs)
+    with pytest.raises(CourseError, match="inside the submissions folder"):
+        grade.validate_out(subs / "grades.csv", subs)
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(CourseError, match="not a file"):
+        grade.validate_out(tmp_path / "dir.csv", subs)
+    csv_path, md_path = grade.validate_out(tmp_path / "new" / "book.csv", subs)
+    assert md_path == tmp_path / "new" / "book.md" and md_path != csv_path
+
+
+def test_self_check_without_bwrap_runs_unsandboxed(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_check_paths(path, **options):
+        seen.update(options)
+        return []
+
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    monkeypatch.setattr(grade, "check_paths", fake_check_paths)
+    from shared.__main__ import main
+
+    assert main(["check", str(tmp_path)]) == 0
+    assert seen["sandbox"] is False
+    assert "checking without a sandbox" in capsys.readouterr().out
