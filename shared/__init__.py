@@ -8,6 +8,8 @@ One module per component, in the order the lessons build them:
 - ``shared.block``     ``FeedForward``, ``Block``                                      (lesson 05)
 - ``shared.model``     ``GPTConfig``, ``GPT``                                          (lesson 05)
 - ``shared.train``     training loop, checkpoints                                      (lesson 06)
+- ``shared.your_gpt``  your lesson 03-05 classes, checked, for training your own GPT  (lesson 06)
+- ``shared.convert``   your per-head GPT <-> the fused reference layout (checkpoints)  (lesson 06)
 - ``shared.generate``  sampling, KV cache                                              (lesson 07)
 - ``shared.viz``       attention heatmaps and GIF                                      (lesson 08)
 - ``shared.distributed`` several processes under torchrun (DDP), used by ``shared.train``

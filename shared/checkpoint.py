@@ -6,7 +6,12 @@ dicts), so it loads with ``torch.load(weights_only=True)``: loading never runs p
     {"format": "gpt-quijote-checkpoint", "version": 1,
      "model": state_dict, "model_config": GPTConfig.to_dict(), "vocab": ["\\n", " ", ...],
      "train_config": asdict(TrainConfig), "optimizer": optimizer.state_dict(),
-     "step": int, "elapsed": float, "history": {...}, "rng": {...}}
+     "step": int, "elapsed": float, "history": {...}, "rng": {...},
+     "source": "reference GPT" | "your Block (lessons 03-05)" | ...}
+
+The weights are always in the reference layout (fused attention, ``shared.model.GPT``): a GPT
+built from your own per-head Block is converted on save (``shared.convert``), so every
+checkpoint loads the same way; ``source`` says which model was trained.
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``): an interrupted save
 never leaves a half-written checkpoint behind.
@@ -45,6 +50,7 @@ class Checkpoint:
     elapsed: float = 0.0
     rng: dict = field(default_factory=dict)
     path: Path | None = None
+    source: str = "reference GPT"  # which model was trained (older checkpoints: the reference)
 
 
 def strip_compile_prefix(state_dict: dict) -> dict:
@@ -66,11 +72,16 @@ def save_checkpoint(
     history: dict | None = None,
     elapsed: float = 0.0,
     rng: dict | None = None,
+    source: str = "reference GPT",
 ) -> Path:
-    """Write a checkpoint atomically; returns the path."""
+    """Write a checkpoint atomically; returns the path. ``source`` says which model this is."""
+    from shared.convert import is_reference_layout, to_reference
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    if not is_reference_layout(model):  # your per-head Block: store the fused layout
+        model = to_reference(model)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -83,6 +94,7 @@ def save_checkpoint(
         "elapsed": float(elapsed),
         "history": history or {},
         "rng": rng or {},
+        "source": str(source),
     }
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
@@ -159,6 +171,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         elapsed=float(payload.get("elapsed", 0.0)),
         rng=dict(payload.get("rng") or {}),
         path=Path(path),
+        source=str(payload.get("source") or "reference GPT"),
     )
 
 
@@ -235,8 +248,10 @@ def check_finite(weights: dict, path) -> None:
 def restore_training_state(saved: dict, path, model, optimizer, batch_gen) -> dict:
     """Put a validated checkpoint's weights, optimizer and RNG back (``--resume``); returns its
     history with every list the training loop appends to."""
+    from shared.convert import load_reference_state
+
     try:
-        model.load_state_dict(strip_compile_prefix(saved["model"]))
+        load_reference_state(model, strip_compile_prefix(saved["model"]))  # yours or the reference
         if saved.get("optimizer"):
             optimizer.load_state_dict(saved["optimizer"])
         rng = saved.get("rng") or {}

@@ -50,6 +50,7 @@ __all__ = [
     "plot_history",
     "train",
     "train_step",
+    "warmup_cosine_lr",
     "with_overrides",
 ]
 
@@ -184,16 +185,25 @@ class TrainResult:
         return {"train": h["train"][-1], "val": h["val"][-1]} if h.get("val") else {}
 
 
-def get_lr(step: int, config: TrainConfig, elapsed: float = 0.0) -> float:
-    """Linear warmup, then cosine decay to ``min_lr`` over steps (or over time, if sooner)."""
-    if step < config.warmup_iters:
-        return config.learning_rate * (step + 1) / config.warmup_iters
-    progress = (step - config.warmup_iters) / max(1, config.max_iters - config.warmup_iters)
-    if config.time_budget:
-        progress = max(progress, elapsed / config.time_budget)
-    progress = min(1.0, progress)
+def warmup_cosine_lr(
+    step: float, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int
+) -> float:
+    """Linear warmup to ``max_lr`` (step 0 gets max_lr / warmup_steps, step warmup_steps - 1 gets
+    max_lr), then a cosine from ``max_lr`` down to ``min_lr`` at ``max_steps``; ``min_lr`` after."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))  # 0 -> 1
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
-    return config.min_lr + cosine * (config.learning_rate - config.min_lr)
+    return min_lr + cosine * (max_lr - min_lr)
+
+
+def get_lr(step: int, config: TrainConfig, elapsed: float = 0.0) -> float:
+    """``warmup_cosine_lr`` with the config's settings; under a time budget the decay follows
+    the clock instead whenever the clock is further along than the step count."""
+    warmup, max_steps = config.warmup_iters, config.max_iters
+    if config.time_budget and step >= warmup:
+        step = max(step, warmup + elapsed / config.time_budget * (max_steps - warmup))
+    return warmup_cosine_lr(step, config.learning_rate, config.min_lr, warmup, max_steps)
 
 
 @torch.no_grad()
@@ -251,15 +261,31 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=BETAS)
 
 
-def train(corpus, config: TrainConfig | None = None, out=None, resume=False, progress=True):
+def train(
+    corpus,
+    config: TrainConfig | None = None,
+    out=None,
+    resume=False,
+    progress=True,
+    model=None,
+    source: str | None = None,
+):
     """Train a GPT on ``corpus`` (a ``shared.data.Corpus``); checkpoint to ``out`` if given.
 
+    ``model``: train this GPT (e.g. ``GPT(config, block=YourBlock)``) instead of a fresh
+    reference one; its ``model.config`` replaces ``config.model``. ``source``: a note saved in
+    the checkpoint saying which model this is.
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
     with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Started by
     ``torchrun``, every rank trains the same model on its own batches (``shared.distributed``);
     rank 0 alone evaluates, shows progress and saves.
     """
     config = config or default_train_config()
+    if model is not None:
+        _check_given_model(model, corpus.tokenizer)
+        config = replace(config, model=model.config)
+        source = source or "a GPT you passed to train()"
+    source = source or "reference GPT"
     rank = distributed.setup(pick_device(config.device))  # one process unless torchrun made more
     device, progress = rank.device, progress and rank.is_main
     if device == "cpu":
@@ -269,7 +295,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
     model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
 
     torch.manual_seed(config.seed)
-    model = GPT(model_config).to(device)
+    model = (GPT(model_config) if model is None else model).to(device)
     optimizer = make_optimizer(model, config)
     batch_gen = torch.Generator().manual_seed(distributed.batch_seed(config.seed, rank.rank))
     history = {"step": [], "train": [], "val": [], "elapsed": [], "lr": [], "iter_loss": []}
@@ -320,6 +346,7 @@ def train(corpus, config: TrainConfig | None = None, out=None, resume=False, pro
                 save_checkpoint(
                     path, model=model, tokenizer=tokenizer, train_config=asdict(config),
                     optimizer=optimizer, step=step, history=history, elapsed=elapsed, rng=rng,
+                    source=source,
                 )  # fmt: skip
 
             out = save_safely(save_to, out, final)
@@ -467,6 +494,20 @@ def _stop_reason(config: TrainConfig, elapsed: float, interrupted: bool, loss: f
     if config.time_budget and elapsed >= config.time_budget:
         return "time_budget"
     return None
+
+
+def _check_given_model(model, tokenizer) -> None:
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "vocab_size"):
+        raise CourseError(
+            "train(model=...) needs a shared.model.GPT (it has .config); build it with "
+            "GPT(GPTConfig(...), block=YourBlock)"
+        )
+    if config.vocab_size != tokenizer.vocab_size:
+        raise CourseError(
+            f"the model's vocab_size is {config.vocab_size} but the corpus has "
+            f"{tokenizer.vocab_size} characters; build it with vocab_size=corpus.vocab_size"
+        )
 
 
 def _check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:

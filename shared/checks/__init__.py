@@ -13,7 +13,9 @@ from shared.checks import (
     data,
     generate,
     generate_stretch,
+    model_stretch,
     train,
+    train_stretch,
     viz,
 )
 from shared.checks._core import NOT_IMPLEMENTED, Exercise, ExerciseFailed, guard
@@ -25,8 +27,8 @@ _LESSON_MODULES = {
     "02_bigram": (bigram,),
     "03_self_attention": (attention,),
     "04_multihead": (attention, attention_stretch),
-    "05_block": (block,),
-    "06_train": (train,),
+    "05_block": (block, model_stretch),
+    "06_train": (train, train_stretch),
     "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
 }

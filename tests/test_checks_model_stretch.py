@@ -1,0 +1,196 @@
+"""The lesson 05 stretch checks (GPT.forward with the loss; a cropping sampling loop) pass
+correct code and name classic mistakes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from checkhelpers import assert_fails, assert_passes, stub
+from torch.nn import functional as F
+
+from shared.checks import check_gpt_forward, check_sample
+from shared.generate import generate_ids
+from shared.model import GPT
+
+
+# ----------------------------------------------------------------------------- GPT.forward
+def _gpt(body):
+    """A GPT subclass whose forward is ``body(self, idx, targets)``."""
+    return type("MyGPT", (GPT,), {"forward": body})
+
+
+def _features(self, idx, pos=True, ln=True, blocks="all"):
+    T = idx.size(1)
+    x = self.token_embedding(idx)
+    if pos:
+        x = x + self.position_embedding(torch.arange(T, device=idx.device))
+    x = self.drop(x)
+    h = x
+    for block in self.blocks:
+        h = block(h if blocks == "all" else x)
+    if blocks == "none":
+        h = x
+    return self.lm_head(self.ln_f(h) if ln else h)
+
+
+def ours(self, idx, targets=None):
+    logits = _features(self, idx)
+    if targets is None:
+        return logits, None
+    return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def other_forward(self, idx, targets=None):  # correct, written differently
+    x = self.embed(idx)
+    for block in self.blocks:
+        x = block(x)
+    logits = self.lm_head(self.ln_f(x))
+    loss = None
+    if targets is not None:
+        loss = F.nll_loss(F.log_softmax(logits, -1).flatten(0, 1), targets.flatten())
+    return logits, loss
+
+
+def _with_loss(features=None, loss=None):
+    def forward(self, idx, targets=None):
+        logits = (features or _features)(self, idx)
+        if targets is None:
+            return logits, None
+        return logits, (loss or (lambda lg, t, i: F.cross_entropy(lg.flatten(0, 1), t.flatten())))(
+            logits, targets, idx
+        )
+
+    return forward
+
+
+def always_loss(self, idx, targets=None):
+    logits = _features(self, idx)
+    return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def flat_logits(self, idx, targets=None):
+    logits = _features(self, idx)
+    if targets is None:
+        return logits, None
+    logits = logits.view(-1, logits.size(-1))
+    return logits, F.cross_entropy(logits, targets.view(-1))
+
+
+def test_gpt_forward_passes_correct_code(capsys):
+    for body in (ours, other_forward):
+        assert_passes(check_gpt_forward, _gpt(body), capsys)
+
+
+@pytest.mark.parametrize(
+    "buggy, hint",
+    [
+        (stub, "not implemented yet"),
+        (_gpt(lambda self, idx, targets=None: stub()), "not implemented yet"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, pos=False))), "no position embedding"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, ln=False))), "final LayerNorm is skipped"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="none"))), "blocks are skipped"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="each"))), "previous block's output"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i).softmax(-1))), "do not apply softmax"),
+        (_gpt(always_loss), "return (logits, None)"),
+        (_gpt(flat_logits), "keep logits (B, T, vocab_size)"),
+        (
+            _gpt(
+                _with_loss(
+                    loss=lambda lg, t, i: F.cross_entropy(
+                        lg.flatten(0, 1), t.flatten(), reduction="sum"
+                    )
+                )
+            ),
+            "summed, not averaged",
+        ),
+        (
+            _gpt(
+                _with_loss(
+                    loss=lambda lg, t, i: F.cross_entropy(
+                        lg[:, :-1].flatten(0, 1), t[:, 1:].flatten()
+                    )
+                )
+            ),
+            "shifted a second time",
+        ),
+        (
+            _gpt(_with_loss(loss=lambda lg, t, i: F.cross_entropy(lg.flatten(0, 1), i.flatten()))),
+            "compares with idx",
+        ),
+        (
+            _gpt(
+                _with_loss(
+                    loss=lambda lg, t, i: F.cross_entropy(lg.softmax(-1).flatten(0, 1), t.flatten())
+                )
+            ),
+            "not probabilities",
+        ),
+    ],
+)
+def test_gpt_forward_names_the_mistake(buggy, hint):
+    assert_fails(check_gpt_forward, buggy, hint)
+
+
+# ----------------------------------------------------------------------------- sample
+def make_sample(crop="last", pick="sample", use_generator=True):
+    def sample(model, idx, max_new_tokens, generator=None):
+        bs = model.config.block_size
+        for _ in range(max_new_tokens):
+            if crop == "last":
+                context = idx[:, -bs:]
+            elif crop == "front":
+                context = idx[:, :bs]
+            elif crop == "one_short":
+                context = idx[:, -(bs - 1) :]
+            else:
+                context = idx
+            logits, _ = model(context)
+            logits = logits[:, 0, :] if pick == "first" else logits[:, -1, :]
+            if pick == "argmax":
+                next_id = logits.argmax(-1, keepdim=True)
+            else:
+                probs = F.softmax(logits, dim=-1)
+                next_id = torch.multinomial(
+                    probs, 1, generator=generator if use_generator else None
+                )
+            idx = torch.cat([idx, next_id], dim=1)
+        return idx
+
+    return sample
+
+
+def reference_sample(model, idx, max_new_tokens, generator=None):  # the course's one loop
+    return generate_ids(model, idx, max_new_tokens, generator=generator, use_cache=False)
+
+
+def only_new_ids(model, idx, max_new_tokens, generator=None):
+    return make_sample()(model, idx, max_new_tokens, generator)[:, idx.size(1) :]
+
+
+def test_sample_passes_correct_code(capsys):
+    for fn in (make_sample(), reference_sample):
+        assert_passes(check_sample, fn, capsys)
+
+
+def test_sample_check_leaves_the_global_rng_and_prompt_alone():
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    check_sample(make_sample())
+    assert torch.equal(before, torch.get_rng_state())
+
+
+@pytest.mark.parametrize(
+    "buggy, hint",
+    [
+        (stub, "not implemented yet"),
+        (make_sample(crop="none"), "Crop the context"),
+        (make_sample(crop="front"), "cropped from the front"),
+        (make_sample(crop="one_short"), "off by one"),
+        (make_sample(pick="first"), "first position's logits"),
+        (make_sample(pick="argmax"), "argmax"),
+        (make_sample(use_generator=False), "generator is ignored"),
+        (only_new_ids, "shape (2, 2 + 6)"),
+    ],
+)
+def test_sample_names_the_mistake(buggy, hint):
+    assert_fails(check_sample, buggy, hint)
