@@ -26,3 +26,20 @@ def test_no_import_cycles_in_shared():
 def test_the_reference_layer_is_what_the_package_docstring_lists():
     for module in ("data", "bigram", "attention", "block", "model", "train", "generate", "viz"):
         assert f"shared.{module}" in shared.__doc__
+
+
+def test_every_reference_module_is_under_the_contract():
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest's own dependency
+        import tomli as tomllib
+
+    root = Path(shared.__file__).parent
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    reference = {
+        f"shared.{p.stem}" for p in root.glob("*.py") if p.stem not in {"__init__", "__main__"}
+    }
+    assert set(contract["source_modules"]) == reference | {"shared.checks"}
