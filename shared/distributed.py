@@ -151,3 +151,14 @@ class InterruptFlag:
         if self._active:
             signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
             self._active = False
+
+
+def prepare_model(model, rank: Rank, seed: int, step: int, batch_gen, compile: bool = False):
+    """The module the loop steps: ``model`` compiled if asked, and wrapped for DDP under
+    torchrun (every rank starts from rank 0's weights; ranks > 0 get their own random streams)."""
+    if rank.rank > 0:
+        seed = batch_seed(seed, rank.rank, step)
+        batch_gen.manual_seed(seed)  # on resume: only rank 0's stream was saved
+        torch.manual_seed(seed)  # dropout masks differ across ranks too
+    compiled = torch.compile(model) if compile else model
+    return wrap(compiled, rank)

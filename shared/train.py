@@ -16,14 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import signal
-import sys
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,16 +28,22 @@ from shared.checkpoint import read_checkpoint, restore_training_state, save_chec
 from shared.config import default_checkpoint_path, pick_device, project_root, quick_mode
 from shared.data import get_batch
 from shared.errors import CourseError
-from shared.model import GPT, GPTConfig
+from shared.model import GPT
+from shared.train_config import TrainConfig, default_num_threads, default_train_config
+from shared.train_guards import (
+    check_given_model,
+    check_resumable,
+    save_safely,
+    stop_if_diverged,
+    stop_reason,
+    weights_finite,
+)
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "autocast_for",
     "default_train_config",
-    "describe",
-    "gpu_train_config",
-    "recipe_for_device",
     "ensure_checkpoint",
     "estimate_loss",
     "get_lr",
@@ -51,121 +51,9 @@ __all__ = [
     "train",
     "train_step",
     "warmup_cosine_lr",
-    "with_overrides",
 ]
 
-_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anyone changes it
-MODEL_FIELDS = tuple(f.name for f in fields(GPTConfig) if f.name != "vocab_size")
 BETAS = (0.9, 0.99)  # beta2=0.99 (not 0.999): few tokens per step, so adapt faster (nanoGPT char)
-
-
-def _recipe_model() -> GPTConfig:
-    return GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
-
-
-@dataclass
-class TrainConfig:
-    """The model to train and how; defaults are the CPU recipe measured in benchmarks/.
-
-    ``model`` is a ``GPTConfig`` (its ``vocab_size`` is filled in from the corpus's tokenizer).
-    """
-
-    model: GPTConfig = field(default_factory=_recipe_model)
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    min_lr: float = 3e-4
-    warmup_iters: int = 100
-    max_iters: int = 5000
-    time_budget: float | None = 240.0  # seconds of wall clock; None = only max_iters counts
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_iters: int = 20
-    seed: int = 1337
-    device: str = "auto"
-    num_threads: int | None = None  # CPU threads; None = default_num_threads()
-    compile: bool = False  # torch.compile the model: slower start, faster steps (mostly on GPU)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """From ``asdict(config)`` as saved in a checkpoint (older flat dicts load too)."""
-        names = {f.name for f in fields(cls)} - {"model"}
-        model = dict(values.get("model") or {k: values[k] for k in MODEL_FIELDS if k in values})
-        return cls(
-            model=replace(_recipe_model(), **model),
-            **{k: v for k, v in values.items() if k in names},
-        )
-
-
-def default_num_threads() -> int:
-    """PyTorch's own choice: one thread per physical core.
-
-    Measured on an idle 2-core machine: 2 threads train ~1.6-1.9x faster than 1 (13-14k vs
-    7-9k tokens/s). On a machine busy with other work, fewer threads can be faster: pass
-    ``num_threads`` (``--num-threads``) then. See benchmarks/RESULTS.md.
-    """
-    return max(1, _TORCH_DEFAULT_THREADS)
-
-
-def default_train_config(**overrides) -> TrainConfig:
-    """The measured CPU recipe (readable Spanish in a few minutes); tiny and fast in quick mode.
-
-    ``overrides`` may name TrainConfig fields and GPTConfig fields (``n_layer=2``), which go to
-    ``config.model``. Raises ValueError for a model the GPTConfig rules reject.
-    """
-    config = TrainConfig()
-    if quick_mode():  # CI, tests and the grader: seconds, not minutes
-        config = replace(
-            config,
-            model=GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=64),
-            batch_size=16,
-            learning_rate=3e-3,
-            min_lr=3e-4,
-            warmup_iters=20,
-            max_iters=150,
-            time_budget=15.0,
-            eval_interval=50,
-            eval_iters=5,
-        )
-    return with_overrides(config, **overrides)
-
-
-def gpu_train_config(**overrides) -> TrainConfig:
-    """The GPU recipe: the lecture-sized model (nanoGPT's shakespeare-char: 6 layers, 6 heads,
-    384 channels, block 256, dropout 0.2, batch 64, lr 1e-3) for up to 10 minutes."""
-    config = TrainConfig(
-        model=GPTConfig(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2),
-        batch_size=64, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=5000,
-        time_budget=600.0, eval_interval=250, eval_iters=50,
-    )  # fmt: skip
-    return with_overrides(config, **overrides)
-
-
-MODEL_SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size")
-
-
-def recipe_for_device(device: str, /, **overrides) -> tuple[str, TrainConfig]:
-    """``("gpu", gpu_train_config(...))`` on CUDA unless quick mode is on or ``overrides`` set the
-    model's size; else ``("cpu", default_train_config(...))``. ``overrides`` apply on top."""
-    if device.startswith("cuda") and not quick_mode():
-        if not any(overrides.get(name) is not None for name in MODEL_SIZE_FIELDS):
-            return "gpu", gpu_train_config(**overrides)
-    return "cpu", default_train_config(**overrides)
-
-
-def describe(config: TrainConfig) -> str:
-    """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
-    m = config.model
-    return (
-        f"{m.n_layer} layers, {m.n_head} heads, {m.n_embd} channels, block {m.block_size}, "
-        f"batch {config.batch_size}, lr {config.learning_rate:g}"
-    )
-
-
-def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
-    """A copy of ``config`` with TrainConfig and GPTConfig fields (``n_layer=2``) changed."""
-    model_overrides = {k: overrides.pop(k) for k in MODEL_FIELDS if k in overrides}
-    return replace(config, model=replace(config.model, **model_overrides), **overrides)
 
 
 @dataclass
@@ -282,7 +170,7 @@ def train(
     """
     config = config or default_train_config()
     if model is not None:
-        _check_given_model(model, corpus.tokenizer)
+        check_given_model(model, corpus.tokenizer)
         config = replace(config, model=model.config)
         source = source or "a GPT you passed to train()"
     source = source or "reference GPT"
@@ -304,13 +192,14 @@ def train(
     saved_step = None  # the step of the last good checkpoint at `out`, if any
     if resume and out and out.exists():
         saved = read_checkpoint(out)  # validated: a damaged file is one clear error
-        _check_resumable(saved, out, tokenizer, model_config)
+        check_resumable(saved, out, tokenizer, model_config)
         history = restore_training_state(saved, out, model, optimizer, batch_gen)
         step, elapsed_before = int(saved["step"]), float(saved.get("elapsed", 0.0))
         saved_step = step
     elif resume and out and progress:
         print(f"nothing to resume at {out}; starting a fresh run")
-    ddp_model, autocast = _prepare_model(model, config, rank, step, batch_gen), autocast_for(device)
+    ddp_model = distributed.prepare_model(model, rank, config.seed, step, batch_gen, config.compile)
+    autocast = autocast_for(device)
 
     def evaluate_and_save(step: int, elapsed: float, final: bool = False) -> None:
         eval_gen = torch.Generator().manual_seed(config.seed + 1)  # same batches every eval
@@ -320,7 +209,7 @@ def train(
                 config.batch_size, config.eval_iters, device, eval_gen,
             )  # fmt: skip
         if not rank.enabled:  # under torchrun the agreed stop below handles it on every rank
-            _stop_if_diverged(losses["val"], "the validation loss", step, config, out, saved_step)
+            stop_if_diverged(losses["val"], "the validation loss", step, config, out, saved_step)
         if not history["step"] or history["step"][-1] != step:
             for key, value in (("step", step), ("elapsed", elapsed), *losses.items()):
                 history[key].append(value)
@@ -334,11 +223,11 @@ def train(
     def save(step: int, elapsed: float, final: bool = False) -> None:
         nonlocal out, saved_step
         if out is not None and rank.is_main:
-            if not _weights_finite(model):
+            if not weights_finite(model):
                 # Never overwrite a good checkpoint with broken weights. Mid-run under torchrun,
                 # the next step's loss is not finite on every rank and the agreed stop raises.
                 if final or not rank.enabled:
-                    _stop_if_diverged(float("nan"), "a weight", step, config, out, saved_step)
+                    stop_if_diverged(float("nan"), "a weight", step, config, out, saved_step)
                 return
             rng = {"batch": batch_gen.get_state(), "torch": torch.get_rng_state()}
 
@@ -369,10 +258,10 @@ def train(
     try:
         while step < config.max_iters:
             elapsed = time.perf_counter() - start
-            reason = _stop_reason(config, elapsed, interrupt.requested, loss)
+            reason = stop_reason(config, elapsed, interrupt.requested, loss)
             reason, elapsed = distributed.agree(reason, elapsed, rank)  # all ranks: same answer
             if reason == "diverged":  # every rank raises together: none is left waiting
-                _stop_if_diverged(float("nan"), "the loss", step, config, out, saved_step)
+                stop_if_diverged(float("nan"), "the loss", step, config, out, saved_step)
             if reason:
                 stopped = reason
                 break
@@ -410,121 +299,6 @@ def train(
     model.eval()
     distributed.teardown(rank)
     return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
-
-
-# ----------------------------------------------------------------------------- safety
-def _weights_finite(model) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def _stop_if_diverged(value: float, what: str, step: int, config, out, saved_step) -> None:
-    """A NaN/inf loss means the run diverged: stop now, before bad weights overwrite good ones."""
-    if math.isfinite(value):
-        return
-    kept = (
-        f"the last good checkpoint (step {saved_step}) is kept at {out}"
-        if saved_step is not None
-        else "no checkpoint was written"
-    )
-    raise CourseError(
-        f"training diverged at step {step}: {what} became {value} (the learning rate "
-        f"{config.learning_rate:g} is too high for this model: lower it, --learning-rate); {kept}"
-    )
-
-
-@contextmanager
-def _interrupts_held(reraise: bool):
-    """Ctrl-C while a checkpoint is written waits until the file is complete (then, with
-    ``reraise``, stops the run); without it, a second Ctrl-C during the last save is ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-    if caught and reraise:
-        raise KeyboardInterrupt
-
-
-def save_safely(save_to, out: Path, final: bool = False) -> Path:
-    """``save_to(out)``; if that fails (full disk, folder gone), save into the temporary folder
-    instead and say where. Returns the path that holds the checkpoint."""
-    with _interrupts_held(reraise=not final):
-        try:
-            save_to(out)
-            return out
-        except OSError as exc:
-            why = exc.strerror or type(exc).__name__
-            rescue = Path(tempfile.gettempdir()) / f"{out.stem}-rescued-{os.getpid()}{out.suffix}"
-            try:
-                save_to(rescue)
-            except OSError:
-                raise CourseError(
-                    f"could not save the checkpoint to {out} ({why}), nor to {rescue}; "
-                    "free some disk space and train again"
-                ) from None
-            print(
-                f"warning: could not save the checkpoint to {out} ({why}); "
-                f"saved it to {rescue} instead",
-                file=sys.stderr,
-            )
-            return rescue
-
-
-def _prepare_model(model, config: TrainConfig, rank, step: int, batch_gen):
-    """The module the loop steps: ``model`` compiled if asked, and wrapped for DDP under
-    torchrun (every rank starts from rank 0's weights; ranks > 0 get their own random streams)."""
-    if rank.rank > 0:
-        seed = distributed.batch_seed(config.seed, rank.rank, step)
-        batch_gen.manual_seed(seed)  # on resume: only rank 0's stream was saved
-        torch.manual_seed(seed)  # dropout masks differ across ranks too
-    compiled = torch.compile(model) if config.compile else model
-    return distributed.wrap(compiled, rank)
-
-
-def _stop_reason(config: TrainConfig, elapsed: float, interrupted: bool, loss: float):
-    """Why this rank wants to stop now, if it does (``shared.distributed.STOP_REASONS``)."""
-    if not math.isfinite(loss):
-        return "diverged"
-    if interrupted:
-        return "interrupted"
-    if config.time_budget and elapsed >= config.time_budget:
-        return "time_budget"
-    return None
-
-
-def _check_given_model(model, tokenizer) -> None:
-    config = getattr(model, "config", None)
-    if config is None or not hasattr(config, "vocab_size"):
-        raise CourseError(
-            "train(model=...) needs a shared.model.GPT (it has .config); build it with "
-            "GPT(GPTConfig(...), block=YourBlock)"
-        )
-    if config.vocab_size != tokenizer.vocab_size:
-        raise CourseError(
-            f"the model's vocab_size is {config.vocab_size} but the corpus has "
-            f"{tokenizer.vocab_size} characters; build it with vocab_size=corpus.vocab_size"
-        )
-
-
-def _check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
-    if list(saved["vocab"]) != list(tokenizer.chars):
-        raise CourseError(
-            f"cannot resume from {path}: it was trained on a different vocabulary "
-            f"({len(saved['vocab'])} characters, this corpus has {tokenizer.vocab_size}); "
-            "drop --resume or choose another --out"
-        )
-    mine = model_config.to_dict()
-    theirs = saved["model_config"]
-    diff = [f"{k} {theirs.get(k)} vs {mine[k]}" for k in mine if theirs.get(k) != mine[k]]
-    if diff:
-        raise CourseError(
-            f"cannot resume from {path}: its model differs ({', '.join(diff)}); "
-            "use the same model flags, drop --resume, or choose another --out"
-        )
 
 
 def quick_checkpoint_path() -> Path:

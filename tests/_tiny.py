@@ -6,7 +6,7 @@ import torch
 
 from shared.data import CharTokenizer, Corpus, split_data
 from shared.model import GPTConfig
-from shared.train import TrainConfig, with_overrides
+from shared.train_config import TrainConfig, with_overrides
 
 TEXT = (
     "En un lugar de la Mancha, de cuyo nombre no quiero acordarme, no ha mucho tiempo que "

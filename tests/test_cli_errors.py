@@ -19,6 +19,7 @@ from _tiny import tiny_config, tiny_corpus
 
 import shared.data
 import shared.train as train_module
+import shared.train_guards as train_guards
 from shared.course.cli import main
 from shared.train import train
 
@@ -346,11 +347,11 @@ def ctrl_c_while_saving(path):
 def test_ctrl_c_during_a_save_waits_for_the_file(tmp_path):
     path = tmp_path / "gpt.pt"
     with pytest.raises(KeyboardInterrupt):  # a save inside the run: it stops after the save
-        train_module.save_safely(ctrl_c_while_saving, path)
+        train_guards.save_safely(ctrl_c_while_saving, path)
     assert path.read_text(encoding="utf-8") == "complete"
     path.unlink()
     # the last save (after a first Ctrl-C): a second one must neither break it nor escape
-    assert train_module.save_safely(ctrl_c_while_saving, path, final=True) == path
+    assert train_guards.save_safely(ctrl_c_while_saving, path, final=True) == path
     assert path.read_text(encoding="utf-8") == "complete"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 

@@ -21,7 +21,8 @@ from shared import distributed
 from shared.checkpoint import load_checkpoint
 from shared.errors import CourseError
 from shared.model import GPT
-from shared.train import autocast_for, make_optimizer, recipe_for_device, train, train_step
+from shared.train import autocast_for, make_optimizer, train, train_step
+from shared.train_config import recipe_for_device
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = 2

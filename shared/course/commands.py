@@ -32,8 +32,8 @@ def data(args) -> int:
 def train(args) -> int:
     from shared import distributed
     from shared.data import load_corpus
-    from shared.train import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
     from shared.train import train as train_model
+    from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
     # time_budget is only present when given (SUPPRESS), and may then be None ("none")

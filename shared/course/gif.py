@@ -237,7 +237,7 @@ def make_attention_gif(
     layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
     """
     from shared.checkpoint import load_checkpoint
-    from shared.train import default_num_threads
+    from shared.train_config import default_num_threads
 
     out = _writable_file(out, ".gif")  # fail before the slow part
     if fps <= 0:
