@@ -241,7 +241,7 @@ def check_finite(weights: dict, path) -> None:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CourseError(
                 f"checkpoint {path} holds NaN/inf weights ({name}): its training diverged; "
-                "train again with a lower --learning-rate"
+                "train again with a lower `learning_rate`"
             )
 
 

@@ -103,7 +103,7 @@ def check_is_quijote(header: str) -> None:
     what += f" (#{number.group(1)})" if number else ""
     raise ValueError(
         f"it is {what}, not Don Quijote (Project Gutenberg #{EBOOK_NUMBER}); "
-        f"check the URL (--url / ${URL_ENV})"
+        f"check the URL (`url` / ${URL_ENV})"
     )
 
 
@@ -170,7 +170,7 @@ def _describe_request_error(exc, url: str, retries: int) -> str:
             f"could not connect to {url} ({why}) after {_tries(retries)}; "
             "check your internet connection and run again"
         )
-    return f"could not download {url} ({_one_line(exc, 120)}); check the URL (--url / ${URL_ENV})"
+    return f"could not download {url} ({_one_line(exc, 120)}); check the URL (`url` / ${URL_ENV})"
 
 
 def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Path:
@@ -197,7 +197,7 @@ def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Pat
                 if status >= 400:
                     raise CourseError(
                         f"the server answered {status} {response.reason} for {url}; "
-                        f"check the URL (--url / ${URL_ENV})"
+                        f"check the URL (`url` / ${URL_ENV})"
                     )
                 if "html" in response.headers.get("Content-Type", "").lower():
                     raise ValueError("the server sent an HTML page (a rate-limit or error page?)")
@@ -232,7 +232,7 @@ def _refuse_if_too_big(size: int | str) -> None:
     if size > MAX_CORPUS_BYTES:
         raise ValueError(
             f"it is over {MAX_CORPUS_BYTES:,} bytes ({size:,}), the book is about 2 MB; "
-            f"check the URL (--url / ${URL_ENV})"
+            f"check the URL (`url` / ${URL_ENV})"
         )
 
 
@@ -266,7 +266,7 @@ def download_corpus(
     except OSError as exc:
         raise CourseError(
             f"cannot create the data folder {path.parent} ({_one_line(exc)}); "
-            "choose another with --data-dir or $GPT_COURSE_DATA_DIR"
+            "choose another with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     if stale is not None:
         try:
@@ -294,7 +294,7 @@ def download_corpus(
     except OSError as exc:
         raise CourseError(
             f"cannot write the corpus into {path.parent} ({_one_line(exc)}); "
-            "choose another folder with --data-dir or $GPT_COURSE_DATA_DIR"
+            "choose another folder with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     try:
         os.replace(tmp, path)  # atomic: readers see either no file or the whole book
@@ -302,6 +302,6 @@ def download_corpus(
         tmp.unlink(missing_ok=True)
         raise CourseError(
             f"cannot save the corpus as {path} ({_one_line(exc)}); "
-            "choose another folder with --data-dir or $GPT_COURSE_DATA_DIR"
+            "choose another folder with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     return path

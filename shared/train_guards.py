@@ -38,7 +38,7 @@ def stop_if_diverged(value: float, what: str, step: int, config, out, saved_step
     )
     raise CourseError(
         f"training diverged at step {step}: {what} became {value} (the learning rate "
-        f"{config.learning_rate:g} is too high for this model: lower it, --learning-rate); {kept}"
+        f"{config.learning_rate:g} is too high for this model: lower `learning_rate`); {kept}"
     )
 
 
@@ -114,7 +114,7 @@ def check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
         raise CourseError(
             f"cannot resume from {path}: it was trained on a different vocabulary "
             f"({len(saved['vocab'])} characters, this corpus has {tokenizer.vocab_size}); "
-            "drop --resume or choose another --out"
+            "drop `resume` or choose another `out`"
         )
     mine = model_config.to_dict()
     theirs = saved["model_config"]
@@ -122,5 +122,5 @@ def check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
     if diff:
         raise CourseError(
             f"cannot resume from {path}: its model differs ({', '.join(diff)}); "
-            "use the same model flags, drop --resume, or choose another --out"
+            "use the same model settings, drop `resume`, or choose another `out`"
         )

@@ -87,3 +87,13 @@ def test_help_lists_the_pipeline_commands():
     )
     for command in ["data", "train", "generate", "viz", "run", "check", "grade"]:
         assert f"    {command}" in result.stdout, f"`python -m shared {command}` is missing"
+
+
+def test_library_errors_name_arguments_and_the_cli_shows_them_as_flags():
+    from shared.course.cli import build_parser, flag_names
+
+    parser = build_parser()
+    message = "lower `learning_rate`, drop `resume`, or pick `data_dir`; `self` stays"
+    assert flag_names(message, parser) == (
+        "lower --learning-rate, drop --resume, or pick --data-dir; `self` stays"
+    )

@@ -309,7 +309,7 @@ def test_corrupted_cache_and_failed_download(tmp_path):
 def test_data_dir_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
-    with pytest.raises(CourseError, match="cannot create the data folder .*--data-dir"):
+    with pytest.raises(CourseError, match="cannot create the data folder .*`data_dir`"):
         download.download_corpus(closed_port_url(), blocker / "data")
 
 

@@ -9,6 +9,7 @@ traceback. The ``check`` and ``grade`` commands are declared by ``shared.course.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -182,9 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """Library errors name arguments in backticks (`learning_rate`); here they are flags
+    (--learning-rate). Backticked words that are no flag of any command stay as they are."""
+    if parser is None:
+        return message
+    flags = {opt for sub in _subcommands(parser) for a in sub._actions for opt in a.option_strings}
+
+    def as_flag(match: re.Match) -> str:
+        flag = "--" + match[1].replace("_", "-")
+        return flag if flag in flags else match[0]
+
+    return re.sub(r"`(\w+)`", as_flag, message)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [sub for action in actions for sub in action.choices.values()]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure is one ``error: ...`` line and a non-zero exit code."""
-    command = "(parsing the flags)"
+    command, parser = "(parsing the flags)", None
     try:
         parser = build_parser()
         try:
@@ -198,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         streams.replace_unencodable()  # PYTHONIOENCODING=ascii: '?' for 'ñ', not a crash
         return int(args.func(args) or 0)
     except CourseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {flag_names(str(exc), parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # also while torch imports, before any command started
         print("error: interrupted", file=sys.stderr)
