@@ -77,8 +77,10 @@ def setup(device: str) -> Rank:
 
 
 def teardown(rank: Rank) -> None:
-    """Leave the process group, if ``setup`` created it."""
+    """Leave the process group, if ``setup`` created it, once every rank is done with it: rank 0
+    hosts the rendezvous store, so it must not leave while another rank may still use it."""
     if rank.owns_group and dist.is_initialized():
+        barrier(rank)
         dist.destroy_process_group()
 
 

@@ -35,8 +35,17 @@ def free_port() -> int:
 
 
 def spawn(worker, *args) -> None:
-    """Run ``worker(rank, *args)`` in 2 processes joined like torchrun joins them."""
-    mp.spawn(worker, args=(free_port(), *args), nprocs=WORLD, join=True)
+    """Run ``worker(rank, *args)`` in 2 processes joined like torchrun joins them.
+
+    Once in a while on a loaded 2-core machine (CI), a gloo process died with SIGABRT ("terminate
+    called without an active exception") and no Python error; a process that *dies* (not one
+    whose assertions or code fail: those raise at once) gets one more try on a fresh port.
+    """
+    try:
+        mp.spawn(worker, args=(free_port(), *args), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException as exc:
+        print(f"retrying the 2-process run once: {exc}", file=sys.stderr)
+        mp.spawn(worker, args=(free_port(), *args), nprocs=WORLD, join=True)
 
 
 def join_as_torchrun_would(rank: int, port: int) -> distributed.Rank:
