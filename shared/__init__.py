@@ -16,6 +16,7 @@ the lessons build them:
 - ``shared.your_gpt``  your lesson 03-05 classes, checked, for your own GPT   (lesson 06)
                        (``shared.convert``: your per-head layout <-> the fused one)
 - ``shared.generate``  sampling, one loop; ``shared.kv_cache``: the KV cache  (lesson 07)
+                       (``shared.lesson_checkpoint``: the model lessons 07-08 sample from)
 - ``shared.viz``       attention heatmaps and steps; ``shared.viz_heads``: naming heads honestly
                                                                                (lesson 08)
 - ``shared.checks``    the exercise checks every lesson calls

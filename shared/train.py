@@ -25,9 +25,8 @@ from tqdm.auto import tqdm
 
 from shared import distributed
 from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
-from shared.config import default_checkpoint_path, pick_device, project_root, quick_mode
+from shared.config import pick_device
 from shared.data import get_batch
-from shared.errors import CourseError
 from shared.model import GPT
 from shared.train_config import TrainConfig, default_num_threads, default_train_config
 from shared.train_guards import (
@@ -44,7 +43,6 @@ __all__ = [
     "TrainResult",
     "autocast_for",
     "default_train_config",
-    "ensure_checkpoint",
     "estimate_loss",
     "get_lr",
     "plot_history",
@@ -299,37 +297,6 @@ def train(
     model.eval()
     distributed.teardown(rank)
     return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
-
-
-def quick_checkpoint_path() -> Path:
-    """Where quick-mode and stand-in runs save, so they never overwrite a real checkpoint."""
-    return project_root() / "checkpoints" / "gpt_small.pt"
-
-
-def ensure_checkpoint(path=None, quick_train_if_missing=True) -> Path:
-    """A trained checkpoint for lessons 07/08: ``path`` (default checkpoints/gpt.pt) if it exists,
-    else the small stand-in (trained now, quickly, if missing)."""
-    wanted = Path(path) if path else default_checkpoint_path()
-    if wanted.is_file():
-        return wanted
-    small = quick_checkpoint_path() if path is None else wanted
-    if small.is_file():
-        print(f"No checkpoint at {wanted.name}; using the small stand-in {small.name}.")
-        return small
-    if not quick_train_if_missing:
-        raise CourseError(
-            f"no trained checkpoint at {wanted}; run lesson 06_train or `python -m shared train`"
-        )
-    from shared.data import load_corpus
-
-    config = default_train_config(time_budget=15.0 if quick_mode() else 60.0)
-    print(
-        f"No trained checkpoint at {wanted.name} (lesson 06_train writes it). Training a small "
-        f"stand-in for up to {config.time_budget:.0f} s so this lesson can run; its text will be "
-        "rougher than a full run's."
-    )
-    train(load_corpus(), config, out=small, progress=False)
-    return small
 
 
 def plot_history(history: dict, ax=None):

@@ -9,7 +9,6 @@ import pytest
 import torch
 from _tiny import tiny_config, tiny_corpus
 
-import shared.train as train_module
 from shared.checkpoint import (
     load_checkpoint,
     read_checkpoint,
@@ -17,7 +16,8 @@ from shared.checkpoint import (
     strip_compile_prefix,
 )
 from shared.errors import CourseError
-from shared.train import ensure_checkpoint, train
+from shared.lesson_checkpoint import ensure_checkpoint
+from shared.train import train
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +126,11 @@ def test_ensure_checkpoint_uses_an_existing_one_or_trains_a_small_one(
     with pytest.raises(CourseError, match="lesson 06_train"):
         ensure_checkpoint(tmp_path / "missing.pt", quick_train_if_missing=False)
 
-    import shared.data
+    import shared.lesson_checkpoint as lesson_checkpoint
 
-    monkeypatch.setattr(shared.data, "load_corpus", lambda *a, **k: tiny_corpus())
+    monkeypatch.setattr(lesson_checkpoint, "load_corpus", lambda *a, **k: tiny_corpus())
     monkeypatch.setattr(
-        train_module, "default_train_config", lambda **k: replace(tiny_config(), **k)
+        lesson_checkpoint, "default_train_config", lambda **k: replace(tiny_config(), **k)
     )
     made = ensure_checkpoint(tmp_path / "small.pt")
     assert made == tmp_path / "small.pt" and load_checkpoint(made).step > 0
