@@ -16,13 +16,7 @@ from pathlib import Path
 import torch
 
 from shared.download import END_RE, START_RE, download_corpus
-from shared.errors import CourseError
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
+from shared.errors import CourseError, one_line
 
 # ----------------------------------------------------------------------------- cleaning
 
@@ -128,7 +122,7 @@ class CharTokenizer:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise CourseError(f"cannot read the tokenizer {path} ({_one_line(exc)})") from None
+            raise CourseError(f"cannot read the tokenizer {path} ({one_line(exc)})") from None
         return cls.from_dict(data)
 
 

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from shared.config import default_data_dir
-from shared.errors import CourseError
+from shared.errors import CourseError, one_line
 from shared.tempfiles import remove_abandoned, temp_prefix
 
 GUTENBERG_URL = "https://www.gutenberg.org/cache/epub/2000/pg2000.txt"
@@ -59,11 +59,6 @@ def _by_hand(url: str, path: Path) -> str:
     return f"or download it by hand: open {url} in a browser and save it as {path}"
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def validate_raw(data: bytes) -> str:
     """Return the decoded text if ``data`` looks like the Gutenberg book, else raise ``ValueError``.
 
@@ -99,7 +94,7 @@ def check_is_quijote(header: str) -> None:
         r"eBook of (.+)$", header, re.MULTILINE
     )
     number = re.search(r"ebook\s*#\s*(\d+)", header, re.IGNORECASE)
-    what = f"'{_one_line(title.group(1), 60)}'" if title else "another book"
+    what = f"'{one_line(title.group(1), 60)}'" if title else "another book"
     what += f" (#{number.group(1)})" if number else ""
     raise ValueError(
         f"it is {what}, not Don Quijote (Project Gutenberg #{EBOOK_NUMBER}); "
@@ -115,7 +110,7 @@ def _check_cached(path: Path) -> str | None:
     except ValueError as exc:
         return str(exc)
     except OSError as exc:
-        return f"it cannot be read ({_one_line(exc)})"
+        return f"it cannot be read ({one_line(exc)})"
     return None
 
 
@@ -165,12 +160,12 @@ def _describe_request_error(exc, url: str, retries: int) -> str:
         return f"the download from {url} was cut off before the end; try again"
     if isinstance(exc, requests.ConnectionError):
         errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-        why = errno.group(1).strip() if errno else _one_line(exc, 120)
+        why = errno.group(1).strip() if errno else one_line(exc, 120)
         return (
             f"could not connect to {url} ({why}) after {_tries(retries)}; "
             "check your internet connection and run again"
         )
-    return f"could not download {url} ({_one_line(exc, 120)}); check the URL (`url` / ${URL_ENV})"
+    return f"could not download {url} ({one_line(exc, 120)}); check the URL (`url` / ${URL_ENV})"
 
 
 def _fetch(url: str, folder: Path, timeout, retries: int, backoff: float) -> Path:
@@ -265,7 +260,7 @@ def download_corpus(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CourseError(
-            f"cannot create the data folder {path.parent} ({_one_line(exc)}); "
+            f"cannot create the data folder {path.parent} ({one_line(exc)}); "
             "choose another with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     if stale is not None:
@@ -274,7 +269,7 @@ def download_corpus(
         except OSError as exc:
             raise CourseError(
                 f"the cached corpus {path} is invalid ({stale}) and cannot be removed "
-                f"({_one_line(exc)}); delete it by hand and run again"
+                f"({one_line(exc)}); delete it by hand and run again"
             ) from None
         print(f"the cached {path.name} is invalid ({stale}); downloading it again")
     _remove_abandoned_parts(path.parent)
@@ -293,7 +288,7 @@ def download_corpus(
         raise CourseError(f"{exc}, {fix}") from None
     except OSError as exc:
         raise CourseError(
-            f"cannot write the corpus into {path.parent} ({_one_line(exc)}); "
+            f"cannot write the corpus into {path.parent} ({one_line(exc)}); "
             "choose another folder with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     try:
@@ -301,7 +296,7 @@ def download_corpus(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CourseError(
-            f"cannot save the corpus as {path} ({_one_line(exc)}); "
+            f"cannot save the corpus as {path} ({one_line(exc)}); "
             "choose another folder with `data_dir` or $GPT_COURSE_DATA_DIR"
         ) from None
     return path

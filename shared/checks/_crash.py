@@ -7,11 +7,7 @@ wrong and why, naming at most the concept or API involved, never the line to typ
 
 from __future__ import annotations
 
-
-def _short(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
+from shared.errors import one_line
 
 # (fragment of the exception text, cause) -- the first match wins. Causes say what went wrong
 # and why, naming at most the concept or API involved.
@@ -123,7 +119,7 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
 
 def explain_crash(exc: BaseException, what: str = "your code") -> str:
     """One line for a crash in the learner's code: the exception, then its likely cause."""
-    head = f"{what} raised {type(exc).__name__}: {_short(exc)}"
+    head = f"{what} raised {type(exc).__name__}: {one_line(exc, 160)}"
     if isinstance(exc, UnboundLocalError):
         return (f"{head}. A variable was read before the function assigned it: a name assigned "
                 "anywhere in a function is local in all of it, even where the notebook has a "

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from shared.course import cli_types, commands, streams
-from shared.errors import CourseError
+from shared.errors import CourseError, one_line
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 SIZE_FLAGS = (
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         log = streams.write_traceback_log(command, exc, argv)
         print(
             f"error: unexpected failure in `python -m shared {command}` "
-            f"({type(exc).__name__}: {streams.one_line(exc)}); the full traceback is in {log}; "
+            f"({type(exc).__name__}: {one_line(exc, 160)}); the full traceback is in {log}; "
             "please report it",
             file=sys.stderr,
         )

@@ -36,6 +36,7 @@ from shared.course.checker import run_checks
 from shared.course.extract import extract
 from shared.course.kernel import StuckCell, client_class
 from shared.course.sandbox import Sandbox
+from shared.errors import one_line
 
 KERNELS: set = set()  # notebook clients with a kernel that may be running (kill_all)
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
@@ -64,8 +65,7 @@ class NotebookReport:
 
 def short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """One line, at most ``limit`` characters (CSV- and terminal-friendly)."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(text, limit)
 
 
 def report_for_all(lesson: str, path: str, exercises: list[Exercise], status: str, message: str):

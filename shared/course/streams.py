@@ -46,11 +46,6 @@ def silence_stdout() -> None:
         pass
 
 
-def one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def out_of_memory(exc: BaseException) -> bool:
     """MemoryError, or torch's own words for a failed allocation (CPU or GPU)."""
     text = str(exc).lower()
