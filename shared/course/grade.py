@@ -242,10 +242,12 @@ def _cmd_check(args) -> int:
 
 def _cmd_grade(args) -> int:
     from shared.course.gradebook import format_grid, write_csv, write_markdown
+    from shared.course.reports import prepare as prepare_reports
 
     _validate(args)
     submissions = Path(args.submissions)
     out, md = validate_out(Path(args.out), submissions)
+    reports = prepare_reports(out, submissions, args.points)  # feedback, LMS, similarity
     book = grade_class(
         submissions,
         timeout=args.timeout,
@@ -256,13 +258,14 @@ def _cmd_grade(args) -> int:
     )
     write_csv(book, out)
     write_markdown(book, md)
+    written = reports.write(book)  # after every sandbox ended
     print(format_grid(book))
     for note in book.notes:
         print(f"note: {note}")
     flagged = sorted({student for (student, _), report in book.reports.items() if report.flags})
     if flagged:
         print(f"review: code worth a look (see {md.name}): {', '.join(flagged)}")
-    print(f"wrote {out} and {md}")
+    print(f"wrote {out}, {md}, " + ", ".join(map(str, written)))
     return 130 if book.interrupted else 0
 
 
@@ -288,6 +291,8 @@ def _common(parser) -> None:
 
 
 def add_cli(subparsers) -> None:
+    from shared.course.reports import add_options as add_report_options
+
     check = subparsers.add_parser(
         "check", help="self-check a lesson notebook (or a folder of them)"
     )
@@ -307,4 +312,5 @@ def add_cli(subparsers) -> None:
         help="only check the definitions, do not run the notebooks (faster; no notes on failing cells)",
     )
     _common(grade)
+    add_report_options(grade)  # --points
     grade.set_defaults(func=_cmd_grade)

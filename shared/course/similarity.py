@@ -1,0 +1,275 @@
+"""Who copied from whom: ``similarity.md``, pairs of students with near-identical definitions.
+
+Each exercise's graded code (the definition and the helpers the grader extracted with it,
+``shared.course.extract``; imports left out) is parsed and flattened into tokens with the
+formatting gone: comments, whitespace, docstrings, annotations and the way a literal is
+written (``1_000``, ``'a'``) are not in a Python AST, and every name the student chose
+(variables, arguments, functions, attributes set on ``self``) becomes ``v0, v1...`` in order of
+first use. Library names (``torch.softmax``, ``.view``) and builtins stay, so two honest
+solutions that call different functions or loop differently still differ.
+
+A pair is scored per exercise (difflib's ratio of the token sequences: 1.0 = identical after
+normalising) and listed when a score reaches ``SIMILAR_AT``. Versions equal to the lesson's
+stub or to our solution are left out (everyone starts from one, anyone can read the other),
+and so are very short ones (a one-line definition looks the same in every notebook).
+A high score is a reason to read both versions, shown side by side, never proof.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import html
+import itertools
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from pathlib import Path
+
+from shared.course.extract import DEF_TYPES, extract
+from shared.course.gradebook import Gradebook, write_atomic
+
+SIMILAR_AT = 0.9
+MIN_TOKENS = 40  # shorter definitions are too alike to tell anything
+BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass
+class Version:
+    student: str
+    tokens: tuple[str, ...]
+    code: str  # the graded code as the checker ran it (normalised formatting, no comments)
+
+
+@dataclass
+class Match:
+    lesson: str
+    exercise: str
+    score: float
+    a: Version
+    b: Version
+    near_solution: bool = False  # both are also close to our solution
+
+
+def graded_code(cells: list, target: str) -> tuple[list[ast.stmt], str] | None:
+    """The statements the grader runs for ``target`` (imports left out), and their text."""
+    extraction = extract(cells, target)
+    statements = []
+    for _label, source in extraction.program:
+        tree = ast.parse(source)
+        statements += [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+    if not any(isinstance(s, DEF_TYPES) for s in statements):
+        return None
+    return statements, "\n\n".join(ast.unparse(s) for s in statements)
+
+
+def _strip_docstring(node: ast.AST) -> list[ast.stmt]:
+    body = list(getattr(node, "body", []))
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if isinstance(body[0].value.value, str):
+            return body[1:]
+    return body
+
+
+def tokens(statements: list[ast.stmt]) -> tuple[str, ...]:
+    """The statements as a token sequence, with every student-chosen name canonical."""
+    bound: set[str] = set()  # names the code binds (builtins it shadows included)
+    own_attrs: set[str] = set()  # attributes the code sets or defines (self.key, methods)
+    for stmt in statements:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                bound.add(node.id)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, DEF_TYPES):
+                bound.add(node.name)
+                own_attrs.update(n.name for n in node.body if isinstance(n, DEF_TYPES))
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own_attrs.add(node.attr)
+    names: dict[str, str] = {}
+
+    def canon(name: str) -> str:
+        if name in BUILTINS and name not in bound:
+            return name
+        return names.setdefault(name, f"v{len(names)}")
+
+    out: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.expr_context, ast.Import, ast.ImportFrom)):
+            return
+        out.append(type(node).__name__)
+        if isinstance(node, ast.Name):
+            out.append(canon(node.id))
+        elif isinstance(node, ast.arg):
+            out.append(canon(node.arg))
+            return  # its annotation is formatting, not code
+        elif isinstance(node, DEF_TYPES):
+            out.append(canon(node.name))
+        elif isinstance(node, ast.Attribute):
+            visit(node.value)
+            out.append(canon(node.attr) if node.attr in own_attrs else node.attr)
+            return
+        elif isinstance(node, ast.keyword):
+            out.append(canon(node.arg) if node.arg in names else str(node.arg))
+        elif isinstance(node, ast.Constant):
+            out.append(repr(node.value))
+        elif isinstance(node, ast.AnnAssign):
+            visit(node.target)
+            if node.value is not None:
+                visit(node.value)
+            return
+        for field, value in ast.iter_fields(node):
+            if field in ("returns", "type_comment"):
+                continue
+            if field == "body" and isinstance(node, (*DEF_TYPES, ast.Module)):
+                value = _strip_docstring(node)
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST):
+                    visit(child)
+
+    for stmt in statements:
+        visit(stmt)
+    return tuple(out)
+
+
+def score(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """difflib's ratio; below ``SIMILAR_AT`` it may be a cheaper upper bound of it."""
+    if a == b:
+        return 1.0
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    for bound in (matcher.real_quick_ratio, matcher.quick_ratio):
+        if bound() < SIMILAR_AT:
+            return bound()
+    return matcher.ratio()
+
+
+def reference_notebooks(root: Path | None = None) -> dict[str, list[list]]:
+    """Our solution and its stub (as ``lessons`` generates it), per lesson: their cells."""
+    import nbformat
+
+    from shared.course.lessons import has_exercise, stub_source
+
+    root = root or Path(__file__).resolve().parent.parent.parent
+    found = {}
+    for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        try:
+            cells = [dict(c) for c in nbformat.read(path, as_version=4).cells]
+        except Exception:  # a broken solution only costs the ignore list
+            continue
+        stub = [
+            {**c, "source": stub_source(c["source"])}
+            if c.get("cell_type") == "code" and has_exercise(c.get("source", ""))
+            else c
+            for c in cells
+        ]
+        found[path.stem] = [cells, stub]
+    return found
+
+
+def _reference_tokens(references: dict, lesson: str, target: str) -> list[tuple[str, ...]]:
+    found = []
+    for cells in references.get(lesson, []):
+        code = graded_code(cells, target)
+        if code is not None:
+            found.append(tokens(code[0]))
+    return found
+
+
+def collect(book: Gradebook, registry: dict, references: dict) -> dict:
+    """{(lesson, exercise): [Version]} for every submitted notebook that reads back."""
+    from shared.course.selfcheck import read_notebook
+
+    versions: dict = {}
+    for lesson in book.lessons:
+        exercises = registry.get(lesson, [])
+        ignore = {ex.name: _reference_tokens(references, lesson, ex.target) for ex in exercises}
+        for student in book.students:
+            report = book.reports.get((student, lesson))
+            if report is None or not report.path:
+                continue
+            try:
+                cells = [dict(c) for c in read_notebook(Path(report.path)).cells]
+            except (OSError, ValueError):
+                continue
+            for ex in exercises:
+                code = graded_code(cells, ex.target)
+                if code is None:
+                    continue
+                seq = tokens(code[0])
+                if len(seq) < MIN_TOKENS or seq in ignore[ex.name]:
+                    continue
+                versions.setdefault((lesson, ex.name), ([], ignore[ex.name]))[0].append(
+                    Version(student, seq, code[1])
+                )
+    return versions
+
+
+def find_matches(versions: dict) -> list[Match]:
+    """Every pair of versions of one exercise scoring ``SIMILAR_AT`` or more."""
+    matches = []
+    for (lesson, exercise), (found, references) in versions.items():
+        for a, b in itertools.combinations(found, 2):
+            value = score(a.tokens, b.tokens)
+            if value >= SIMILAR_AT:
+                near = _near(a, references) and _near(b, references)
+                matches.append(Match(lesson, exercise, value, a, b, near))
+    return matches
+
+
+def _near(version: Version, references: list) -> bool:
+    return any(score(version.tokens, ref) >= SIMILAR_AT for ref in references)
+
+
+def report(book: Gradebook, registry: dict, references: dict | None = None) -> str:
+    references = reference_notebooks() if references is None else references
+    versions = collect(book, registry, references)
+    matches = find_matches(versions)
+    pairs: dict[tuple[str, str], list[Match]] = {}
+    for m in matches:
+        pairs.setdefault((m.a.student, m.b.student), []).append(m)
+    compared = sum(len(found) for found, _ in versions.values())
+    lines = [
+        "# Similarity report",
+        "",
+        f"Graded definitions compared after normalising names, whitespace, comments, docstrings "
+        f"and literal formatting (Python ASTs, not text); code equal to the lesson's stub or to "
+        f"our solution, and definitions under {MIN_TOKENS} tokens, are left out. A pair is "
+        f"listed when an exercise scores {SIMILAR_AT:.2f} or more (1.00 = identical after "
+        f"normalising). A high score is a reason to read both versions, not proof.",
+        "",
+        f"{compared} versions of {len(versions)} exercises compared.",
+        "",
+    ]
+    if not pairs:
+        return "\n".join([*lines, "No pair of students has near-identical definitions."]) + "\n"
+    ranked = sorted(pairs.items(), key=lambda kv: (-len(kv[1]), -max(m.score for m in kv[1])))
+    lines += ["| student | student | exercises | highest score |", "| --- | --- | --- | --- |"]
+    for (a, b), found in ranked:
+        names = ", ".join(f"{m.lesson} {m.exercise}" for m in found)
+        top = max(m.score for m in found)
+        lines.append(f"| {_cell(a)} | {_cell(b)} | {names} | {top:.2f} |")
+    for (a, b), found in ranked:
+        lines += ["", f"## {_cell(a)} and {_cell(b)}", ""]
+        for m in sorted(found, key=lambda m: -m.score):
+            note = " (both also close to our solution)" if m.near_solution else ""
+            lines += [f"### {m.lesson} {m.exercise}: {m.score:.2f}{note}", "", *side_by_side(m)]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return html.escape(text).replace("|", "&#124;")
+
+
+def side_by_side(m: Match) -> list[str]:
+    def column(v: Version) -> str:
+        return f'<td valign="top"><pre>{html.escape(v.code)}</pre></td>'
+
+    return [
+        f"<table><tr><th>{_cell(m.a.student)}</th><th>{_cell(m.b.student)}</th></tr>",
+        f"<tr>{column(m.a)}{column(m.b)}</tr></table>",
+    ]
+
+
+def write_similarity(book: Gradebook, registry: dict, path: Path, references=None) -> None:
+    text = report(book, registry, references)
+    write_atomic(path, lambda handle: handle.write(text))
