@@ -9,9 +9,11 @@ first use. Library names (``torch.softmax``, ``.view``) and builtins stay, so tw
 solutions that call different functions or loop differently still differ.
 
 A pair is scored per exercise (difflib's ratio of the token sequences: 1.0 = identical after
-normalising) and listed when a score reaches ``SIMILAR_AT``. Versions equal to the lesson's
-stub or to our solution are left out (everyone starts from one, anyone can read the other),
-and so are very short ones (a one-line definition looks the same in every notebook).
+normalising) and listed when a score reaches ``SIMILAR_AT``. What every student got from the
+lesson's stub (a class's ``__init__``, a signature) is taken out of each version before
+comparing; versions equal to the stub or to our solution are left out (everyone starts from
+one, anyone can read the other), and so are versions with little code of the student's own
+(a one-line definition looks the same in every notebook).
 A high score is a reason to read both versions, shown side by side, never proof.
 """
 
@@ -36,7 +38,7 @@ BUILTINS = frozenset(dir(builtins))
 @dataclass
 class Version:
     student: str
-    tokens: tuple[str, ...]
+    tokens: tuple[str, ...]  # what the student wrote: the stub's tokens taken out
     code: str  # the graded code as the checker ran it (normalised formatting, no comments)
 
 
@@ -74,6 +76,8 @@ def tokens(statements: list[ast.stmt]) -> tuple[str, ...]:
     """The statements as a token sequence, with every student-chosen name canonical."""
     bound: set[str] = set()  # names the code binds (builtins it shadows included)
     own_attrs: set[str] = set()  # attributes the code sets or defines (self.key, methods)
+    own_keywords: set[int] = set()  # keyword arguments to the code's own functions
+    defined = {n.name for s in statements for n in ast.walk(s) if isinstance(n, DEF_TYPES)}
     for stmt in statements:
         for node in ast.walk(stmt):
             if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -85,6 +89,11 @@ def tokens(statements: list[ast.stmt]) -> tuple[str, ...]:
                 own_attrs.update(n.name for n in node.body if isinstance(n, DEF_TYPES))
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                 own_attrs.add(node.attr)
+            elif isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in defined:
+                    own_keywords.update(id(k) for k in node.keywords)
     names: dict[str, str] = {}
 
     def canon(name: str) -> str:
@@ -110,7 +119,8 @@ def tokens(statements: list[ast.stmt]) -> tuple[str, ...]:
             out.append(canon(node.attr) if node.attr in own_attrs else node.attr)
             return
         elif isinstance(node, ast.keyword):
-            out.append(canon(node.arg) if node.arg in names else str(node.arg))
+            own = id(node) in own_keywords and node.arg is not None
+            out.append(canon(node.arg) if own else str(node.arg))
         elif isinstance(node, ast.Constant):
             out.append(repr(node.value))
         elif isinstance(node, ast.AnnAssign):
@@ -143,8 +153,8 @@ def score(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return matcher.ratio()
 
 
-def reference_notebooks(root: Path | None = None) -> dict[str, list[list]]:
-    """Our solution and its stub (as ``lessons`` generates it), per lesson: their cells."""
+def reference_notebooks(root: Path | None = None) -> dict[str, dict[str, list]]:
+    """Per lesson, the cells of our solution and of its stub (as ``lessons`` makes it)."""
     import nbformat
 
     from shared.course.lessons import has_exercise, stub_source
@@ -154,35 +164,65 @@ def reference_notebooks(root: Path | None = None) -> dict[str, list[list]]:
     for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
         try:
             cells = [dict(c) for c in nbformat.read(path, as_version=4).cells]
+            stub = [
+                {**c, "source": stub_source(c["source"])}
+                if c.get("cell_type") == "code" and has_exercise(c.get("source", ""))
+                else c
+                for c in cells
+            ]
         except Exception:  # a broken solution only costs the ignore list
             continue
-        stub = [
-            {**c, "source": stub_source(c["source"])}
-            if c.get("cell_type") == "code" and has_exercise(c.get("source", ""))
-            else c
-            for c in cells
-        ]
-        found[path.stem] = [cells, stub]
+        found[path.stem] = {"solution": cells, "stub": stub}
     return found
 
 
-def _reference_tokens(references: dict, lesson: str, target: str) -> list[tuple[str, ...]]:
-    found = []
-    for cells in references.get(lesson, []):
-        code = graded_code(cells, target)
-        if code is not None:
-            found.append(tokens(code[0]))
-    return found
+def own_tokens(seq: tuple[str, ...], stub: tuple[str, ...]) -> tuple[str, ...]:
+    """``seq`` without what it shares with the lesson's stub (the scaffolding everyone got)."""
+    if not stub:
+        return seq
+    matcher = SequenceMatcher(None, stub, seq, autojunk=False)
+    kept = [seq[j1:j2] for op, _, _, j1, j2 in matcher.get_opcodes() if op != "equal"]
+    return tuple(token for part in kept for token in part)
+
+
+@dataclass
+class Baseline:
+    """One exercise's stub and solution, as tokens (empty when unknown)."""
+
+    stub: tuple[str, ...] = ()
+    solution: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, cells_by_kind: dict, target: str) -> Baseline:
+        found = {}
+        for kind in ("stub", "solution"):
+            code = graded_code(cells_by_kind.get(kind, []), target)
+            found[kind] = tokens(code[0]) if code else ()
+        return cls(**found)
+
+    def own(self, seq: tuple[str, ...]) -> tuple[str, ...] | None:
+        """What the student wrote; None when it is the stub, our solution, or too short."""
+        if seq in (self.stub, self.solution):
+            return None
+        own = own_tokens(seq, self.stub)
+        return own if len(own) >= MIN_TOKENS else None
+
+    def near_solution(self, version: Version) -> bool:
+        return bool(self.solution) and (
+            score(version.tokens, own_tokens(self.solution, self.stub)) >= SIMILAR_AT
+        )
 
 
 def collect(book: Gradebook, registry: dict, references: dict) -> dict:
-    """{(lesson, exercise): [Version]} for every submitted notebook that reads back."""
+    """{(lesson, exercise): (baseline, [Version])} from every submitted notebook."""
     from shared.course.selfcheck import read_notebook
 
     versions: dict = {}
     for lesson in book.lessons:
         exercises = registry.get(lesson, [])
-        ignore = {ex.name: _reference_tokens(references, lesson, ex.target) for ex in exercises}
+        baselines = {
+            ex.name: Baseline.of(references.get(lesson, {}), ex.target) for ex in exercises
+        }
         for student in book.students:
             report = book.reports.get((student, lesson))
             if report is None or not report.path:
@@ -193,31 +233,23 @@ def collect(book: Gradebook, registry: dict, references: dict) -> dict:
                 continue
             for ex in exercises:
                 code = graded_code(cells, ex.target)
-                if code is None:
-                    continue
-                seq = tokens(code[0])
-                if len(seq) < MIN_TOKENS or seq in ignore[ex.name]:
-                    continue
-                versions.setdefault((lesson, ex.name), ([], ignore[ex.name]))[0].append(
-                    Version(student, seq, code[1])
-                )
+                own = baselines[ex.name].own(tokens(code[0])) if code else None
+                if own is not None:
+                    found = versions.setdefault((lesson, ex.name), (baselines[ex.name], []))
+                    found[1].append(Version(student, own, code[1]))
     return versions
 
 
 def find_matches(versions: dict) -> list[Match]:
     """Every pair of versions of one exercise scoring ``SIMILAR_AT`` or more."""
     matches = []
-    for (lesson, exercise), (found, references) in versions.items():
+    for (lesson, exercise), (baseline, found) in versions.items():
         for a, b in itertools.combinations(found, 2):
             value = score(a.tokens, b.tokens)
             if value >= SIMILAR_AT:
-                near = _near(a, references) and _near(b, references)
+                near = baseline.near_solution(a) and baseline.near_solution(b)
                 matches.append(Match(lesson, exercise, value, a, b, near))
     return matches
-
-
-def _near(version: Version, references: list) -> bool:
-    return any(score(version.tokens, ref) >= SIMILAR_AT for ref in references)
 
 
 def report(book: Gradebook, registry: dict, references: dict | None = None) -> str:
@@ -227,13 +259,13 @@ def report(book: Gradebook, registry: dict, references: dict | None = None) -> s
     pairs: dict[tuple[str, str], list[Match]] = {}
     for m in matches:
         pairs.setdefault((m.a.student, m.b.student), []).append(m)
-    compared = sum(len(found) for found, _ in versions.values())
+    compared = sum(len(found) for _, found in versions.values())
     lines = [
         "# Similarity report",
         "",
         f"Graded definitions compared after normalising names, whitespace, comments, docstrings "
         f"and literal formatting (Python ASTs, not text); code equal to the lesson's stub or to "
-        f"our solution, and definitions under {MIN_TOKENS} tokens, are left out. A pair is "
+        f"our solution, and definitions with under {MIN_TOKENS} tokens of the student's own, are left out; what the stub gave everyone is not compared. A pair is "
         f"listed when an exercise scores {SIMILAR_AT:.2f} or more (1.00 = identical after "
         f"normalising). A high score is a reason to read both versions, not proof.",
         "",
