@@ -66,7 +66,12 @@ def lesson_section(book: Gradebook, points: Points, student: str, lesson: str) -
             "",
             f"No {lesson}.ipynb was graded: 0/{possible} points.",
         ]
-    lines = [f"## {lesson}: {book.cell(student, lesson)} ({earned}/{possible} points)", ""]
+    required = [r for r in results if not r.optional]
+    optional = [r for r in results if r.optional]
+    passed = f"{sum(r.status == 'pass' for r in required)}/{len(required)} required passed"
+    if optional:
+        passed += f", {sum(r.status == 'pass' for r in optional)}/{len(optional)} optional"
+    lines = [f"## {lesson}: {passed} ({earned}/{possible} points)", ""]
     for r in results:
         worth = number(points.of(lesson, r))
         got = number(points.earned(lesson, r))
