@@ -252,26 +252,25 @@ def find_matches(versions: dict) -> list[Match]:
     return matches
 
 
+INTRO = (
+    "Graded definitions compared after normalising names, whitespace, comments, docstrings and "
+    "literal formatting (Python ASTs, not text). What the lesson's stub gave everyone is taken "
+    "out; code equal to the stub or to our solution, and definitions with under {min} tokens of "
+    "the student's own, are left out. A pair is listed when an exercise scores {at:.2f} or more "
+    "(1.00 = identical after normalising). A high score is a reason to read both versions, "
+    "not proof."
+)
+
+
 def report(book: Gradebook, registry: dict, references: dict | None = None) -> str:
     references = reference_notebooks() if references is None else references
     versions = collect(book, registry, references)
-    matches = find_matches(versions)
     pairs: dict[tuple[str, str], list[Match]] = {}
-    for m in matches:
+    for m in find_matches(versions):
         pairs.setdefault((m.a.student, m.b.student), []).append(m)
     compared = sum(len(found) for _, found in versions.values())
-    lines = [
-        "# Similarity report",
-        "",
-        f"Graded definitions compared after normalising names, whitespace, comments, docstrings "
-        f"and literal formatting (Python ASTs, not text); code equal to the lesson's stub or to "
-        f"our solution, and definitions with under {MIN_TOKENS} tokens of the student's own, are left out; what the stub gave everyone is not compared. A pair is "
-        f"listed when an exercise scores {SIMILAR_AT:.2f} or more (1.00 = identical after "
-        f"normalising). A high score is a reason to read both versions, not proof.",
-        "",
-        f"{compared} versions of {len(versions)} exercises compared.",
-        "",
-    ]
+    lines = ["# Similarity report", "", INTRO.format(min=MIN_TOKENS, at=SIMILAR_AT), ""]
+    lines += [f"{compared} versions of {len(versions)} exercise(s) compared.", ""]
     if not pairs:
         return "\n".join([*lines, "No pair of students has near-identical definitions."]) + "\n"
     ranked = sorted(pairs.items(), key=lambda kv: (-len(kv[1]), -max(m.score for m in kv[1])))
@@ -281,11 +280,23 @@ def report(book: Gradebook, registry: dict, references: dict | None = None) -> s
         top = max(m.score for m in found)
         lines.append(f"| {_cell(a)} | {_cell(b)} | {names} | {top:.2f} |")
     for (a, b), found in ranked:
-        lines += ["", f"## {_cell(a)} and {_cell(b)}", ""]
+        lines += ["", f"## {_cell(a)} and {_cell(b)}", "", "| exercise | score |", "| --- | --- |"]
+        lines += [f"| {where} | {value:.2f} |" for where, value in pair_scores(versions, a, b)]
         for m in sorted(found, key=lambda m: -m.score):
             note = " (both also close to our solution)" if m.near_solution else ""
-            lines += [f"### {m.lesson} {m.exercise}: {m.score:.2f}{note}", "", *side_by_side(m)]
+            lines += ["", f"### {m.lesson} {m.exercise}: {m.score:.2f}{note}", "", *side_by_side(m)]
     return "\n".join(lines) + "\n"
+
+
+def pair_scores(versions: dict, a: str, b: str) -> list[tuple[str, float]]:
+    """The pair's exact score on every exercise both of them wrote code of their own for."""
+    scores = []
+    for (lesson, exercise), (_, found) in versions.items():
+        mine = {v.student: v for v in found if v.student in (a, b)}
+        if len(mine) == 2:
+            matcher = SequenceMatcher(None, mine[a].tokens, mine[b].tokens, autojunk=False)
+            scores.append((f"{lesson} {exercise}", matcher.ratio()))
+    return scores
 
 
 def _cell(text: str) -> str:
@@ -294,7 +305,7 @@ def _cell(text: str) -> str:
 
 def side_by_side(m: Match) -> list[str]:
     def column(v: Version) -> str:
-        return f'<td valign="top"><pre>{html.escape(v.code)}</pre></td>'
+        return f'<td valign="top"><pre>{html.escape(v.code, quote=False)}</pre></td>'
 
     return [
         f"<table><tr><th>{_cell(m.a.student)}</th><th>{_cell(m.b.student)}</th></tr>",
