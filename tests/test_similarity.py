@@ -155,3 +155,10 @@ def test_normalising_keeps_library_calls_and_drops_formatting():
     assert toks(plain) == toks(dressed)
     assert toks(plain) != toks("def f(x):\n    return torch.log_softmax(x * 1000, dim=-1)")
     assert toks("def f(x):\n    return len(x)") != toks("def f(x):\n    return sum(x)")
+
+
+def test_code_too_deep_to_compare_is_skipped_not_a_crash(tmp_path):
+    deep = "def attention_weights(q, k):\n    return " + "-" * 5000 + "q"
+    book = book_of(tmp_path, {"alice": ALICE, "dave": DAVE, "zed": deep})
+    versions = similarity.collect(book, EXERCISES, similarity.reference_notebooks())
+    assert {v.student for v in versions[LESSON, "attention_weights"][1]} == {"alice", "dave"}

@@ -232,8 +232,11 @@ def collect(book: Gradebook, registry: dict, references: dict) -> dict:
             except (OSError, ValueError):
                 continue
             for ex in exercises:
-                code = graded_code(cells, ex.target)
-                own = baselines[ex.name].own(tokens(code[0])) if code else None
+                try:
+                    code = graded_code(cells, ex.target)
+                    own = baselines[ex.name].own(tokens(code[0])) if code else None
+                except (RecursionError, MemoryError, SyntaxError, ValueError):
+                    continue  # code too deep or odd to compare: the grade already says why
                 if own is not None:
                     found = versions.setdefault((lesson, ex.name), (baselines[ex.name], []))
                     found[1].append(Version(student, own, code[1]))
