@@ -228,25 +228,25 @@ def test_reports_never_overlap_the_submissions_folder(tmp_path):
     subs = tmp_path / "class"
     subs.mkdir()
     with pytest.raises(CourseError, match="overlaps the submissions folder"):
-        reports.prepare(tmp_path / "gradebook.csv", tmp_path / "feedback", registry=REGISTRY)
+        reports.prepare(tmp_path / "gradebook.csv", tmp_path / "feedback", None, REGISTRY)
     with pytest.raises(CourseError, match="overlaps the submissions folder"):
-        reports.prepare(subs / "feedback" / "x.csv", subs, registry=REGISTRY)
+        reports.prepare(subs / "feedback" / "x.csv", subs, None, REGISTRY)
     (tmp_path / "canvas.csv").mkdir()
     with pytest.raises(CourseError, match="exists and is not a file"):
-        reports.prepare(tmp_path / "gradebook.csv", subs, registry=REGISTRY)
+        reports.prepare(tmp_path / "gradebook.csv", subs, None, REGISTRY)
     (tmp_path / "canvas.csv").rmdir()
     (tmp_path / "gradescope").symlink_to(subs)
     with pytest.raises(CourseError, match="overlaps the submissions folder"):
-        reports.prepare(tmp_path / "gradebook.csv", subs, registry=REGISTRY)
+        reports.prepare(tmp_path / "gradebook.csv", subs, None, REGISTRY)
     (tmp_path / "gradescope").unlink()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "gradescope").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(CourseError, match="exists and is not a folder"):
-        reports.prepare(tmp_path / "gradebook.csv", subs, registry=REGISTRY)
+        reports.prepare(tmp_path / "gradebook.csv", subs, None, REGISTRY)
 
 
 def test_outputs_write_everything_next_to_the_gradebook(book, tmp_path):
-    outputs = reports.prepare(tmp_path / "gradebook.csv", tmp_path / "subs", registry=REGISTRY)
+    outputs = reports.prepare(tmp_path / "gradebook.csv", tmp_path / "subs", None, REGISTRY)
     outputs.references = {}
     written = outputs.write(book)
     assert [p.name for p in written] == ["feedback", "canvas.csv", "gradescope", "similarity.md"]

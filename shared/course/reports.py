@@ -69,14 +69,10 @@ class Outputs:
         return [self.folder / name for name in (FEEDBACK, CANVAS, GRADESCOPE, SIMILARITY)]
 
 
-def prepare(out: Path, submissions: Path, points_file=None, registry=None) -> Outputs:
+def prepare(out: Path, submissions: Path, points_file, registry: dict) -> Outputs:
     """Check where the reports go and the points file, before any grading starts."""
     from shared.course.lms import load_points
 
-    if registry is None:
-        from shared.course.grade import default_registry
-
-        registry = default_registry()
     folder = Path(out).parent
     inside = Path(submissions).resolve()
     for name, want_dir in (
