@@ -180,6 +180,12 @@ def test_gradescope_files_are_valid_json_per_student(book, tmp_path):
         "gradescope/ben/results.json",
     ]
     assert json.loads(written[0].read_text(encoding="utf-8"))["score"] == 2
+    (tmp_path / "gradescope" / "ben" / "results.json").unlink()
+    (tmp_path / "gradescope" / "ben").rmdir()
+    (tmp_path / "gradescope" / "ben").symlink_to(tmp_path)  # never written through
+    with pytest.raises(CourseError, match="not a folder the grader made"):
+        lms.write_gradescope(book, lms.Points(), tmp_path / "gradescope", names)
+    assert not (tmp_path / "results.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -280,7 +286,15 @@ def test_a_tiny_class_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(extract, "REFERENCE_PACKAGES", ["shared", "gradefake_ref"])
     root, out = tmp_path / "subs", tmp_path / "grades" / "gradebook.csv"
     write_notebook(root / "ana" / "01_fake.ipynb", SOLVED)
-    write_notebook(root / "ben" / "01_fake.ipynb", [*STUB, "1 / 0"])
+    grades = out.parent
+    plant = (  # the reports' paths, from inside the sandbox: not there to write or link
+        "import os\nfor p in PATHS:\n    try:\n        os.makedirs(os.path.dirname(p), exist_ok=True)\n"
+        "        open(p, 'w').write('vandal')\n    except OSError:\n        pass\n"
+        "try:\n    os.symlink('/tmp', GS)\nexcept OSError:\n    pass"
+    )
+    paths = [str(grades / "canvas.csv"), str(grades / "feedback" / "ana.md")]
+    plant = plant.replace("PATHS", repr(paths)).replace("GS", repr(str(grades / "gradescope")))
+    write_notebook(root / "ben" / "01_fake.ipynb", [*STUB, "1 / 0", plant])
     bad = tmp_path / "points.json"
     bad.write_text('{"dobule": 2}', encoding="utf-8")
     assert main(["grade", str(root), "--out", str(out), "--points", str(bad)]) == 2
@@ -292,7 +306,9 @@ def test_a_tiny_class_end_to_end(tmp_path, monkeypatch, capsys):
     args = ["grade", str(root), "--out", str(out), "--points", str(good), "--timeout", "20"]
     assert main([*args, "--jobs", "2"]) == 0
     assert "similarity.md" in capsys.readouterr().out
-    grades = out.parent
+    assert not (grades / "gradescope").is_symlink()
+    for path in grades.rglob("*"):
+        assert path.is_dir() or "vandal" not in path.read_text(encoding="utf-8"), path
     ben = (grades / "feedback" / "ben.md").read_text(encoding="utf-8")
     assert "[double] not implemented yet" in ben and "raised ZeroDivisionError" in ben
     rows = list(csv.reader((grades / "canvas.csv").open(encoding="utf-8", newline="")))

@@ -164,6 +164,8 @@ def write_gradescope(book: Gradebook, points: Points, folder: Path, names: dict)
     written = []
     for student in book.students:
         target = folder / names[student]
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise CourseError(f"{target} is not a folder the grader made; move it away")
         target.mkdir(parents=True, exist_ok=True)
         path = target / "results.json"
         results = gradescope_results(book, points, student)
