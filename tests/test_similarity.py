@@ -155,6 +155,11 @@ def test_normalising_keeps_library_calls_and_drops_formatting():
     assert toks(plain) == toks(dressed)
     assert toks(plain) != toks("def f(x):\n    return torch.log_softmax(x * 1000, dim=-1)")
     assert toks("def f(x):\n    return len(x)") != toks("def f(x):\n    return sum(x)")
+    typed = (
+        "def f(x):\n    y: int = x + 1\n    return g(y, scale=2)\ndef g(a, scale):\n    return a"
+    )
+    plain = "def f(b):\n    c = b + 1\n    return h(c, s=2)\ndef h(a, s):\n    return a"
+    assert toks(typed) == toks(plain)  # own keyword names are names too; library ones are not
 
 
 def test_code_too_deep_to_compare_is_skipped_not_a_crash(tmp_path):

@@ -74,72 +74,77 @@ def _strip_docstring(node: ast.AST) -> list[ast.stmt]:
 
 def tokens(statements: list[ast.stmt]) -> tuple[str, ...]:
     """The statements as a token sequence, with every student-chosen name canonical."""
-    bound: set[str] = set()  # names the code binds (builtins it shadows included)
-    own_attrs: set[str] = set()  # attributes the code sets or defines (self.key, methods)
-    own_keywords: set[int] = set()  # keyword arguments to the code's own functions
-    defined = {n.name for s in statements for n in ast.walk(s) if isinstance(n, DEF_TYPES)}
+    flat = _Flattener(statements)
     for stmt in statements:
-        for node in ast.walk(stmt):
+        flat.visit(stmt)
+    return tuple(flat.out)
+
+
+class _Flattener:
+    """Pre-order node types and values; names the code chose become ``v0, v1...``."""
+
+    def __init__(self, statements: list[ast.stmt]):
+        self.out: list[str] = []
+        self.names: dict[str, str] = {}
+        self.bound: set[str] = set()  # names the code binds (builtins it shadows included)
+        self.attrs: set[str] = set()  # attributes it sets or defines (self.key, methods)
+        self.keywords: set[int] = set()  # keyword arguments to its own functions
+        defined = {n.name for s in statements for n in ast.walk(s) if isinstance(n, DEF_TYPES)}
+        for node in (n for s in statements for n in ast.walk(s)):
             if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                bound.add(node.id)
+                self.bound.add(node.id)
             elif isinstance(node, ast.arg):
-                bound.add(node.arg)
+                self.bound.add(node.arg)
             elif isinstance(node, DEF_TYPES):
-                bound.add(node.name)
-                own_attrs.update(n.name for n in node.body if isinstance(n, DEF_TYPES))
+                self.bound.add(node.name)
+                self.attrs.update(n.name for n in node.body if isinstance(n, DEF_TYPES))
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-                own_attrs.add(node.attr)
+                self.attrs.add(node.attr)
             elif isinstance(node, ast.Call):
                 func = node.func
                 name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
                 if name in defined:
-                    own_keywords.update(id(k) for k in node.keywords)
-    names: dict[str, str] = {}
+                    self.keywords.update(id(k) for k in node.keywords)
 
-    def canon(name: str) -> str:
-        if name in BUILTINS and name not in bound:
+    def canon(self, name: str) -> str:
+        if name in BUILTINS and name not in self.bound:
             return name
-        return names.setdefault(name, f"v{len(names)}")
+        return self.names.setdefault(name, f"v{len(self.names)}")
 
-    out: list[str] = []
-
-    def visit(node: ast.AST) -> None:
+    def visit(self, node: ast.AST) -> None:
         if isinstance(node, (ast.expr_context, ast.Import, ast.ImportFrom)):
             return
-        out.append(type(node).__name__)
+        if isinstance(node, ast.AnnAssign):  # `x: int = 3` is `x = 3`; `x: int` is nothing
+            if node.value is not None:
+                self.out.append("Assign")
+                self.visit(node.target)
+                self.visit(node.value)
+            return
+        self.out.append(type(node).__name__)
         if isinstance(node, ast.Name):
-            out.append(canon(node.id))
+            self.out.append(self.canon(node.id))
         elif isinstance(node, ast.arg):
-            out.append(canon(node.arg))
+            self.out.append(self.canon(node.arg))
             return  # its annotation is formatting, not code
         elif isinstance(node, DEF_TYPES):
-            out.append(canon(node.name))
+            self.out.append(self.canon(node.name))
         elif isinstance(node, ast.Attribute):
-            visit(node.value)
-            out.append(canon(node.attr) if node.attr in own_attrs else node.attr)
+            self.visit(node.value)
+            self.out.append(self.canon(node.attr) if node.attr in self.attrs else node.attr)
             return
         elif isinstance(node, ast.keyword):
-            own = id(node) in own_keywords and node.arg is not None
-            out.append(canon(node.arg) if own else str(node.arg))
+            own = id(node) in self.keywords and node.arg is not None
+            self.out.append(self.canon(node.arg) if own else str(node.arg))
         elif isinstance(node, ast.Constant):
-            out.append(repr(node.value))
-        elif isinstance(node, ast.AnnAssign):
-            visit(node.target)
-            if node.value is not None:
-                visit(node.value)
-            return
+            self.out.append(repr(node.value))
         for field, value in ast.iter_fields(node):
             if field in ("returns", "type_comment"):
                 continue
-            if field == "body" and isinstance(node, (*DEF_TYPES, ast.Module)):
+            if field == "body" and isinstance(node, DEF_TYPES):
                 value = _strip_docstring(node)
             for child in value if isinstance(value, list) else [value]:
                 if isinstance(child, ast.AST):
-                    visit(child)
-
-    for stmt in statements:
-        visit(stmt)
-    return tuple(out)
+                    self.visit(child)
 
 
 def score(a: tuple[str, ...], b: tuple[str, ...]) -> float:
