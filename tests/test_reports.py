@@ -162,7 +162,7 @@ def test_gradescope_results_json_shape(book):
         "score": 1.0,
         "max_score": 1.0,
         "status": "passed",
-        "output": "PASSED: PASSED greet",
+        "output": "PASSED greet",
         "visibility": "visible",
     }
     assert tests["01_fake triple"]["output"] == "TIMEOUT: the check did not finish in 4 s"

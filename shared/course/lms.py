@@ -134,8 +134,9 @@ def gradescope_results(book: Gradebook, points: Points, student: str) -> dict:
     for lesson in book.lessons:
         report = book.reports[student, lesson]
         for r in report.results:
-            label = "PASSED" if r.status == "pass" else r.status.upper()
-            output = f"{label}: {scrub(r.message, OUTPUT_CHARS)}" if r.message else label
+            output = scrub(r.message, OUTPUT_CHARS)
+            if r.status != "pass":
+                output = f"{r.status.upper()}: {output}" if output else r.status.upper()
             tests.append(
                 {
                     "name": f"{lesson} {r.exercise}" + (" (optional)" if r.optional else ""),
