@@ -167,3 +167,18 @@ def test_code_too_deep_to_compare_is_skipped_not_a_crash(tmp_path):
     book = book_of(tmp_path, {"alice": ALICE, "dave": DAVE, "zed": deep})
     versions = similarity.collect(book, EXERCISES, similarity.reference_notebooks())
     assert {v.student for v in versions[LESSON, "attention_weights"][1]} == {"alice", "dave"}
+
+
+def test_two_versions_both_close_to_our_solution_are_not_listed(tmp_path):
+    """Head's lesson leads step by step: two students who both wrote the solution's lines in
+    another order match each other, and our solution; that is convergence, not copying."""
+    references = similarity.reference_notebooks()
+    solution = similarity.graded_code(references[LESSON]["solution"], "Head")[1]
+    lines = "        k = self.key(x)\n        q = self.query(x)\n"
+    assert lines in solution
+    swapped = solution.replace(lines, "        q = self.query(x)\n        k = self.key(x)\n")
+    book = book_of(tmp_path, {"ivy": swapped, "jon": swapped})
+    matches = similarity.find_matches(similarity.collect(book, EXERCISES, references))
+    assert [(m.exercise, m.near_solution) for m in matches] == [("head", True)]
+    text = similarity.report(book, EXERCISES)
+    assert "No pair of students" in text and "1 more close pair(s) not listed" in text

@@ -13,7 +13,8 @@ normalising) and listed when a score reaches ``SIMILAR_AT``. What every student 
 lesson's stub (a class's ``__init__``, a signature) is taken out of each version before
 comparing; versions equal to the stub or to our solution are left out (everyone starts from
 one, anyone can read the other), and so are versions with little code of the student's own
-(a one-line definition looks the same in every notebook).
+(a one-line definition looks the same in every notebook) and pairs whose two versions are
+both close to our solution (where a lesson leads step by step, honest work converges).
 A high score is a reason to read both versions, shown side by side, never proof.
 """
 
@@ -49,7 +50,7 @@ class Match:
     score: float
     a: Version
     b: Version
-    near_solution: bool = False  # both are also close to our solution
+    near_solution: bool = False  # both are also close to our solution: not listed
 
 
 def graded_code(cells: list, target: str) -> tuple[list[ast.stmt], str] | None:
@@ -265,8 +266,9 @@ INTRO = (
     "literal formatting (Python ASTs, not text). What the lesson's stub gave everyone is taken "
     "out; code equal to the stub or to our solution, and definitions with under {min} tokens of "
     "the student's own, are left out. A pair is listed when an exercise scores {at:.2f} or more "
-    "(1.00 = identical after normalising). A high score is a reason to read both versions, "
-    "not proof."
+    "(1.00 = identical after normalising), unless both versions also score that much against "
+    "our solution (where the lesson leads everyone). A high score is a reason to read both "
+    "versions, not proof."
 )
 
 
@@ -274,11 +276,17 @@ def report(book: Gradebook, registry: dict, references: dict | None = None) -> s
     references = reference_notebooks() if references is None else references
     versions = collect(book, registry, references)
     pairs: dict[tuple[str, str], list[Match]] = {}
-    for m in find_matches(versions):
-        pairs.setdefault((m.a.student, m.b.student), []).append(m)
+    matches = find_matches(versions)
+    for m in matches:
+        if not m.near_solution:
+            pairs.setdefault((m.a.student, m.b.student), []).append(m)
     compared = sum(len(found) for _, found in versions.values())
     lines = ["# Similarity report", "", INTRO.format(min=MIN_TOKENS, at=SIMILAR_AT), ""]
-    lines += [f"{compared} versions of {len(versions)} exercise(s) compared.", ""]
+    lines += [f"{compared} versions of {len(versions)} exercise(s) compared."]
+    near = sum(m.near_solution for m in matches)
+    if near:
+        lines.append(f"{near} more close pair(s) not listed: both versions close to our solution.")
+    lines.append("")
     if not pairs:
         return "\n".join([*lines, "No pair of students has near-identical definitions."]) + "\n"
     ranked = sorted(pairs.items(), key=lambda kv: (-len(kv[1]), -max(m.score for m in kv[1])))
@@ -291,8 +299,7 @@ def report(book: Gradebook, registry: dict, references: dict | None = None) -> s
         lines += ["", f"## {_cell(a)} and {_cell(b)}", "", "| exercise | score |", "| --- | --- |"]
         lines += [f"| {where} | {value:.2f} |" for where, value in pair_scores(versions, a, b)]
         for m in sorted(found, key=lambda m: -m.score):
-            note = " (both also close to our solution)" if m.near_solution else ""
-            lines += ["", f"### {m.lesson} {m.exercise}: {m.score:.2f}{note}", "", *side_by_side(m)]
+            lines += ["", f"### {m.lesson} {m.exercise}: {m.score:.2f}", "", *side_by_side(m)]
     return "\n".join(lines) + "\n"
 
 
