@@ -247,9 +247,7 @@ def _cmd_grade(args) -> int:
     _validate(args)
     submissions = Path(args.submissions)
     out, md = validate_out(Path(args.out), submissions)
-    reports = prepare_reports(
-        out, submissions, args.points, default_registry()
-    )  # checked before grading
+    reports = prepare_reports(out, submissions, args.points, default_registry())
     book = grade_class(
         submissions,
         timeout=args.timeout,
