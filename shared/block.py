@@ -37,6 +37,24 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, T, C)
 
 
+class LayerNorm(nn.Module):
+    """LayerNorm from scratch, the same maths as ``nn.LayerNorm(n_embd)`` (which the blocks use:
+    one fused kernel). Each position's vector of C features is centred and scaled to variance 1
+    (the *biased* variance, as in the paper; ``eps`` inside the root keeps a flat vector from
+    dividing by zero), then a learned gain and bias let the model undo that where it helps."""
+
+    def __init__(self, n_embd: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_embd))  # the gain, (C,)
+        self.bias = nn.Parameter(torch.zeros(n_embd))  # (C,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=-1, keepdim=True)  # (B, T, 1)
+        var = x.var(dim=-1, keepdim=True, correction=0)  # (B, T, 1), biased
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias  # (B, T, C)
+
+
 class Block(nn.Module):
     """One transformer block: pre-norm attention and feed-forward, each wrapped in a residual."""
 

@@ -239,10 +239,11 @@ def show_ladder(path: str | Path | None = None, ax=None) -> None:
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     x = range(len(rows))
-    ax.plot(x, [r["val_loss"] for r in rows], "o-", color="C0")
+    # Bars, not a line: each rung is a different model, and nothing lies between two of them.
+    ax.bar(x, [r["val_loss"] for r in rows], width=0.6, color="C0")
     for i, r in enumerate(rows):
         ax.annotate(f"{r['val_loss']:.2f}", (i, r["val_loss"]), textcoords="offset points",
-                    xytext=(0, 7), ha="center")  # fmt: skip
+                    xytext=(0, 3), ha="center")  # fmt: skip
     ax.axhline(
         UNIFORM_LOSS, color="gray", ls="--", lw=1, label=f"uniform guess ({UNIFORM_LOSS:.2f})"
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 from checkhelpers import assert_fails, stub
@@ -42,6 +45,19 @@ def ignores_temperature(logits, temperature, generator=None):
 
 def ignores_generator(logits, temperature, generator=None):
     return torch.multinomial(F.softmax(logits / temperature, -1), 1)
+
+
+def numpy_sample(logits, temperature, generator=None):  # the RNG the spec does not name
+    probs = F.softmax(logits / temperature, -1).double()
+    probs = (probs / probs.sum(-1, keepdim=True)).numpy()
+    return torch.tensor([[np.random.choice(probs.shape[1], p=row)] for row in probs])
+
+
+def random_sample(logits, temperature, generator=None):
+    probs = F.softmax(logits / temperature, -1)
+    return torch.tensor(
+        [random.choices(range(probs.size(1)), weights=row.tolist()) for row in probs]
+    )
 
 
 def own_generator(logits, temperature, generator=None):
@@ -88,7 +104,9 @@ def test_temperature_passes_correct_code(capsys):
         (argmax, "argmax"),
         (multiplied, "multiplied by T"),
         (ignores_temperature, "no effect"),
-        (ignores_generator, "generator passed in"),
+        (ignores_generator, "torch's global random state"),
+        (numpy_sample, "numpy's random state"),
+        (random_sample, "Python's `random`"),
         (own_generator, "different generator seeds gave the same samples"),
         (in_place_division, "changed the logits passed in"),
         (global_temperature, "do not follow softmax(logits / T)"),

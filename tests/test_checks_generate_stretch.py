@@ -63,6 +63,14 @@ def includes_itself(logits, p):  # cumulative including the token, top kept on p
     return logits.masked_fill(drop.scatter(-1, order, drop), INF)
 
 
+def drops_the_top(logits, p):  # correct nucleus, but the top token is removed when it alone >= p
+    out = top_p_filter(logits, p)
+    probs = logits.softmax(-1)
+    alone = probs.max(-1, keepdim=True).values >= p
+    top = probs == probs.max(-1, keepdim=True).values
+    return out.masked_fill(alone & top, INF)
+
+
 def not_sorted(logits, p):
     probs = logits.softmax(-1)
     drop = (probs.cumsum(-1) - probs) >= p
@@ -110,8 +118,9 @@ def test_top_p_passes_correct_code(capsys):
     "buggy, hint",
     [
         (stub, "not implemented yet"),
-        (top_vanishes, "most likely token was removed"),
-        (includes_itself, "one token too few"),
+        (top_vanishes, "not even it"),
+        (drops_the_top, "most likely token was removed"),
+        (includes_itself, "carries the sum past p"),
         (not_sorted, "vocabulary order. Sort them first"),
         (cumsum_of_logits, "cumulative sum of the logits"),
         (returns_probabilities, "you returned probabilities"),

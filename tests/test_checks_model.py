@@ -30,7 +30,13 @@ def test_exercises_are_registered_for_their_lessons():
     assert names["02_bigram"] == ["check_bigram_forward"]
     assert names["03_self_attention"] == ["check_attention_weights", "check_head"]
     assert names["04_multihead"] == ["check_multihead"]
-    assert names["05_block"] == ["check_feedforward", "check_block"]
+    assert names["05_block"] == [
+        "check_feedforward",
+        "check_layer_norm",
+        "check_block",
+        "check_gpt_forward",
+        "check_sample",
+    ]
 
 
 # --- 02 bigram --------------------------------------------------------------------------------
@@ -327,6 +333,10 @@ def mha_bug(bug):
             out = torch.stack(outs, dim=-1).view(B, T, C)
         elif bug == "first_head":
             return self.dropout(outs[0])
+        elif bug == "four_heads":  # the notebook's head count, hard-coded
+            out = torch.cat([self.heads[i](x) for i in range(4)], dim=-1)
+        elif bug == "four_heads_view":  # ... or hard-coded in a reshape
+            out = torch.stack(outs, dim=2).view(B, T, 4 * outs[0].size(-1))
         else:
             out = torch.cat(outs, dim=-1)
         if bug == "dropout_before_proj":
@@ -365,6 +375,8 @@ def test_multihead_check_accepts_reference_and_alternative(capsys):
         (mha_bug("dropout_before_proj"), "before the output projection"),
         (mha_bug("always_on"), "random in eval mode"),
         (mha_bug("fixed_rate"), "does not follow the `dropout` argument"),
+        (mha_bug("four_heads"), "a head count is hard-coded"),
+        (mha_bug("four_heads_view"), "a head count is hard-coded"),
     ],
 )
 def test_multihead_check_names_the_mistake(mha, fragment):
@@ -466,6 +478,8 @@ def test_feedforward_check_accepts_reference_and_alternative(capsys):
         (feedforward(lambda n, p, a: [nn.Linear(NOTEBOOK_N_EMBD, 4 * NOTEBOOK_N_EMBD), act(a),
                                       nn.Linear(4 * NOTEBOOK_N_EMBD, n)]), "n_embd argument"),
         (FeedForwardList, "not a module"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n, bias=False), act(a), nn.Linear(4 * n, n), nn.Dropout(p)]),
+         "with a bias"),
         (FeedForwardFunctionalDropout, "random in eval mode"),
     ],
 )  # fmt: skip

@@ -12,7 +12,7 @@ import torch
 from checkhelpers import stub
 
 import shared.checks
-from shared import attention, bigram, block, data, generate, train, viz
+from shared import attention, bigram, block, data, generate, model, train, viz
 
 
 def _attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
@@ -33,7 +33,12 @@ SOLUTIONS = {
     "check_head": attention.Head,
     "check_multihead": attention.MultiHeadAttention,
     "check_feedforward": block.FeedForward,
+    "check_layer_norm": block.LayerNorm,
     "check_block": block.Block,
+    "check_gpt_forward": model.GPT,
+    "check_sample": lambda model, idx, n, generator=None: generate.generate_ids(
+        model, idx, n, generator=generator, use_cache=False
+    ),
     "check_train_step": train.train_step,
     "check_estimate_loss": train.estimate_loss,
     "check_sample_with_temperature": generate.sample_with_temperature,

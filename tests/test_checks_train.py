@@ -137,6 +137,17 @@ def tuple_as_loss(model, optimizer, xb, yb):
     return loss.item()
 
 
+def evaluates_inside(model, optimizer, xb, yb):  # eval mode for the forward: no dropout
+    model.eval()
+    return train_step(model, optimizer, xb, yb)
+
+
+def leaves_eval_mode(model, optimizer, xb, yb):  # measured the loss afterwards, in eval mode
+    loss = train_step(model, optimizer, xb, yb)
+    model.eval()
+    return loss
+
+
 def test_train_step_passes_correct_code(capsys):
     check_train_step(train_step)
     check_train_step(other_step)
@@ -161,6 +172,8 @@ def test_train_step_passes_correct_code(capsys):
         (loss_after_step, "return the loss the gradients came from"),
         (zero_grad_at_the_end, "cleared after the step instead of before"),
         (tuple_as_loss, "has to be unpacked"),
+        (evaluates_inside, "forward pass ran in eval mode"),
+        (leaves_eval_mode, "leaves the model in eval mode"),
         (None, "expected the train_step function"),
     ],
 )
@@ -188,7 +201,7 @@ NOTEBOOK_TRAIN_DATA = torch.arange(100) % 90  # real text has ids beyond the che
 
 def _make_estimate(
     *, no_grad=True, eval_mode=True, restore=True, targets="y", mean=True, swap=False,
-    train_override=None, iters=None, block=None, val_from_train=False,
+    train_override=None, iters=None, block=None, val_from_train=False, as_tensor=False,
 ):  # fmt: skip
     def estimate(model, train_data, val_data, block_size, batch_size, eval_iters, device="cpu"):
         train_data = train_data if train_override is None else train_override
@@ -206,6 +219,7 @@ def _make_estimate(
                     _, loss = model(x, y if targets == "y" else x)
                     losses.append(loss.item())
                 out[split] = sum(losses) / len(losses) if mean else losses[-1]
+                out[split] = torch.tensor(out[split]) if as_tensor else out[split]
         if restore:
             model.train()
         if swap:
@@ -236,6 +250,7 @@ def test_estimate_loss_passes_correct_code(capsys):
         (_make_estimate(targets="x"), "targets are the inputs themselves"),
         (_make_estimate(mean=False), "last batch's loss"),
         (_make_estimate(swap=True), "swapped"),
+        (_make_estimate(as_tensor=True), "plain Python float"),
     ],
 )
 def test_estimate_loss_names_the_mistake(buggy, hint):

@@ -61,6 +61,33 @@ def no_clamp_by_hand(step, max_lr, min_lr, warmup_steps, max_steps):
     return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
+def two_mistakes(step, max_lr, min_lr, warmup_steps, max_steps):  # each phase wrong its own way
+    if step < warmup_steps:
+        return max_lr * step / warmup_steps  # off by one
+    progress = min(1.0, (step - warmup_steps) / (max_steps - warmup_steps))
+    return max_lr * 0.5 * (1 + math.cos(math.pi * progress))  # decays to 0
+
+
+def only_decay_to_zero(step, max_lr, min_lr, warmup_steps, max_steps):
+    return (
+        two_mistakes(step, max_lr, min_lr, warmup_steps, max_steps)
+        if step >= warmup_steps
+        else (max_lr * (step + 1) / warmup_steps)
+    )
+
+
+def whole_run_cosine(step, max_lr, min_lr, warmup_steps, max_steps):  # progress over the run,
+    if step < warmup_steps:  # and no clamp either: the first wrong phase is named
+        return max_lr * (step + 1) / warmup_steps
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * step / max_steps))
+
+
+def late_warmup(step, max_lr, min_lr, warmup_steps, max_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / (warmup_steps + 1)
+    return warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps)
+
+
 @pytest.mark.parametrize(
     "buggy, hint",
     [
@@ -74,8 +101,13 @@ def no_clamp_by_hand(step, max_lr, min_lr, warmup_steps, max_steps):
         (_buggy("linear"), "straight line"),
         (_buggy("full_cosine"), "drops below min_lr"),
         (_buggy("to_zero"), "decays to 0"),
+        (two_mistakes, "step 0 should already get max_lr / warmup_steps (not 0), and step "),
+        (two_mistakes, "(in the warmup)"),
+        (only_decay_to_zero, "should end at min_lr (in the decay)"),
+        (whole_run_cosine, "the progress from warmup_steps (in the decay)"),
+        (late_warmup, "reaches max_lr one step late"),
         (lambda *args: "0.1", "as a float"),
-        (lambda step, *args: 1.0, "step 0 should give 0.25, got 1"),
+        (lambda step, *args: 1.0, "step 0 (in the warmup) should give 0.25, got 1"),
     ],
 )
 def test_classic_mistakes_get_their_own_hint(buggy, hint):

@@ -184,20 +184,29 @@ def attention_steps_reference(model, tokenizer, prompt, max_new_chars, layer, se
     return viz.attention_steps(model, tokenizer, prompt, max_new_chars, layer=layer, seed=seed)
 
 
-def _steps(row, crop=True, count=0, after=False):
-    """A learner-style loop; ``row(attn_of_layer (H, T, T), attn (L, H, T, T))`` picks weights."""
+def _steps(row, crop=True, count=0, after=False, draw="sample"):
+    """A learner-style loop; ``row(attn_of_layer (H, T, T), attn (L, H, T, T))`` picks weights;
+    ``draw``: "sample" (the spec), "greedy", "reseeded" (every step), "first" (position 0's
+    logits), "seed0" (the seed argument ignored)."""
 
     @torch.no_grad()
     def attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
         block_size = model.config.block_size
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(0 if draw == "seed0" else seed)
         text, steps = prompt, []
         for _ in range(max_new_chars + count):
             context = text[-block_size:] if crop else text
             idx = torch.tensor([tokenizer.encode(context)])
             logits, _ = model(idx)
-            probs = F.softmax(logits[0, -1], dim=-1)
-            new_char = tokenizer.decode([int(torch.multinomial(probs, 1, generator=generator))])
+            probs = F.softmax(logits[0, 0 if draw == "first" else -1], dim=-1)
+            if draw == "reseeded":
+                generator = torch.Generator().manual_seed(seed)
+            new_id = (
+                probs.argmax()
+                if draw == "greedy"
+                else torch.multinomial(probs, 1, generator=generator)
+            )
+            new_char = tokenizer.decode([int(new_id)])
             attn = model.attention_weights(idx)[:, 0]  # (L, H, T, T)
             weights = row(attn[layer], attn)
             text = context + new_char
@@ -207,15 +216,20 @@ def _steps(row, crop=True, count=0, after=False):
     return attention_steps
 
 
-def _greedy_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0):
-    # Written differently: greedy decoding, per-head loop, plain tuples, lists of floats.
-    out, text = [], prompt
+def _other_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+    # Written differently: generate_ids first, then a per-head loop, plain tuples, float lists.
+    from shared.generate import generate_ids
+
     bs = model.config.block_size
-    while len(out) < max_new_chars:
+    start = torch.tensor(tokenizer.encode(prompt[-bs:])).view(1, -1)
+    ids = generate_ids(model, start, max_new_chars, generator=torch.Generator().manual_seed(seed),
+                       use_cache=False)  # fmt: skip
+    written = tokenizer.decode(ids[0, start.size(1) :].tolist())
+    out, text = [], prompt
+    for nxt in written:
         ctx = text[len(text) - bs :] if len(text) > bs else text
         ids = torch.tensor(tokenizer.encode(ctx)).view(1, -1)
         with torch.no_grad():
-            nxt = tokenizer.itos[int(model(ids)[0][0, -1].argmax())]
             heads = model.attention_weights(ids)[layer, 0]
         mean = sum(heads[h, len(ctx) - 1] for h in range(heads.shape[0])) / heads.shape[0]
         out.append((ctx, nxt, mean.tolist()))
@@ -234,7 +248,7 @@ def test_attention_steps_reports_a_crash_in_one_line():
 
 def test_attention_steps_accepts_correct_versions(capsys):
     assert_passes(check_attention_steps, attention_steps_reference, capsys)
-    assert_passes(check_attention_steps, _greedy_alternative, capsys)
+    assert_passes(check_attention_steps, _other_alternative, capsys)
     assert_passes(check_attention_steps, _steps(lambda a, _: a[:, -1, :].mean(0)), capsys)
 
 
@@ -252,6 +266,10 @@ def test_attention_steps_accepts_correct_versions(capsys):
         (_steps(lambda a, full: full[-1, :, -1].mean(0)), ["last layer", "`layer` argument"]),
         (_steps(lambda a, full: full[:, :, -1].mean((0, 1))), ["averaged over layers"]),
         (_steps(lambda a, _: a[:, -1, :].sum(0)), ["sum to 1"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), draw="greedy"), ["greedy decoding"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), draw="reseeded"), ["reseeded before every"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), draw="first"), ["first position's prediction"]),
+        (_steps(lambda a, _: a[:, -1, :].mean(0), draw="seed0"), ["`seed` argument is ignored"]),
     ],
 )
 def test_attention_steps_names_classic_mistakes(buggy, fragments):

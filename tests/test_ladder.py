@@ -128,3 +128,19 @@ def test_deep_stack_without_residual_and_layernorm_starves_the_first_layer(seed)
     with_both = _first_layer_grad_norm(residual=True, layernorm=True, seed=seed)
     without = _first_layer_grad_norm(residual=False, layernorm=False, seed=seed)
     assert without < with_both / 100, (without, with_both)
+
+
+def test_the_ladder_plot_shows_each_model_apart_never_a_line_between_them(tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    path = tmp_path / "ladder.json"
+    rows = [
+        {"name": n, "params": 1, "val_loss": v, "steps": 10} for n, v in (("a", 2.5), ("b", 2.1))
+    ]
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    fig, ax = plt.subplots()
+    ladder.show_ladder(path, ax=ax)
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches)
+    assert heights == [2.1, 2.5]  # one bar per model
+    slopes = [line for line in ax.get_lines() if len(set(line.get_ydata())) > 1]
+    assert not slopes  # the only lines are the horizontal reference levels
+    plt.close(fig)

@@ -165,13 +165,29 @@ def test_every_registered_check_exists():
 
 
 @pytest.mark.parametrize("stem", LESSONS)
-def test_each_lesson_opens_with_the_colab_badge_and_setup_cell(stem):
-    from shared.course.colab import SETUP_CELL, badge_markdown
+def test_lessons_carry_the_colab_header_only_once_the_repository_is_published(stem):
+    from shared.course.colab import badge_markdown, repository_url, setup_cell
 
+    url = repository_url(ROOT)
     cells = read(ROOT / "lessons" / f"{stem}.ipynb").cells
     title = next(c for c in cells if c.cell_type == "markdown")
-    assert title.source.startswith(badge_markdown(f"lessons/{stem}.ipynb"))
     first_code = next(c for c in cells if c.cell_type == "code")
-    assert first_code.source == SETUP_CELL.rstrip("\n") and cells.index(first_code) == 1
+    if url is None:  # not published yet: no badge to a 404, no cell cloning nothing
+        assert all("colab" not in c.source.lower() for c in cells)
+    else:
+        assert title.source.startswith(badge_markdown(f"lessons/{stem}.ipynb", url))
+        assert first_code.source == setup_cell(url).rstrip("\n") and cells.index(first_code) == 1
     solution = read(ROOT / "solutions" / f"{stem}.ipynb").cells
     assert all("google.colab" not in c.source for c in solution)  # lessons only: one source
+
+
+def test_with_a_repository_the_lesson_opens_with_the_badge_and_setup_cell():
+    from shared.course.colab import badge_markdown, setup_cell
+
+    url = "https://github.com/course-author/gpt-quijote-course"
+    solution = read(ROOT / "solutions" / "01_data.ipynb")
+    lesson = make_lesson(solution, name="01_data.ipynb", repo_url=url)
+    assert lesson.cells[0].source.startswith(badge_markdown("lessons/01_data.ipynb", url) + "\n\n#")
+    assert lesson.cells[1].source == setup_cell(url).rstrip("\n")
+    plain = make_lesson(solution, name="01_data.ipynb")
+    assert len(plain.cells) == len(lesson.cells) - 1 and plain.cells[0].source.startswith("#")

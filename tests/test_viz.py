@@ -416,3 +416,21 @@ def test_cli_runs_headless_without_display(checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert iio.imread(out, index=None).shape[0] == 2
+
+
+def test_heatmaps_that_leave_characters_out_say_so(tiny, tmp_path, monkeypatch):
+    model, tokenizer = tiny
+    titles = {}
+
+    def record(fig, path, **kwargs):  # what each saved figure says about its text
+        texts = [t.get_text() for t in fig.texts] + [ax.get_title() for ax in fig.axes]
+        titles[Path(path).name] = " ".join(texts)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    gif.save_heatmaps(model, tokenizer, "la Mancha", tmp_path, layer=1, head=None, left_out=7)
+    assert set(titles) == {"all_heads.png", "layer1_mean.png"}
+    for said in titles.values():
+        assert "the last 9 of 16 characters (the first 7 are left out)" in said
+    titles.clear()
+    gif.save_heatmaps(model, tokenizer, "la Mancha", tmp_path, layer=1, head=0)
+    assert not any("left out" in said for said in titles.values())

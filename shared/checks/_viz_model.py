@@ -28,6 +28,32 @@ def small_gpt(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
     return model.eval(), tokenizer
 
 
+def trained_small_gpt(block_size: int = 8, n_layer: int = 2, n_head: int = 3, steps: int = 40):
+    """``small_gpt`` trained briefly on its own text: peaked, context-dependent predictions, like
+    a real trained model's, so sampling mistakes (greedy, a reseeded generator, the wrong
+    position) change the text. Deterministic: seeded, one thread (the caller's)."""
+    from torch.nn import functional as F
+
+    model, tokenizer = small_gpt(block_size, n_layer, n_head)
+    ids = torch.tensor(tokenizer.encode(_TEXT))
+    starts = torch.arange(len(ids) - block_size)
+    x = torch.stack([ids[i : i + block_size] for i in starts])  # every window of the text
+    y = torch.stack([ids[i + 1 : i + block_size + 1] for i in starts])
+    with torch.no_grad():  # start from a small init, as training does
+        for p in model.parameters():
+            p.mul_(0.1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    with torch.enable_grad():
+        for _ in range(steps):
+            logits = model(x)[0]
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval(), tokenizer
+
+
 @contextmanager
 def one_thread():
     """Tiny models run fastest on one thread (and don't fight other work for the cores);

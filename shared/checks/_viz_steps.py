@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.checks._calls import call
 from shared.checks._core import close, fail, passed, require_callable
-from shared.checks._viz_model import all_weights, as_tensor, small_gpt
+from shared.checks._viz_model import all_weights, as_tensor, trained_small_gpt
 
 
 def _unpack_step(name: str, step, i: int):
@@ -34,20 +34,78 @@ def steps_check(attention_steps) -> None:
     __tracebackhide__ = True
     name = "attention_steps"
     require_callable(name, attention_steps, "your attention_steps function")
-    model, tokenizer = small_gpt(block_size=8, n_layer=2, n_head=3)
+    model, tokenizer = trained_small_gpt(
+        block_size=8, n_layer=2, n_head=3
+    )  # peaked, like a real one
     # "En un" grows past block_size=8 at the 4th new character; the second call varies every
     # argument (layer 1, another prompt and length), so nothing may be fixed to one call.
-    calls = (("En un", 6, 0), ("¿Sí?", 3, 1))
+    calls = (("En un", 6, 0, 0), ("¿Sí?", 3, 1, 5))
     for args in calls:
         _one_call(name, attention_steps, model, tokenizer, *args)
     n = calls[0][1]
     passed(name, f"{n} steps, each the context the model saw and its last row of weights")
 
 
-def _one_call(name, attention_steps, model, tokenizer, prompt, n, layer):
+def _written(model, tokenizer, prompt, n, seed, how="spec"):
+    """The characters the spec's sampling writes, or what a classic mistake writes instead."""
+    import torch
+    from torch.nn import functional as F
+
+    from shared.generate import generate_ids
+
+    bs = model.config.block_size
+    idx = torch.tensor([tokenizer.encode(prompt[-bs:])])
+    if how in ("spec", "cache", "seed 0"):
+        generator = torch.Generator().manual_seed(0 if how == "seed 0" else seed)
+        ids = generate_ids(model, idx, n, generator=generator, use_cache=how == "cache")
+        return tokenizer.decode(ids[0, idx.size(1) :].tolist())
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(idx[:, -bs:])[0][0]  # (T, V)
+            if how == "greedy":
+                new = logits[-1].argmax().view(1, 1)
+            else:  # "reseeded" every step, or the "first" position's logits
+                if how == "reseeded":
+                    generator = torch.Generator().manual_seed(seed)
+                row = logits[0] if how == "first" else logits[-1]
+                new = torch.multinomial(F.softmax(row, -1), 1, generator=generator).view(1, 1)
+            idx = torch.cat([idx, new], dim=1)
+    return tokenizer.decode(idx[0, -n:].tolist())
+
+
+_SAMPLING_MISTAKES = {
+    "greedy": "every character is the most likely one (argmax): that is greedy decoding, not "
+    "sampling; draw with the seeded generator (generate_ids does)",
+    "reseeded": "the generator is reseeded before every character, so every draw reuses the same "
+    "random number; seed it once",
+    "first": "the characters are drawn from the first position's prediction; the next character "
+    "is predicted at the last position",
+    "cache": "the KV cache was used: past block_size it reads a shorter context than the model "
+    "really would, so the frames would lie; use_cache=False",
+    "seed 0": "the `seed` argument is ignored (seed 0 is used)",
+}
+
+
+def _check_sampling(name, what, model, tokenizer, prompt, n, seed, written) -> None:
     __tracebackhide__ = True
-    what = f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer})"
-    steps = call(name, attention_steps, model, tokenizer, prompt, n, layer, what=what,
+    want = _written(model, tokenizer, prompt, n, seed)
+    if written == want:
+        return
+    for how, mistake in _SAMPLING_MISTAKES.items():
+        if (how != "seed 0" or seed != 0) and written == _written(
+            model, tokenizer, prompt, n, seed, how
+        ):
+            fail(name, f"{what} wrote {written!r}: {mistake}.")
+    fail(name, f"{what} wrote {written!r}, but generate_ids(..., use_cache=False) with a "
+         f"torch.Generator seeded with seed={seed} writes {want!r} from that prompt.")  # fmt: skip
+
+
+def _one_call(name, attention_steps, model, tokenizer, prompt, n, layer, seed):
+    __tracebackhide__ = True
+    what = (f"attention_steps(model, tokenizer, {prompt!r}, max_new_chars={n}, layer={layer}, "
+            f"seed={seed})")  # fmt: skip
+    steps = call(name, attention_steps, model, tokenizer, prompt, n, layer, seed=seed, what=what,
                  hint=_crop_hint)  # fmt: skip
     call_text = what
     steps = list(steps) if steps is not None else []
@@ -55,6 +113,8 @@ def _one_call(name, attention_steps, model, tokenizer, prompt, n, layer):
         hint = " (off by one)" if abs(len(steps) - n) == 1 else ""
         fail(name, f"{call_text} returned {len(steps)} steps, expected {n}, one per new "
              f"character{hint}.")  # fmt: skip
+    written = "".join(_unpack_step(name, step, i)[1] for i, step in enumerate(steps))
+    _check_sampling(name, what, model, tokenizer, prompt, n, seed, written)
     previous = None
     for i, step in enumerate(steps):
         context, new_char, got = _unpack_step(name, step, i)

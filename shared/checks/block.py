@@ -18,6 +18,9 @@ from shared.checks._core import (
     shape_of,
 )
 from shared.checks._dropout import check_dropout, fail_if_random_in_eval
+from shared.checks.layer_norm import check_layer_norm
+
+__all__ = ["EXERCISES", "check_block", "check_feedforward", "check_layer_norm"]
 
 EXERCISES = [
     Exercise(
@@ -25,6 +28,12 @@ EXERCISES = [
         check="check_feedforward",
         target="FeedForward",
         description="FeedForward.__init__: Linear(C, 4C), activation, Linear(4C, C), Dropout",
+    ),
+    Exercise(
+        name="layer_norm",
+        check="check_layer_norm",
+        target="LayerNorm",
+        description="LayerNorm from scratch: biased variance, eps inside the root, gain and bias",
     ),
     Exercise(
         name="block",
@@ -64,6 +73,9 @@ def _linears(name, ff, C):
         fail(name, f"with n_embd={C} the two Linears should map {C} -> {4 * C} and {4 * C} -> "
              f"{C} (expand 4x, then back); they map {sizes}. The sizes must come from the "
              "n_embd argument.")  # fmt: skip
+    if any(m.bias is None for m in (ups[0], downs[0])):
+        fail(name, "the spec asks for Linear layers with a bias (nn.Linear's default): "
+             "bias=False removes the offset each hidden unit can learn.")  # fmt: skip
     return ups[0], downs[0]
 
 

@@ -6,7 +6,15 @@ import torch
 from torch.nn import functional as F
 
 from shared.checks._calls import call
-from shared.checks._core import Exercise, attempt, fail, passed, require_callable, shape_of
+from shared.checks._core import (
+    Exercise,
+    attempt,
+    fail,
+    passed,
+    require_callable,
+    seeded,
+    shape_of,
+)
 
 EXERCISES = [
     Exercise(
@@ -59,6 +67,23 @@ _HINTS = {  # mistake -> (its probabilities at temperature T, the hint)
 _TOLERANCE = 0.06  # total variation of 10 000 draws from their distribution stays well below
 
 
+def _name_the_global_rng(name, sample_with_temperature, logits) -> None:
+    """The draws ignore the generator: name the global RNG they follow, when one explains them."""
+    __tracebackhide__ = True
+    draws = []
+    for torch_seed in (5, 5, 6):  # numpy and random seeded 5 each time; torch's seed varies
+        with seeded(5):
+            torch.manual_seed(torch_seed)
+            draws.append(_draw(name, sample_with_temperature, logits, 1.0, seed=3))
+    if not torch.equal(draws[0], draws[1]):
+        return
+    if torch.equal(draws[0], draws[2]):
+        fail(name, "the draws follow Python's `random` or numpy's random state, not the generator "
+             "passed in: the spec names torch.multinomial with generator=generator.")  # fmt: skip
+    fail(name, "the draws follow torch's global random state, not the generator passed in: "
+         "pass generator=generator to torch.multinomial.")  # fmt: skip
+
+
 def check_sample_with_temperature(sample_with_temperature) -> None:
     """Draw many samples and compare the frequencies with softmax(logits / T); name a mistake
     only when the frequencies match that mistake's distribution."""
@@ -92,6 +117,7 @@ def check_sample_with_temperature(sample_with_temperature) -> None:
     few = logits[::200]  # (100, V): 50 rows of each
     same = [_draw(name, sample_with_temperature, few, 1.0, seed=3) for _ in range(2)]
     if not torch.equal(same[0], same[1]):
+        _name_the_global_rng(name, sample_with_temperature, few)
         fail(name, "the same generator seed gave different samples: the draw must use the "
              "generator passed in, so a seed reproduces the text.")  # fmt: skip
     other = _draw(name, sample_with_temperature, few, 1.0, seed=4)

@@ -69,6 +69,7 @@ def _top_p_candidates(logits: torch.Tensor, p: float) -> dict[str, torch.Tensor]
     return {
         "correct": unsort(keep_sorted),
         "inclusive": unsort(_keep_sorted(sorted_probs, p, inclusive=True) | _first(order)),
+        "inclusive, top dropped too": unsort(_keep_sorted(sorted_probs, p, inclusive=True)),
         "unsorted": _keep_sorted(probs, p, inclusive=False),
         "unsorted, inclusive": _keep_sorted(probs, p, inclusive=True),
         "cumsum of logits": unsort(_keep_sorted(sorted_logits, p, inclusive=False)),
@@ -144,6 +145,11 @@ def check_top_p_filter(top_p_filter) -> None:
     for bug in ("not unsorted", "gather", "unsorted", "cumsum of logits"):
         if explains(bug):
             fail(name, _TOP_P_HINTS[bug])
+    if explains("inclusive"):
+        fail(name, "you dropped the token whose probability carries the sum past p (so when "
+             "the top token alone reaches p, nothing but it is left, or not even it): it "
+             "belongs to the nucleus. Compare the mass *before* each token with p (cumulative "
+             "minus its own probability), not the cumulative sum including it.")  # fmt: skip
     top = logits.argmax(-1)
     for p, kept, _ in runs:
         if not kept[torch.arange(len(kept)), top].all():
@@ -151,10 +157,6 @@ def check_top_p_filter(top_p_filter) -> None:
                  f"probability {float(probs.max(-1).values[0]):.2f} >= p). The top token must "
                  "always stay: keep a token when the tokens *before* it (in sorted order) sum to "
                  "less than p, i.e. compare cumulative - its own probability.")  # fmt: skip
-    if explains("inclusive"):
-        fail(name, "you kept one token too few: the token whose probability carries the sum "
-             "past p belongs to the nucleus. Compare the mass *before* each token with p "
-             "(cumulative minus its own probability), not the cumulative sum including it.")  # fmt: skip
     p, kept, candidates = wrong[0]
     fail(name, f"with p={p} you kept {kept.sum(-1).tolist()} tokens per row, expected "
          f"{candidates['correct'].sum(-1).tolist()}: the fewest most likely tokens whose "

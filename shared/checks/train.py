@@ -84,6 +84,12 @@ def _check_one_step(name, train_step, counts, model, optimizer, before, stale, x
     if not any(torch.equal(c["idx"], xb) for c in model.calls):
         fail(name, "the model was never called on the xb passed in (a notebook batch instead?): "
              "each step must learn from the batch it is given.")  # fmt: skip
+    if not model.calls[-1]["training"]:
+        fail(name, "the forward pass ran in eval mode: dropout was off while training. The "
+             "model arrives in training mode; a training step keeps it there (no model.eval()).")  # fmt: skip
+    if not model.training:
+        fail(name, "train_step leaves the model in eval mode: every later step would train "
+             "without dropout. Leave the model in training mode.")  # fmt: skip
     targets = model.calls[-1]["targets"]
     if targets is not None and torch.equal(targets, xb):
         fail(name, "xb is used as the targets: the targets are yb, the next characters.")
@@ -261,9 +267,9 @@ def check_estimate_loss(estimate_loss) -> None:
     for split, other in (("train", "val"), ("val", "train")):
         value = out[split]
         if isinstance(value, torch.Tensor):
-            if value.requires_grad or value.numel() != 1:
-                fail(name, f"out['{split}'] should be one number (a float), not a tensor.")
-            value = value.item()
+            fail(name, f"out['{split}'] is a tensor; the spec asks for a plain Python float "
+                 "(what .item() returns): a tensor in a loss history keeps its device memory, "
+                 "prints as tensor(...), and does not go into JSON.")  # fmt: skip
         if not isinstance(value, (int, float)):
             fail(name, f"out['{split}'] should be a float, got {type(value).__name__}.")
         mean = sum(losses[split]) / eval_iters

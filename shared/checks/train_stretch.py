@@ -26,6 +26,8 @@ def _schedule(step, max_lr, min_lr, warmup, max_steps, mistake=None):
     if mistake == "no_warmup":
         warmup = 0
     if step < warmup:
+        if mistake == "warmup_one_late":
+            return max_lr * (step + 1) / (warmup + 1)
         return max_lr * (step if mistake == "warmup_from_zero" else step + 1) / warmup
     if mistake == "decay_from_zero":
         progress = step / max_steps
@@ -48,6 +50,8 @@ def _schedule(step, max_lr, min_lr, warmup, max_steps, mistake=None):
 _MISTAKES = {
     "warmup_from_zero": "off by one in the warmup: step 0 should already get max_lr / "
     "warmup_steps (not 0), and step warmup_steps - 1 the full max_lr",
+    "warmup_one_late": "off by one in the warmup: it reaches max_lr one step late; step "
+    "warmup_steps - 1 should already get the full max_lr",
     "no_warmup": "there is no warmup: the first warmup_steps steps should climb linearly to max_lr",
     "decay_from_zero": "the cosine starts at step 0 instead of at the end of the warmup: "
     "measure the progress from warmup_steps",
@@ -71,6 +75,33 @@ def _matches(values, want) -> bool:
     )
 
 
+def _phases(setting):
+    """(phase, its steps, the mistakes that show there)."""
+    warmup, max_steps = setting[2], setting[3]
+    return (
+        ("the warmup", range(0, warmup), ("warmup_from_zero", "warmup_one_late", "no_warmup")),
+        ("the decay", range(warmup, max_steps + 1),
+         ("decay_from_zero", "divide_by_max_steps", "linear", "full_cosine", "to_zero")),
+        ("after max_steps", range(max_steps + 1, max_steps + 10), ("no_clamp", "to_zero")),
+    )  # fmt: skip
+
+
+def _diagnose(name, setting, values, want) -> None:
+    """Name the mistake of the first phase that differs, judged on that phase alone (so two
+    mistakes in different phases are found one after the other), else the first wrong step."""
+    __tracebackhide__ = True
+    for phase, steps, mistakes in _phases(setting):
+        got = [values[s] for s in steps]
+        if _matches(got, [want[s] for s in steps]):
+            continue
+        for mistake in mistakes:
+            if _matches(got, [_schedule(s, *setting, mistake=mistake) for s in steps]):
+                fail(name, f"looks like {_MISTAKES[mistake]} (in {phase}).")
+        first = next(s for s in steps if not math.isclose(values[s], want[s], rel_tol=1e-6))
+        fail(name, f"with (max_lr, min_lr, warmup_steps, max_steps) = {setting}, step {first} "
+             f"(in {phase}) should give {want[first]:.6g}, got {values[first]:.6g}.")  # fmt: skip
+
+
 def check_get_lr(get_lr) -> None:
     """Compare ``get_lr`` with the spec at every step of two settings, past max_steps too."""
     __tracebackhide__ = True
@@ -89,19 +120,6 @@ def check_get_lr(get_lr) -> None:
                 fail(name, f"return the learning rate as a float, got {type(value).__name__}.")
             values.append(float(value))
         want = [_schedule(s, *setting) for s in steps]
-        if _matches(values, want):
-            continue
-        for mistake, hint in _MISTAKES.items():
-            if _matches(values, [_schedule(s, *setting, mistake=mistake) for s in steps]):
-                fail(name, f"looks like {hint}.")
-        first = next(
-            s
-            for s, a, b in zip(steps, values, want, strict=True)
-            if not math.isclose(a, b, rel_tol=1e-6)
-        )
-        fail(
-            name,
-            f"with (max_lr, min_lr, warmup_steps, max_steps) = {setting}, step {first} should give "
-            f"{want[first]:.6g}, got {values[first]:.6g}.",
-        )
+        if not _matches(values, want):
+            _diagnose(name, setting, values, want)
     passed(name, "linear warmup, half a cosine down to min_lr, flat after max_steps")

@@ -258,22 +258,37 @@ def make_attention_gif(
     frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
     save_gif(frames, out, fps=fps)
     if png_dir is not None:
-        final_text = steps[-1].context + steps[-1].new_char
-        save_heatmaps(model, tokenizer, final_text[-48:], png_dir, shown_layer, head)
+        final_text = prompt + "".join(step.new_char for step in steps)
+        shown = final_text[-HEATMAP_CHARS:]  # more would make the labels unreadable
+        save_heatmaps(model, tokenizer, shown, png_dir, shown_layer, head,
+                      left_out=len(final_text) - len(shown))  # fmt: skip
     return out
 
 
-def save_heatmaps(model, tokenizer, text: str, png_dir, layer: int, head: int | None) -> list[Path]:
-    """Write ``all_heads.png`` and one layer/head heatmap of ``text`` into ``png_dir``."""
+HEATMAP_CHARS = 48
+
+
+def save_heatmaps(
+    model, tokenizer, text: str, png_dir, layer: int, head: int | None, left_out: int = 0
+) -> list[Path]:
+    """Write ``all_heads.png`` and one layer/head heatmap of ``text`` into ``png_dir``;
+    ``left_out``: how many characters before ``text`` are not shown (the titles say so)."""
     from shared.viz import collect_attention, plot_all_heads, plot_head
 
     folder = _make_folder(png_dir)
     attn = collect_attention(model, tokenizer, text)  # (n_layer, n_head, T, T)
     one = attn[layer].mean(0) if head is None else attn[layer, head]  # (T, T)
     name = f"layer{layer}_mean.png" if head is None else f"layer{layer}_head{head}.png"
+    note = ""
+    if left_out:
+        note = (f"\nthe last {len(text)} of {len(text) + left_out} characters (the first "
+                f"{left_out} are left out), read afresh")  # fmt: skip
+    all_heads = plot_all_heads(attn, text)
+    if note:
+        all_heads.suptitle(all_heads._suptitle.get_text() + note)
     figures = {
-        "all_heads.png": plot_all_heads(attn, text),
-        name: plot_head(one, text, title=describe_view(layer, head, attn.shape[1])),
+        "all_heads.png": all_heads,
+        name: plot_head(one, text, title=describe_view(layer, head, attn.shape[1]) + note),
     }
     paths = []
     for filename, fig in figures.items():

@@ -82,8 +82,11 @@ def has_exercise(source: str) -> bool:
     return any(_BEGIN_RE.match(line) for line in source.splitlines())
 
 
-def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """Return the lesson version of a solution notebook (a new object; the input is untouched)."""
+def make_lesson(
+    solution: nbformat.NotebookNode, name: str = "notebook", repo_url: str | None = None
+) -> nbformat.NotebookNode:
+    """Return the lesson version of a solution notebook (a new object; the input is untouched).
+    With ``repo_url`` (the published repository) it opens with the Colab badge and setup cell."""
     lesson = copy.deepcopy(solution)
     for index, cell in enumerate(lesson.cells):
         if cell.cell_type == "code":
@@ -95,23 +98,24 @@ def make_lesson(solution: nbformat.NotebookNode, name: str = "notebook") -> nbfo
         if BEGIN in cell.source or END in cell.source:
             raise CourseError(f"{name} cell {index}: solution markers outside a code cell region")
     lesson.metadata.pop("widgets", None)
-    add_colab_header(lesson, f"lessons/{name}")
+    if repo_url:
+        add_colab_header(lesson, f"lessons/{name}", repo_url)
     return lesson
 
 
-def add_colab_header(lesson: nbformat.NotebookNode, notebook: str) -> None:
+def add_colab_header(lesson: nbformat.NotebookNode, notebook: str, repo_url: str) -> None:
     """An "Open in Colab" badge above the title, and the Colab setup cell right after it
     (it installs the course in Colab and does nothing anywhere else)."""
     import nbformat
 
-    from shared.course.colab import SETUP_CELL, badge_markdown
+    from shared.course.colab import badge_markdown, setup_cell
 
     title = next((c for c in lesson.cells if c.cell_type == "markdown"), None)
     at = 0
     if title is not None:
-        title.source = f"{badge_markdown(notebook)}\n\n{title.source}"
+        title.source = f"{badge_markdown(notebook, repo_url)}\n\n{title.source}"
         at = lesson.cells.index(title) + 1
-    setup = nbformat.v4.new_code_cell(SETUP_CELL.rstrip("\n"), id="colab-setup")
+    setup = nbformat.v4.new_code_cell(setup_cell(repo_url).rstrip("\n"), id="colab-setup")
     lesson.cells.insert(at, setup)
 
 
@@ -129,10 +133,13 @@ def generate_all(root: Path, check_only: bool = False) -> list[str]:
         raise CourseError(f"no solution notebooks found in {root / 'solutions'}")
     import nbformat
 
+    from shared.course.colab import repository_url
+
+    repo_url = repository_url(root)  # None until the course is published: no Colab header
     changed = []
     for path in solutions:
         solution = nbformat.read(path, as_version=4)
-        text = notebook_text(make_lesson(solution, name=path.name))
+        text = notebook_text(make_lesson(solution, name=path.name, repo_url=repo_url))
         target = root / "lessons" / path.name
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             changed.append(path.name)

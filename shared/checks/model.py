@@ -1,5 +1,5 @@
-"""Stretch checks for lesson 05: the GPT's forward pass with its loss, and a sampling loop that
-crops the context to block_size."""
+"""Checks for lesson 05's whole model: the GPT's forward pass with its loss, and the sampling
+loop that crops the context to block_size."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from shared.checks._calls import call, construct
-from shared.checks._core import Exercise, close, fail, passed, require_callable
+from shared.checks._core import Exercise, close, fail, passed, require_callable, seeded
 
 EXERCISES = [
     Exercise(
@@ -18,23 +18,21 @@ EXERCISES = [
         check="check_gpt_forward",
         target="MyGPT",
         description="GPT.forward(idx, targets=None) -> (logits, loss)",
-        optional=True,
     ),
     Exercise(
         name="sample",
         check="check_sample",
         target="sample",
         description="sample(model, idx, max_new_tokens, generator) with the context cropped",
-        optional=True,
     ),
 ]
 
 
 # ----------------------------------------------------------------------------- GPT.forward
-def _reference_gpt():
+def _reference_gpt(dropout=0.0):
     from shared.model import GPT, GPTConfig
 
-    config = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    config = GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=dropout)
     g = torch.Generator().manual_seed(0)
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -134,7 +132,51 @@ def check_gpt_forward(MyGPT) -> None:
                 name,
                 f"loss {loss.item():.4f} differs from the mean cross-entropy {want_loss.item():.4f}.",
             )
+    _check_dropout(name, MyGPT)
     passed(name, "same logits and loss as the reference GPT with the same weights")
+
+
+def _train_mode_logits(ref, idx, where):
+    """The reference's training-mode logits with self.drop applied at ``where`` (or nowhere);
+    the caller seeds the global RNG, so the blocks' dropout draws line up."""
+    T = idx.size(1)
+    x = ref.token_embedding(idx) + ref.position_embedding(torch.arange(T))
+    x = ref.drop(x) if where == "input" else x
+    for block in ref.blocks:
+        x = block(x)
+    x = ref.drop(x) if where == "output" else x
+    return ref.lm_head(ref.ln_f(x))
+
+
+def _check_dropout(name, MyGPT):
+    """With dropout 0.3, in training mode: self.drop once, on the embeddings, and nothing else."""
+    __tracebackhide__ = True
+    ref = _reference_gpt(dropout=0.3).train()
+    with torch.random.fork_rng():
+        model = construct(name, MyGPT, ref.config)
+    model.load_state_dict(ref.state_dict())
+    model.train()
+    idx = torch.randint(0, 13, (2, 6), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(7)
+        out = call(name, model, idx, what="model(idx) in training mode (dropout=0.3)")
+        torch.manual_seed(7)
+        want = _train_mode_logits(ref, idx, "input")
+        logits = out[0] if isinstance(out, tuple) else out
+        if close(logits, want, atol=1e-4):
+            return
+        for where, mistake in (
+            (None, "self.drop is never applied: the embeddings' dropout is part of the model "
+             "(it does nothing in eval mode, which is why the eval-mode logits matched)"),
+            ("output", "self.drop is applied after the blocks: it belongs on the sum of the "
+             "two embeddings, before the first block"),
+        ):  # fmt: skip
+            torch.manual_seed(7)
+            if close(logits, _train_mode_logits(ref, idx, where), atol=1e-4):
+                fail(name, f"looks like {mistake}.")
+    fail(name, "in training mode (dropout=0.3) the logits differ from the reference's with the "
+         "same random draws: apply self.drop once, to the embeddings, then the blocks (their "
+         "own dropout), and add no other randomness.")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- sample
@@ -165,9 +207,11 @@ class _Recorder(nn.Module):
         return running + self.pos[:T], None
 
 
-def _reference_sample(idx, n, generator, pick="sample", crop="last"):
+def _reference_sample(idx, n, generator, pick="sample", crop="last", reseed=None):
     model = _Recorder()
     for _ in range(n):
+        if reseed is not None:
+            generator = torch.Generator().manual_seed(reseed)
         context = idx[:, -_BLOCK:] if crop == "last" else idx[:, :_BLOCK]
         logits = model(context)[0]
         logits = logits[:, -1, :] if pick != "first" else logits[:, 0, :]
@@ -243,9 +287,21 @@ def check_sample(sample) -> None:
                 out, _reference_sample(prompt, n, torch.Generator().manual_seed(0), pick)
             ):
                 fail(name, f"looks like {mistake}.")
-        torch.manual_seed(200)
-        again = call(name, sample, _Recorder(), prompt.clone(), n,
-                     generator=torch.Generator().manual_seed(0), what="sample again")  # fmt: skip
+        if torch.equal(out, _reference_sample(prompt, n, None, reseed=0)):
+            fail(name, "looks like the generator is reseeded at every step: each draw then "
+                 "reuses the same random number, so the text repeats its choices. Seed once, "
+                 "outside (the caller does), and pass the same generator to every draw.")  # fmt: skip
+        draws = []
+        for other_seed in (200, 201):  # same torch state, other states for numpy and random
+            with seeded(other_seed):
+                torch.manual_seed(200)
+                draws.append(call(name, sample, _Recorder(), prompt.clone(), n,
+                                  generator=torch.Generator().manual_seed(0),
+                                  what="sample again"))  # fmt: skip
+        if not torch.equal(draws[0], draws[1]):
+            fail(name, "the ids change with Python's `random` or numpy's random state: draw with "
+                 "torch.multinomial and the given generator, the RNG the spec names.")  # fmt: skip
+        again = draws[0]
         if not torch.equal(again, out):
             fail(
                 name,

@@ -1,8 +1,11 @@
-"""The lesson 05 stretch checks (GPT.forward with the loss; a cropping sampling loop) pass
-correct code and name classic mistakes."""
+"""The lesson 05 checks of the whole model (GPT.forward with the loss; a cropping sampling loop)
+pass correct code and name classic mistakes."""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 from checkhelpers import assert_fails, assert_passes, stub
@@ -19,17 +22,20 @@ def _gpt(body):
     return type("MyGPT", (GPT,), {"forward": body})
 
 
-def _features(self, idx, pos=True, ln=True, blocks="all"):
+def _features(self, idx, pos=True, ln=True, blocks="all", drop="input"):
     T = idx.size(1)
     x = self.token_embedding(idx)
     if pos:
         x = x + self.position_embedding(torch.arange(T, device=idx.device))
-    x = self.drop(x)
+    x = self.drop(x) if drop == "input" else x
     h = x
     for block in self.blocks:
         h = block(h if blocks == "all" else x)
     if blocks == "none":
         h = x
+    h = self.drop(h) if drop == "output" else h
+    if drop == "extra":
+        h = torch.nn.functional.dropout(h, 0.1, training=self.training)
     return self.lm_head(self.ln_f(h) if ln else h)
 
 
@@ -92,6 +98,9 @@ def test_gpt_forward_passes_correct_code(capsys):
         (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="each"))), "previous block's output"),
         (_gpt(_with_loss(lambda s, i: _features(s, i).softmax(-1))), "do not apply softmax"),
         (_gpt(always_loss), "return (logits, None)"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, drop=None))), "self.drop is never applied"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, drop="output"))), "after the blocks"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, drop="extra"))), "no other randomness"),
         (_gpt(flat_logits), "keep logits (B, T, vocab_size)"),
         (
             _gpt(
@@ -132,10 +141,12 @@ def test_gpt_forward_names_the_mistake(buggy, hint):
 
 
 # ----------------------------------------------------------------------------- sample
-def make_sample(crop="last", pick="sample", use_generator=True):
+def make_sample(crop="last", pick="sample", use_generator=True, reseed=False):
     def sample(model, idx, max_new_tokens, generator=None):
         bs = model.config.block_size
         for _ in range(max_new_tokens):
+            if reseed:
+                generator.manual_seed(0)
             if crop == "last":
                 context = idx[:, -bs:]
             elif crop == "front":
@@ -161,6 +172,25 @@ def make_sample(crop="last", pick="sample", use_generator=True):
 
 def reference_sample(model, idx, max_new_tokens, generator=None):  # the course's one loop
     return generate_ids(model, idx, max_new_tokens, generator=generator, use_cache=False)
+
+
+def numpy_sample(model, idx, max_new_tokens, generator=None):
+    bs = model.config.block_size
+    for _ in range(max_new_tokens):
+        probs = F.softmax(model(idx[:, -bs:])[0][:, -1, :], dim=-1).double()
+        probs = (probs / probs.sum(-1, keepdim=True)).numpy()
+        ids = [[np.random.choice(probs.shape[-1], p=row)] for row in probs]
+        idx = torch.cat([idx, torch.tensor(ids)], dim=1)
+    return idx
+
+
+def random_sample(model, idx, max_new_tokens, generator=None):
+    bs = model.config.block_size
+    for _ in range(max_new_tokens):
+        probs = F.softmax(model(idx[:, -bs:])[0][:, -1, :], dim=-1)
+        ids = [random.choices(range(probs.size(-1)), weights=row.tolist()) for row in probs]
+        idx = torch.cat([idx, torch.tensor(ids)], dim=1)
+    return idx
 
 
 def only_new_ids(model, idx, max_new_tokens, generator=None):
@@ -189,6 +219,9 @@ def test_sample_check_leaves_the_global_rng_and_prompt_alone():
         (make_sample(pick="first"), "first position's logits"),
         (make_sample(pick="argmax"), "argmax"),
         (make_sample(use_generator=False), "generator is ignored"),
+        (make_sample(reseed=True), "reseeded at every step"),
+        (numpy_sample, "numpy's random state"),
+        (random_sample, "Python's `random`"),
         (only_new_ids, "shape (2, 2 + 6)"),
     ],
 )
