@@ -1,0 +1,107 @@
+"""What a training run says: at the start (device, threads, model size), while it runs (a bar
+in a terminal, a plain line every ~15 s in a log) and at the end (steps, speed, loss, time, and
+why it made fewer steps than its first steps promised, if it did).
+
+``train()`` calls ``TrainReport``; the CLI adds the files written and the next command.
+"""
+
+from __future__ import annotations
+
+from shared.progress import Progress, duration
+from shared.threads import ThreadChoice, ThreadTuner, candidate_counts
+
+FEW_STEPS = 0.5  # fewer than half the predicted steps: say so and why
+
+
+def model_size(model) -> str:
+    params = sum(p.numel() for p in model.parameters())
+    return f"{params / 1e6:.2f}M parameters" if params >= 1e5 else f"{params:,} parameters"
+
+
+def threads_line(choice: ThreadChoice) -> str:
+    plural = "s" if choice.threads != 1 else ""
+    return f"threads: {choice.threads} thread{plural} ({choice.why})"
+
+
+class TrainReport:
+    """Progress and summary of one ``train()`` call (silent when ``enabled`` is False)."""
+
+    def __init__(self, config, step: int, elapsed_before: float, tuner, enabled: bool = True):
+        self.config, self.tuner, self.enabled = config, tuner, enabled
+        self.first_step, self.elapsed_before = step, elapsed_before
+        self.tokens_per_step = config.batch_size * config.model.block_size
+        self.by_time = bool(config.time_budget)
+        self.predicted: int | None = None  # steps the measured speed promised for the run
+        if self.by_time:
+            total, initial = config.time_budget, min(elapsed_before, config.time_budget)
+        else:
+            total, initial = config.max_iters, step
+        unit = "s" if self.by_time else "it"
+        self.bar = Progress(total, "training", unit, enabled=enabled, initial=initial)
+        self.last_loss = None
+
+    def start(self, device: str, model) -> None:
+        """The first line: where, how big, and how the thread count will be chosen."""
+        if not self.enabled:
+            return
+        how = ""
+        if isinstance(self.tuner, ThreadTuner) and self.tuner.probing:
+            counts = ", ".join(map(str, candidate_counts(self.tuner.cores)))
+            how = f"; timing the first steps at {counts} threads to keep the fastest"
+        elif getattr(self.tuner, "choice", None) is not None:
+            how = "; " + threads_line(self.tuner.choice)
+        self.bar.write(f"device: {device}, model: {model_size(model)}{how}")
+
+    def chose(self, choice: ThreadChoice, step: int, elapsed: float) -> None:
+        """A thread count was chosen (after the probe, or again mid-run)."""
+        if self.predicted is None and self.by_time:
+            left = max(0.0, self.config.time_budget - elapsed)
+            more = self.tuner.predicted_steps(left) or 0
+            self.predicted = min(self.config.max_iters, step + more)
+        self.write(threads_line(choice))
+
+    def update(self, step: int, loss: float, lr: float, elapsed: float) -> None:
+        self.last_loss = loss
+        done = min(elapsed, self.config.time_budget) if self.by_time else step
+        run_seconds = elapsed - self.elapsed_before
+        speed = (step - self.first_step) * self.tokens_per_step / max(run_seconds, 1e-9)
+        self.bar.update(
+            done, step=step, loss=f"{loss:.3f}", lr=f"{lr:.1e}", tokens_per_s=f"{speed:,.0f}"
+        )
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def finish(self, step: int, elapsed: float, stopped: str, val_loss: float | None) -> str:
+        """``summary(...)``, also shown when the report is enabled."""
+        text = self.summary(step, elapsed, stopped, val_loss)
+        if self.enabled:
+            print(text, flush=True)
+        return text
+
+    def summary(self, step: int, elapsed: float, stopped: str, val_loss: float | None) -> str:
+        """The end of the run in a line or two; a warning when it made far fewer steps than the
+        speed measured at its start promised."""
+        steps = step - self.first_step
+        seconds = elapsed - self.elapsed_before
+        speed = steps * self.tokens_per_step / seconds if seconds > 0 else 0.0
+        val = f", final val loss {val_loss:.3f}" if val_loss is not None else ""
+        lines = [
+            f"trained {steps:,} steps (step {step:,}) in {duration(seconds)}: "
+            f"{speed:,.0f} tokens/s{val}; stopped by {stopped}"
+        ]
+        warning = self.few_steps_warning(step, stopped)
+        return "\n".join([*lines, warning] if warning else lines)
+
+    def few_steps_warning(self, step: int, stopped: str) -> str | None:
+        if stopped != "time_budget" or not self.predicted or step >= FEW_STEPS * self.predicted:
+            return None
+        return (
+            f"note: only {step:,} steps, but the first steps' speed promised about "
+            f"{self.predicted:,}: something else was using the CPU during training (another "
+            "program, a browser tab, another notebook). Close it and train again, or resume "
+            "this run to add the missing steps"
+        )

@@ -1,0 +1,129 @@
+"""The thread count is chosen by timing real work (a fake clock here: no timing in tests)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from shared import threads
+from shared.threads import ThreadTuner, candidate_counts, cpu_quota, usable_cores
+
+
+class FakeMachine:
+    """A clock where one step costs ``cost[threads]`` seconds at the current thread count."""
+
+    def __init__(self, cost: dict[int, float]):
+        self.cost, self.now, self.current, self.set_calls = cost, 0.0, None, []
+
+    def timer(self) -> float:
+        return self.now
+
+    def set_threads(self, n: int) -> None:
+        self.current = n
+        self.set_calls.append(n)
+
+    def work(self) -> None:
+        self.now += self.cost[self.current]
+
+
+def run_steps(tuner, machine, n: int) -> list[int]:
+    used = []
+    for _ in range(n):
+        with tuner.step():
+            machine.work()
+        used.append(machine.current)
+    return used
+
+
+def make_tuner(machine, **kwargs) -> ThreadTuner:
+    return ThreadTuner(timer=machine.timer, set_threads=machine.set_threads, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cost", "best"),
+    [({1: 0.10, 2: 0.06}, 2), ({1: 0.10, 2: 0.90}, 1), ({1: 0.4, 2: 0.3, 4: 0.2, 6: 0.25}, 4)],
+)
+def test_the_probe_keeps_the_fastest_count_and_its_steps_are_real_work(cost, best):
+    machine = FakeMachine(cost)
+    chosen = []
+    tuner = make_tuner(machine, cores=max(cost), on_change=chosen.append)
+    used = run_steps(tuner, machine, 30)
+    assert tuner.choice.threads == best and [c.threads for c in chosen] == [best]
+    assert used[-1] == best and set(used) == set(cost)  # every candidate ran real steps
+    assert tuner.choice.seconds_per_step == pytest.approx(cost[best])
+    assert f"{best}: {cost[best] * 1000:.0f} ms" in tuner.choice.why
+
+
+def test_a_hopeless_candidate_is_abandoned_after_one_step():
+    machine = FakeMachine({1: 0.05, 2: 5.0})  # another program holds one of the two cores
+    tuner = make_tuner(machine, cores=2)
+    used = run_steps(tuner, machine, 10)
+    assert used.count(2) == 1 and tuner.choice.threads == 1
+
+
+def test_forced_count_is_used_without_probing():
+    machine = FakeMachine({1: 0.01, 2: 0.5, 3: 1.0})
+    tuner = make_tuner(machine, num_threads=3, cores=2)
+    assert set(run_steps(tuner, machine, 10)) == {3}
+    assert tuner.choice.why == "forced by num_threads" and not tuner.probing
+
+
+def test_one_core_means_one_thread_without_probing():
+    machine = FakeMachine({1: 0.1})
+    tuner = make_tuner(machine, cores=1)
+    assert set(run_steps(tuner, machine, 5)) == {1} and machine.set_calls == [1]
+
+
+def test_a_sharp_slowdown_measures_again_and_switches():
+    machine = FakeMachine({1: 0.10, 2: 0.06})
+    chosen = []
+    tuner = make_tuner(machine, cores=2, on_change=chosen.append)
+    run_steps(tuner, machine, 10)
+    assert tuner.choice.threads == 2
+    machine.cost = {1: 0.12, 2: 1.0}  # someone else now computes on one core
+    run_steps(tuner, machine, 60)  # 30 s of slow steps pass before a re-check is allowed
+    assert [c.threads for c in chosen] == [2, 1] and "measured again" in chosen[-1].why
+    run_steps(tuner, machine, 50)
+    assert len(chosen) == 2  # steady again: no more probing
+
+
+def test_a_steady_run_is_never_measured_again():
+    machine = FakeMachine({1: 0.5, 2: 0.3})
+    chosen = []
+    tuner = make_tuner(machine, cores=2, on_change=chosen.append)
+    run_steps(tuner, machine, 300)
+    assert len(chosen) == 1
+
+
+def test_candidates_stay_few_on_big_machines():
+    assert candidate_counts(1) == [1]
+    assert candidate_counts(2) == [1, 2]
+    assert candidate_counts(6) == [1, 2, 4, 6]
+    assert candidate_counts(64) == [1, 2, 4, 8, 16, 32, 64]
+
+
+def test_usable_cores_honours_the_affinity_mask(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert usable_cores(cpu_max=tmp_path / "missing") == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"), [("max 100000\n", 8), ("150000 100000\n", 1), ("300000 100000", 3),
+                        ("50000 100000", 1), ("2000000 100000", 8), ("garbage", 8)],
+)  # fmt: skip
+def test_usable_cores_honours_a_cgroup_quota(monkeypatch, tmp_path, text, cores):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    quota = tmp_path / "cpu.max"
+    quota.write_text(text, encoding="utf-8")
+    assert usable_cores(cpu_max=quota) == cores
+
+
+def test_usable_cores_reads_this_process_cgroup_first(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    (tmp_path / "cpu.max").write_text("max 100000", encoding="utf-8")
+    monkeypatch.setattr(threads, "cgroup_cpu_max_paths", lambda: [tmp_path / "cpu.max"])
+    assert usable_cores() == 4
+    (tmp_path / "cpu.max").write_text("200000 100000", encoding="utf-8")
+    assert usable_cores() == 2
+    assert cpu_quota(tmp_path / "nothing") is None
