@@ -23,6 +23,7 @@ import torch
 
 from shared.errors import CourseError
 from shared.generate import generate_ids
+from shared.threads import tuned_threads
 
 # Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -226,13 +227,15 @@ def attention_steps(
             model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
         )[0]
         steps = []
-        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
-            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
-            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
-            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
-            text = tokenizer.decode(context.tolist())
-            new_char = tokenizer.decode([int(ids[t])])
-            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
+        with tuned_threads() as tuner:  # the fastest thread count, timed on the first frames
+            for t in range(prompt_idx.size(1), ids.size(0)):  # t: where a new character is
+                with tuner.step():
+                    context = ids[max(0, t - cfg.block_size) : t]  # what the model saw
+                    attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
+                row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
+                text = tokenizer.decode(context.tolist())
+                new_char = tokenizer.decode([int(ids[t])])
+                steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
     finally:
         model.train(was_training)
     return steps
