@@ -222,13 +222,13 @@ class FixedThreads:
 
 def tuner_for(device: str, num_threads: int | None, world_size: int = 1, on_change=None):
     """The thread policy of one training process: measured on a single CPU process; under
-    torchrun each of ``world_size`` processes takes its share of the cores; off the CPU, the
-    count does not matter and stays as it is."""
+    torchrun (``world_size`` > 1) torchrun's ``OMP_NUM_THREADS`` per process unless
+    ``num_threads`` says otherwise; off the CPU, the count does not matter and stays as it is."""
     if device != "cpu":
         return FixedThreads()
     if world_size > 1:  # processes wait for each other every step: timing one alone misleads
-        share = num_threads or max(1, usable_cores() // world_size)
-        torch.set_num_threads(share)
+        if num_threads:  # else torchrun's OMP_NUM_THREADS (1 unless the user set it)
+            torch.set_num_threads(num_threads)
         return FixedThreads()
     return ThreadTuner(num_threads, on_change=on_change)
 
