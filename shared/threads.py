@@ -37,7 +37,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 ABANDON = 3.0  # a candidate whose step already took 3x the best one's cannot win: stop timing it
 SLOWDOWN = 2.0  # steps this many times slower than measured: measure the counts again
 RECHECK_WINDOW = 10  # ... judged on the median of this many recent steps
-RECHECK_EVERY_S = 30.0  # ... and at most this often
+RECHECK_EVERY_S = 30.0  # ... and at most this often (twice as rarely after each re-check that
+# changed nothing: a machine whose load comes and goes would otherwise pay for a probe each time)
 
 
 def cgroup_cpu_max_paths() -> list[Path]:
@@ -127,6 +128,7 @@ class ThreadTuner:
         self._applied: int | None = None
         self._recent: deque[float] = deque(maxlen=RECHECK_WINDOW)
         self._last_probe = timer()
+        self._recheck_every = RECHECK_EVERY_S
         self._queue: list[int] = []
         if num_threads:
             self.choice = ThreadChoice(int(num_threads), "forced by num_threads")
@@ -183,6 +185,8 @@ class ThreadTuner:
         what = "measured again, " if previous else ""
         why = f"{what}fastest of {describe_timings(self._timings)} per step"
         self.choice = ThreadChoice(fastest, why, self._timings[fastest], dict(self._timings))
+        same = previous is not None and previous.threads == fastest
+        self._recheck_every = 2 * self._recheck_every if same else RECHECK_EVERY_S
         self._recent.clear()
         if self.on_change:
             self.on_change(self.choice)
@@ -196,7 +200,7 @@ class ThreadTuner:
         slow = len(self._recent) == RECHECK_WINDOW and (
             statistics.median(self._recent) > SLOWDOWN * reference
         )
-        if slow and self.timer() - self._last_probe >= RECHECK_EVERY_S:
+        if slow and self.timer() - self._last_probe >= self._recheck_every:
             self._start_probe()
 
     def predicted_steps(self, seconds_left: float) -> int | None:

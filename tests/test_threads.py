@@ -88,6 +88,20 @@ def test_a_sharp_slowdown_measures_again_and_switches():
     assert len(chosen) == 2  # steady again: no more probing
 
 
+def test_rechecks_that_change_nothing_come_less_and_less_often():
+    # the worst case: the machine is calm whenever we measure and busy whenever we train
+    machine = FakeMachine({1: 0.10, 2: 0.06})
+    starts = []
+    tuner = make_tuner(machine, cores=2, on_change=lambda c: starts.append(machine.now))
+    for _ in range(3000):
+        probing = tuner.probing
+        with tuner.step():
+            machine.now += machine.cost[machine.current] * (1 if probing else 5)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert tuner.choice.threads == 2 and len(gaps) >= 3
+    assert gaps[0] >= 30 and all(b > 1.8 * a for a, b in zip(gaps, gaps[1:], strict=False))
+
+
 def test_a_steady_run_is_never_measured_again():
     machine = FakeMachine({1: 0.5, 2: 0.3})
     chosen = []
