@@ -35,6 +35,7 @@ import torch
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 ABANDON = 3.0  # a candidate whose step already took 3x the best one's cannot win: stop timing it
+ENOUGH_S = 2.0  # a count timed for this long (one step at least) has been timed enough
 SLOWDOWN = 2.0  # steps this many times slower than measured: measure the counts again
 RECHECK_WINDOW = 10  # ... judged on the median of this many recent steps
 RECHECK_EVERY_S = 30.0  # ... and at most this often (twice as rarely after each re-check that
@@ -117,7 +118,7 @@ class ThreadTuner:
         num_threads: int | None = None,
         cores: int | None = None,
         warmup: int = 1,
-        measure: int = 3,
+        measure: int = 2,
         timer: Callable[[], float] = time.perf_counter,
         set_threads: Callable[[int], None] = torch.set_num_threads,
         on_change: Callable[[ThreadChoice], None] | None = None,
@@ -162,6 +163,7 @@ class ThreadTuner:
 
     def _start_probe(self) -> None:
         self._queue = candidate_counts(self.cores)
+        self._warmup = self.warmup if self.choice is None else 0  # the run's very first steps
         self._samples: list[float] = []
         self._timings: dict[int, float] = {}
         self._last_probe = self.timer()
@@ -171,11 +173,12 @@ class ThreadTuner:
             self._watch(seconds)
             return
         self._samples.append(seconds)
-        measured = self._samples[self.warmup :]
+        measured = self._samples[self._warmup :]
         best = min(self._timings.values(), default=math.inf)
-        if len(measured) >= self.measure or seconds > ABANDON * best:
+        enough = len(measured) >= self.measure or (measured and sum(self._samples) > ENOUGH_S)
+        if enough or seconds > ABANDON * best:
             self._timings[self._queue.pop(0)] = statistics.median(measured or self._samples)
-            self._samples = []
+            self._samples, self._warmup = [], 0  # warm-up: only the first count's first steps
             if not self._queue:
                 self._finish_probe()
 

@@ -62,6 +62,14 @@ def test_a_hopeless_candidate_is_abandoned_after_one_step():
     assert used.count(2) == 1 and tuner.choice.threads == 1
 
 
+def test_slow_steps_keep_the_probe_short():
+    machine = FakeMachine({1: 1.5, 2: 2.5})  # a very busy machine: seconds per step
+    tuner = make_tuner(machine, cores=2)
+    used = run_steps(tuner, machine, 6)
+    assert used[:3] == [1, 1, 2] and not tuner.probing  # 3 steps, every one of them training
+    assert used[3:] == [1, 1, 1]
+
+
 def test_forced_count_is_used_without_probing():
     machine = FakeMachine({1: 0.01, 2: 0.5, 3: 1.0})
     tuner = make_tuner(machine, num_threads=3, cores=2)

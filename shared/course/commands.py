@@ -158,6 +158,7 @@ def viz(args) -> int:
         temperature=args.temperature,
         fps=args.fps,
         png_dir=args.png_dir,
+        progress=True,
     )
     print(f"wrote {path} ({args.max_new_chars} frames)")
     if args.png_dir:
