@@ -88,7 +88,9 @@ def test_run_passes_every_flag_on(tmp_path, capsys, monkeypatch):
     assert kwargs["url"] == "http://example.org/q.txt"
     assert kwargs["max_iters"] == 7 and kwargs["num_threads"] == 1
     assert run_cli(["run", *argv[-4:]], capsys)[0] == 0
-    assert len(calls) == 2 and calls[-1][0][3] == -1.0 and calls[-1][1]["max_iters"] is None  # the recipe's own
+    assert (
+        len(calls) == 2 and calls[-1][0][3] == -1.0 and calls[-1][1]["max_iters"] is None
+    )  # the recipe's own
 
 
 def test_run_trains_max_iters_and_ends_with_what_happened(tmp_path, tiny_data, capsys):  # noqa: F811
