@@ -243,10 +243,9 @@ def train(
     start = time.perf_counter() - elapsed_before
     stopped = "max_iters"
     # Threads: timed on the first steps (they train too); progress: a bar, or lines in a log.
-    tuner = tuner_for(device, config.num_threads, rank.world_size,
-                      on_change=lambda c: report.chose(c, step, time.perf_counter() - start))  # fmt: skip
-    report = TrainReport(config, step, elapsed_before, tuner, enabled=progress)
-    report.start(device, model)
+    report = TrainReport(config, step, elapsed_before, enabled=progress)
+    tuner = tuner_for(device, config.num_threads, rank.world_size, on_change=report.chose)
+    report.start(device, model, tuner)
     interrupt, loss = distributed.InterruptFlag(rank).install(), 0.0
     try:
         while step < config.max_iters:

@@ -26,9 +26,10 @@ def threads_line(choice: ThreadChoice) -> str:
 class TrainReport:
     """Progress and summary of one ``train()`` call (silent when ``enabled`` is False)."""
 
-    def __init__(self, config, step: int, elapsed_before: float, tuner, enabled: bool = True):
-        self.config, self.tuner, self.enabled = config, tuner, enabled
+    def __init__(self, config, step: int, elapsed_before: float, enabled: bool = True):
+        self.config, self.enabled, self.tuner = config, enabled, None
         self.first_step, self.elapsed_before = step, elapsed_before
+        self.step, self.elapsed = step, elapsed_before  # as of the last update()
         self.tokens_per_step = config.batch_size * config.model.block_size
         self.by_time = bool(config.time_budget)
         self.predicted: int | None = None  # steps the measured speed promised for the run
@@ -38,10 +39,10 @@ class TrainReport:
             total, initial = config.max_iters, step
         unit = "s" if self.by_time else "it"
         self.bar = Progress(total, "training", unit, enabled=enabled, initial=initial)
-        self.last_loss = None
 
-    def start(self, device: str, model) -> None:
+    def start(self, device: str, model, tuner) -> None:
         """The first line: where, how big, and how the thread count will be chosen."""
+        self.tuner = tuner
         if not self.enabled:
             return
         how = ""
@@ -52,16 +53,17 @@ class TrainReport:
             how = "; " + threads_line(self.tuner.choice)
         self.bar.write(f"device: {device}, model: {model_size(model)}{how}")
 
-    def chose(self, choice: ThreadChoice, step: int, elapsed: float) -> None:
-        """A thread count was chosen (after the probe, or again mid-run)."""
+    def chose(self, choice: ThreadChoice) -> None:
+        """A thread count was chosen (after the probe, or again mid-run): say it, and remember
+        how many steps the measured speed promises for the whole run."""
         if self.predicted is None and self.by_time:
-            left = max(0.0, self.config.time_budget - elapsed)
+            left = max(0.0, self.config.time_budget - self.elapsed)
             more = self.tuner.predicted_steps(left) or 0
-            self.predicted = min(self.config.max_iters, step + more)
+            self.predicted = min(self.config.max_iters, self.step + more)
         self.write(threads_line(choice))
 
     def update(self, step: int, loss: float, lr: float, elapsed: float) -> None:
-        self.last_loss = loss
+        self.step, self.elapsed = step, elapsed
         done = min(elapsed, self.config.time_budget) if self.by_time else step
         run_seconds = elapsed - self.elapsed_before
         speed = (step - self.first_step) * self.tokens_per_step / max(run_seconds, 1e-9)

@@ -65,7 +65,8 @@ class FakeTuner:
 
 def test_the_summary_says_steps_speed_loss_and_time():
     config = tiny_config(time_budget=100.0)
-    report = TrainReport(config, 0, 0.0, FakeTuner(0.1), enabled=False)
+    report = TrainReport(config, 0, 0.0, enabled=False)
+    report.start("cpu", None, FakeTuner(0.1))
     text = report.summary(step=900, elapsed=100.0, stopped="time_budget", val_loss=1.234)
     tokens_per_s = 900 * config.batch_size * config.model.block_size / 100
     assert text == (
@@ -76,8 +77,10 @@ def test_the_summary_says_steps_speed_loss_and_time():
 
 def test_far_fewer_steps_than_the_probe_promised_is_explained():
     config = tiny_config(time_budget=100.0, max_iters=10_000)
-    report = TrainReport(config, 0, 0.0, FakeTuner(0.1), enabled=False)
-    report.chose(report.tuner.choice, step=8, elapsed=1.0)  # 8 + 99 s / 0.1 s = 998 steps
+    report = TrainReport(config, 0, 0.0, enabled=False)
+    report.start("cpu", None, FakeTuner(0.1))
+    report.update(step=8, loss=2.5, lr=1e-3, elapsed=1.0)
+    report.chose(report.tuner.choice)  # 8 + 99 s / 0.1 s = 998 steps
     assert report.predicted == 998
     slow = report.summary(step=120, elapsed=100.0, stopped="time_budget", val_loss=2.3)
     assert "only 120 steps" in slow and "about 998" in slow
