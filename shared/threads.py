@@ -66,7 +66,8 @@ def cpu_quota(path: str | Path) -> float | None:
 
 def usable_cores(cpu_max: str | Path | None = None) -> int:
     """The CPU cores this process may really use: the affinity mask (``taskset``, a scheduler)
-    capped by the cgroup quota (``cpu.max``: a quota of 1.5 cores gives 1). At least 1.
+    capped by the cgroup quota (``cpu.max``: a quota of 1.5 cores gives 1) and by
+    ``OMP_NUM_THREADS`` when set (torchrun and a grader that runs several jobs set it). At least 1.
 
     ``cpu_max``: the quota file to read (default: this process's cgroup, then the root's).
     """
@@ -79,6 +80,9 @@ def usable_cores(cpu_max: str | Path | None = None) -> int:
         if quota is not None:
             cores = min(cores, max(1, math.floor(quota)))
             break
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        cores = min(cores, int(omp))
     return max(1, cores)
 
 

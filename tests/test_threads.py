@@ -126,8 +126,16 @@ def test_candidates_stay_few_on_big_machines():
 
 
 def test_usable_cores_honours_the_affinity_mask(monkeypatch, tmp_path):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert usable_cores(cpu_max=tmp_path / "missing") == 3
+
+
+@pytest.mark.parametrize(("omp", "cores"), [("2", 2), ("16", 3), ("0", 3), ("x", 3), ("", 3)])
+def test_omp_num_threads_caps_the_usable_cores(monkeypatch, tmp_path, omp, cores):
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert usable_cores(cpu_max=tmp_path / "missing") == cores
 
 
 @pytest.mark.parametrize(
@@ -135,6 +143,7 @@ def test_usable_cores_honours_the_affinity_mask(monkeypatch, tmp_path):
                         ("50000 100000", 1), ("2000000 100000", 8), ("garbage", 8)],
 )  # fmt: skip
 def test_usable_cores_honours_a_cgroup_quota(monkeypatch, tmp_path, text, cores):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     quota = tmp_path / "cpu.max"
     quota.write_text(text, encoding="utf-8")
@@ -142,6 +151,7 @@ def test_usable_cores_honours_a_cgroup_quota(monkeypatch, tmp_path, text, cores)
 
 
 def test_usable_cores_reads_this_process_cgroup_first(monkeypatch, tmp_path):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     (tmp_path / "cpu.max").write_text("max 100000", encoding="utf-8")
     monkeypatch.setattr(threads, "cgroup_cpu_max_paths", lambda: [tmp_path / "cpu.max"])
