@@ -67,9 +67,13 @@ class TrainReport:
         done = min(elapsed, self.config.time_budget) if self.by_time else step
         run_seconds = elapsed - self.elapsed_before
         speed = (step - self.first_step) * self.tokens_per_step / max(run_seconds, 1e-9)
-        self.bar.update(
-            done, step=step, loss=f"{loss:.3f}", lr=f"{lr:.1e}", tokens_per_s=f"{speed:,.0f}"
-        )
+        fields = {
+            "step": step,
+            "loss": f"{loss:.3f}",
+            "lr": f"{lr:.1e}",
+            "tokens/s": f"{speed:,.0f}",
+        }
+        self.bar.update(done, **fields)
 
     def write(self, message: str) -> None:
         self.bar.write(message)

@@ -27,12 +27,12 @@ def test_a_log_gets_plain_lines_every_interval_not_redraws():
     assert not interactive(log) and bar.bar is None
     for second in range(1, 61):
         clock.now = float(second)
-        bar.update(second, step=second * 10, loss="2.345", tokens_per_s="6,830")
+        bar.update(second, step=second * 10, loss="2.345", **{"tokens/s": "6,830"})
     bar.close()
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 4  # at 15, 30, 45, 60 s
     assert lines[0] == (
-        "training: 15/240 s, step 150, loss 2.345, tokens_per_s 6,830, elapsed 15 s, ~3 min 45 s left"
+        "training: 15/240 s, step 150, loss 2.345, tokens/s 6,830, elapsed 15 s, ~3 min 45 s left"
     )
     assert lines[-1].startswith("training: 60/240 s, step 600,") and lines[-1].endswith(
         "~3 min 00 s left"

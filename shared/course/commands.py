@@ -76,7 +76,7 @@ def train(args) -> int:
         )
     if result.stopped == "interrupted":
         return 130
-    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
+    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha, "')
     return 0
 
 
