@@ -84,14 +84,16 @@ def generate_ids(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_token: Callable[[int], None] | None = None,
+    num_threads: int | None = None,
 ) -> torch.Tensor:
     """idx (B, T) -> (B, T + max_new_tokens): the one sampling loop (CLI, lessons, GIF).
 
     ``model(idx)`` must return ``(logits, loss)``; it sees at most its last block_size ids. The
     KV cache is used when asked for and the model supports it (``shared.kv_cache``). The first
-    few characters are timed at each CPU thread count and the fastest is kept (``shared.threads``)."""
+    few characters are timed at each CPU thread count and the fastest is kept (``shared.threads``;
+    ``num_threads`` forces a count)."""
     # inference_mode: like no_grad, minus autograd's bookkeeping (~10% faster per cached step)
-    with torch.inference_mode(), tuned_threads() as tuner:
+    with torch.inference_mode(), tuned_threads(num_threads) as tuner:
         idx = _sample_loop(
             model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token,
             tuner,
@@ -143,8 +145,10 @@ def generate(
     seed: int | None = None,
     use_cache: bool = True,
     stream: Callable[[str], None] | None = None,
+    num_threads: int | None = None,
 ) -> str:
-    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char."""
+    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char;
+    ``num_threads``: CPU threads (default: the fastest, timed on the first characters)."""
     _check_sampling(temperature, top_k, top_p, max_new_chars)
     ids = encode_prompt(tokenizer, prompt)
     if not ids:
@@ -159,8 +163,9 @@ def generate(
     model.eval()
     try:
         out = generate_ids(
-            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token
-        )
+            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token,
+            num_threads,
+        )  # fmt: skip
     finally:
         model.train(was_training)
     return prompt + tokenizer.decode(out[0, idx.size(1) :].tolist())

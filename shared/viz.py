@@ -204,6 +204,7 @@ def attention_steps(
     head: int | None = None,
     seed: int = 0,
     temperature: float = 1.0,
+    num_threads: int | None = None,
 ) -> list[AttentionStep]:
     """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
     then record, for each new character, what its prediction attended to.
@@ -224,10 +225,12 @@ def attention_steps(
     model.eval()
     try:
         ids = generate_ids(
-            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
-        )[0]
+            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False,
+            num_threads=num_threads,
+        )[0]  # fmt: skip
         steps = []
-        with tuned_threads() as tuner:  # the fastest thread count, timed on the first frames
+        # the fastest thread count, timed on the first frames (unless num_threads forces one)
+        with tuned_threads(num_threads) as tuner:
             for t in range(prompt_idx.size(1), ids.size(0)):  # t: where a new character is
                 with tuner.step():
                     context = ids[max(0, t - cfg.block_size) : t]  # what the model saw

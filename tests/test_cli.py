@@ -148,7 +148,7 @@ def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, m
 
     calls = []
 
-    def fake_gif(checkpoint, out, prompt, progress):
+    def fake_gif(checkpoint, out, prompt, progress, num_threads):
         calls.append((Path(checkpoint), Path(out), prompt))
         Path(out).write_bytes(b"GIF89a")
         return Path(out)

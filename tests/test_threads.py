@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -159,3 +160,28 @@ def test_usable_cores_reads_this_process_cgroup_first(monkeypatch, tmp_path):
     (tmp_path / "cpu.max").write_text("200000 100000", encoding="utf-8")
     assert usable_cores() == 2
     assert cpu_quota(tmp_path / "nothing") is None
+
+
+def test_sampling_times_the_counts_honours_a_forced_one_and_restores_the_callers():
+    import torch
+    from _tiny import tiny_config, tiny_corpus
+
+    from shared.generate import generate
+    from shared.model import GPT
+
+    corpus = tiny_corpus()
+    model = GPT(replace(tiny_config().model, vocab_size=corpus.vocab_size)).eval()
+    seen = []
+    hook = model.lm_head.register_forward_pre_hook  # the cached and the plain path both end here
+    hook(lambda module, args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        generate(model, corpus.tokenizer, "En un", 12, seed=0, num_threads=1)
+        assert set(seen) == {1} and torch.get_num_threads() == 3
+        seen.clear()
+        generate(model, corpus.tokenizer, "En un", 12, seed=0)
+        assert set(seen) == set(candidate_counts(usable_cores()))  # each count wrote characters
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -240,9 +240,11 @@ def make_attention_gif(
     fps: float = 5.0,
     png_dir: str | Path | None = None,
     progress: bool = False,
+    num_threads: int | None = None,
 ) -> Path:
     """Checkpoint (a path or a loaded ``Checkpoint``) -> attention GIF at ``out``; returns the path.
-    ``progress``: show the frames being drawn (a bar, or a line every ~15 s in a log).
+    ``progress``: show the frames being drawn (a bar, or a line every ~15 s in a log);
+    ``num_threads``: CPU threads (default: the fastest, timed on the first characters).
 
     With ``png_dir``, also writes heatmaps of the finished text: ``all_heads.png`` and the chosen
     layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
@@ -257,7 +259,9 @@ def make_attention_gif(
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model, tokenizer = ckpt.model, ckpt.tokenizer
     # the thread count is timed on the first characters and frames (shared.threads)
-    steps = attention_steps(model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature)
+    steps = attention_steps(
+        model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature, num_threads
+    )
     shown_layer = model.config.n_layer - 1 if layer is None else layer
     frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head), progress)
     save_gif(frames, out, fps=fps)

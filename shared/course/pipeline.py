@@ -68,7 +68,7 @@ def run(
         result, corpus, prompt, max_new_chars, seed, outputs_dir, progress
     )
     if gif:
-        written["gif"] = make_gif(checkpoint, outputs_dir, prompt, progress)
+        written["gif"] = make_gif(checkpoint, outputs_dir, prompt, progress, num_threads)
     print(summary(result, written, time.perf_counter() - started))
     return written
 
@@ -84,6 +84,7 @@ def write_sample(result, corpus, prompt, max_new_chars, seed, outputs_dir, progr
     text = generate(
         result.model, corpus.tokenizer, prompt, max_new_chars, temperature=0.8,
         seed=0 if seed is None else seed, stream=lambda ch: bar.update(next(count)),
+        num_threads=result.config.num_threads,
     )  # fmt: skip
     bar.close()
     sample_path = outputs_dir / "sample.txt"
@@ -112,10 +113,14 @@ def summary(result, written: dict, seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------- GIF
-def make_gif(checkpoint: Path, outputs_dir: Path, prompt: str, progress: bool = True) -> Path:
+def make_gif(
+    checkpoint: Path, outputs_dir: Path, prompt: str, progress: bool = True, num_threads=None
+) -> Path:
     """Step 4/4 (lesson 08): the trained checkpoint -> outputs/attention.gif."""
     from shared.course.gif import make_attention_gif
 
     out = outputs_dir / "attention.gif"
     print(f"4/4 gif: attention while generating -> {out}")
-    return make_attention_gif(checkpoint, out, prompt=prompt, progress=progress)
+    return make_attention_gif(
+        checkpoint, out, prompt=prompt, progress=progress, num_threads=num_threads
+    )
