@@ -99,3 +99,29 @@ def test_train_in_a_log_prints_the_start_line_and_the_summary(capsys):
     assert result.summary in out and result.summary.startswith("trained 6 steps (step 6)")
     assert f"final val loss {result.final_losses['val']:.3f}" in result.summary
     assert result.threads == 1
+
+
+def test_the_start_line_and_the_choice_say_how_threads_were_picked(capsys):
+    from shared.threads import ThreadTuner
+
+    clock, cost = Clock(), {1: 0.2, 2: 0.1}
+    current = []
+    tuner = ThreadTuner(cores=2, timer=clock, set_threads=current.append)
+    config = tiny_config(time_budget=60.0, max_iters=10_000)
+    report = TrainReport(config, 0, 0.0, enabled=True)
+    tuner.on_change = report.chose
+    report.start("cpu", torch_model(), tuner)
+    for step in range(1, 9):
+        with tuner.step():
+            clock.now += cost[current[-1]]
+        report.update(step, 2.0, 1e-3, clock.now)
+    out = capsys.readouterr().out
+    assert "device: cpu, model: " in out and "timing the first steps at 1, 2 threads" in out
+    assert "threads: 2 threads (fastest of 1: 200 ms, 2: 100 ms per step)" in out
+    assert report.predicted is not None and report.predicted > 500  # ~ (60 s - 0.8 s) / 0.1 s
+
+
+def torch_model():
+    import torch
+
+    return torch.nn.Linear(3, 4)
