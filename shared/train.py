@@ -167,7 +167,9 @@ def train(
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
     with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Started by
     ``torchrun``, every rank trains the same model on its own batches (``shared.distributed``);
-    rank 0 alone evaluates, shows progress and saves.
+    rank 0 alone evaluates, shows progress and saves. On one CPU process the first steps also
+    pick the thread count (``shared.threads``; ``config.num_threads`` forces one), and
+    ``progress`` shows what happened (``shared.train_report``): the result's ``summary``.
     """
     config = config or default_train_config()
     if model is not None:
