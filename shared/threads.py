@@ -135,6 +135,7 @@ class ThreadTuner:
         self._last_probe = timer()
         self._recheck_every = RECHECK_EVERY_S
         self._queue: list[int] = []
+        self._hopeless: set[int] = set()
         if num_threads:
             self.choice = ThreadChoice(int(num_threads), "forced by num_threads")
         elif self.cores == 1:
@@ -167,6 +168,9 @@ class ThreadTuner:
 
     def _start_probe(self) -> None:
         self._queue = candidate_counts(self.cores)
+        # a re-check (steps got slower): counts that were hopeless before (ABANDON x the best)
+        # only get worse when the machine gets busier
+        self._queue = [n for n in self._queue if n not in self._hopeless]
         self._warmup = self.warmup if self.choice is None else 0  # the run's very first steps
         self._samples: list[float] = []
         self._timings: dict[int, float] = {}
@@ -192,6 +196,8 @@ class ThreadTuner:
         what = "measured again, " if previous else ""
         why = f"{what}fastest of {describe_timings(self._timings)} per step"
         self.choice = ThreadChoice(fastest, why, self._timings[fastest], dict(self._timings))
+        best = self._timings[fastest]
+        self._hopeless |= {n for n, s in self._timings.items() if s > ABANDON * best}
         same = previous is not None and previous.threads == fastest
         self._recheck_every = 2 * self._recheck_every if same else RECHECK_EVERY_S
         self._recent.clear()

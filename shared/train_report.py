@@ -7,10 +7,16 @@ why it made fewer steps than its first steps promised, if it did).
 
 from __future__ import annotations
 
+import math
+
 from shared.progress import Progress, duration
 from shared.threads import ThreadChoice, ThreadTuner, candidate_counts
+from shared.train_config import TrainConfig
 
 FEW_STEPS = 0.5  # fewer than half the predicted steps: say so and why
+# The CPU recipe's 240 s on an idle 2-core machine: ~13k tokens/s, ~1,500 steps, val ~1.47, text
+# that reads as Spanish (benchmarks/RESULTS.md). Far fewer steps: say why the text is rougher.
+RECIPE_STEPS = 1500
 
 
 def model_size(model) -> str:
@@ -99,8 +105,25 @@ class TrainReport:
             f"trained {steps:,} steps (step {step:,}) in {duration(seconds)}: "
             f"{speed:,.0f} tokens/s{val}; stopped by {stopped}"
         ]
-        warning = self.few_steps_warning(step, stopped)
+        warning = self.few_steps_warning(step, stopped) or self.slow_machine_note(step, seconds)
         return "\n".join([*lines, warning] if warning else lines)
+
+    def slow_machine_note(self, step: int, seconds: float) -> str | None:
+        """The CPU recipe, stopped by its clock far short of the steps it needs: say so, and
+        how long this machine would need."""
+        recipe = TrainConfig()
+        if self.config.model != recipe.model or self.config.batch_size != recipe.batch_size:
+            return None
+        if not self.by_time or step >= 0.6 * RECIPE_STEPS or step <= self.first_step:
+            return None
+        per_step = seconds / (step - self.first_step)
+        needed = 60 * math.ceil(RECIPE_STEPS * per_step / 60)
+        return (
+            f"note: {step:,} steps; this recipe writes readable Spanish after about "
+            f"{RECIPE_STEPS:,} (its 240 s on an idle 2-core machine), so expect rougher text. "
+            f"This computer is slower or busy: close other programs, or give training about "
+            f"{needed} s (--time-budget {needed}; time_budget={needed} in Python)"
+        )
 
     def few_steps_warning(self, step: int, stopped: str) -> str | None:
         if stopped != "time_budget" or not self.predicted or step >= FEW_STEPS * self.predicted:

@@ -125,3 +125,20 @@ def torch_model():
     import torch
 
     return torch.nn.Linear(3, 4)
+
+
+def test_the_cpu_recipe_cut_short_by_a_slow_machine_says_why_and_how_long_it_needs():
+    from shared.train_config import TrainConfig
+
+    config = TrainConfig()  # the CPU recipe, 240 s
+    report = TrainReport(config, 0, 0.0, enabled=False)
+    report.start("cpu", None, FakeTuner(0.4))
+    report.update(step=8, loss=2.5, lr=1e-3, elapsed=3.2)
+    report.chose(report.tuner.choice)  # steady 0.4 s per step: no "fewer than promised"
+    text = report.summary(step=600, elapsed=240.0, stopped="time_budget", val_loss=1.9)
+    assert "only" not in text and "note: 600 steps" in text and "rougher text" in text
+    assert "--time-budget 600" in text  # 1,500 steps at 0.4 s
+    assert "note" not in report.summary(1400, 240.0, "time_budget", 1.5)
+    small = TrainReport(tiny_config(time_budget=240.0), 0, 0.0, enabled=False)
+    small.start("cpu", None, FakeTuner(0.4))
+    assert "note" not in small.summary(600, 240.0, "time_budget", 1.9)  # not the recipe

@@ -97,6 +97,20 @@ def test_a_sharp_slowdown_measures_again_and_switches():
     assert len(chosen) == 2  # steady again: no more probing
 
 
+def test_a_recheck_skips_counts_that_were_hopeless_and_only_remeasures():
+    machine = FakeMachine({1: 0.10, 2: 0.90})  # busy: 2 threads hopeless
+    chosen = []
+    tuner = make_tuner(machine, cores=2, on_change=chosen.append)
+    run_steps(tuner, machine, 10)
+    machine.cost = {1: 0.50, 2: 5.0}  # busier still
+    used = run_steps(tuner, machine, 100)
+    assert 2 not in used and len(chosen) == 2  # re-measured at 1 thread only
+    assert chosen[-1].seconds_per_step == pytest.approx(0.5) and chosen[-1].threads == 1
+    machine.cost = {1: 2.0, 2: 20.0}  # and busier: a later re-check still skips 2 threads
+    used = run_steps(tuner, machine, 200)
+    assert 2 not in used and len(chosen) == 3
+
+
 def test_rechecks_that_change_nothing_come_less_and_less_often():
     # the worst case: the machine is calm whenever we measure and busy whenever we train
     machine = FakeMachine({1: 0.10, 2: 0.06})
