@@ -194,7 +194,7 @@ def test_sampling_times_the_counts_honours_a_forced_one_and_restores_the_callers
         generate(model, corpus.tokenizer, "En un", 12, seed=0, num_threads=1)
         assert set(seen) == {1} and torch.get_num_threads() == 3
         seen.clear()
-        generate(model, corpus.tokenizer, "En un", 12, seed=0)
+        generate(model, corpus.tokenizer, "En un", 40, seed=0)  # enough for 7 counts
         assert set(seen) == set(candidate_counts(usable_cores()))  # each count wrote characters
         assert torch.get_num_threads() == 3
     finally:
