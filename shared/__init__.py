@@ -13,6 +13,8 @@ the lessons build them:
                        and how; ``shared.train_guards``: divergence, Ctrl-C, full disks;
                        ``shared.checkpoint``: atomic saves, weights-only loads;
                        ``shared.distributed``: several processes under torchrun
+                       ``shared.threads``: the thread count, measured; ``shared.progress``,
+                       ``shared.train_report``: what a run says while and after it runs
 - ``shared.your_gpt``  your lesson 03-05 classes, checked, for your own GPT   (lesson 06)
                        (``shared.convert``: your per-head layout <-> the fused one)
 - ``shared.generate``  sampling, one loop; ``shared.kv_cache``: the KV cache  (lesson 07)

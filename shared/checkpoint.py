@@ -124,6 +124,11 @@ def read_checkpoint(path: str | Path) -> dict:
             f"no checkpoint at {path}; train one first with `python -m shared train` "
             "(or run lesson 06_train)"
         )
+    if foreign_file(path):  # a text file, an image: the user's file, not a damaged checkpoint
+        raise CourseError(
+            f"{path} is not a checkpoint (it is some other kind of file); give the path of a "
+            "checkpoint made by `python -m shared train` (default: checkpoints/gpt.pt)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, pickled code, ...
@@ -138,6 +143,18 @@ def read_checkpoint(path: str | Path) -> dict:
         )
     check_payload(payload, path)
     return payload
+
+
+def foreign_file(path: str | Path) -> bool:
+    """True for a file with content that does not start the way ``torch.save`` files do (a zip
+    archive, or a pickle in the old format): a text file, an image... someone else's file.
+    False for a missing, empty or unreadable file."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return False
+    return bool(start) and not start.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from shared.errors import CourseError
 from shared.kv_cache import cache_length, forward_with_cache, supports_cache
+from shared.threads import tuned_threads
 
 DEFAULT_START = "\n"  # an empty prompt starts the text as if at a new paragraph
 
@@ -83,40 +84,45 @@ def generate_ids(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_token: Callable[[int], None] | None = None,
+    num_threads: int | None = None,
 ) -> torch.Tensor:
     """idx (B, T) -> (B, T + max_new_tokens): the one sampling loop (CLI, lessons, GIF).
 
     ``model(idx)`` must return ``(logits, loss)``; it sees at most its last block_size ids. The
-    KV cache is used when asked for and the model supports it (``shared.kv_cache``)."""
+    KV cache is used when asked for and the model supports it (``shared.kv_cache``). The first
+    few characters are timed at each CPU thread count and the fastest is kept (``shared.threads``;
+    ``num_threads`` forces a count)."""
     # inference_mode: like no_grad, minus autograd's bookkeeping (~10% faster per cached step)
-    with torch.inference_mode():
+    with torch.inference_mode(), tuned_threads(num_threads) as tuner:
         idx = _sample_loop(
-            model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token
-        )
+            model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token,
+            tuner,
+        )  # fmt: skip
     return idx.clone()  # a normal tensor again, usable anywhere (even as training input)
 
 
 def _sample_loop(
-    model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token
+    model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token, tuner
 ) -> torch.Tensor:
     block_size = context_size(model)
     use_cache = use_cache and supports_cache(model)
     cache = None
     logits = None
     for _ in range(max_new_tokens):
-        if not use_cache:
-            context = idx if block_size is None else idx[:, -block_size:]
-            logits, _ = model(context)  # re-run the whole context every step
-        elif cache is None or cache_length(cache) >= block_size:
-            # (Re)fill the cache. When it is full we cannot append (positions stop at
-            # block_size-1), so we restart from the last half block: one long step now,
-            # then block_size/2 cheap steps again. From here on the text differs from the
-            # plain loop, which slides its window by one every step.
-            window = block_size if cache is None else max(1, block_size // 2)
-            logits, cache = forward_with_cache(model, idx[:, -window:])
-        else:
-            logits, cache = forward_with_cache(model, idx[:, -1:], cache)  # only the new id
-        next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+        with tuner.step():  # timed: the thread count that writes fastest is kept
+            if not use_cache:
+                context = idx if block_size is None else idx[:, -block_size:]
+                logits, _ = model(context)  # re-run the whole context every step
+            elif cache is None or cache_length(cache) >= block_size:
+                # (Re)fill the cache. When it is full we cannot append (positions stop at
+                # block_size-1), so we restart from the last half block: one long step now,
+                # then block_size/2 cheap steps again. From here on the text differs from the
+                # plain loop, which slides its window by one every step.
+                window = block_size if cache is None else max(1, block_size // 2)
+                logits, cache = forward_with_cache(model, idx[:, -window:])
+            else:
+                logits, cache = forward_with_cache(model, idx[:, -1:], cache)  # only the new id
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
         idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
         if on_token is not None:
             on_token(int(next_id[0, 0]))
@@ -139,8 +145,10 @@ def generate(
     seed: int | None = None,
     use_cache: bool = True,
     stream: Callable[[str], None] | None = None,
+    num_threads: int | None = None,
 ) -> str:
-    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char."""
+    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char;
+    ``num_threads``: CPU threads (default: the fastest, timed on the first characters)."""
     _check_sampling(temperature, top_k, top_p, max_new_chars)
     ids = encode_prompt(tokenizer, prompt)
     if not ids:
@@ -155,8 +163,9 @@ def generate(
     model.eval()
     try:
         out = generate_ids(
-            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token
-        )
+            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token,
+            num_threads,
+        )  # fmt: skip
     finally:
         model.train(was_training)
     return prompt + tokenizer.decode(out[0, idx.size(1) :].tolist())

@@ -32,6 +32,7 @@ from shared.block import FeedForward
 from shared.config import default_outputs_dir, quick_mode
 from shared.data import get_batch
 from shared.model import GPT, GPTConfig
+from shared.threads import tuned_threads
 
 # The one recipe every rung is trained with. Small enough that a rung takes well under a
 # minute on a 2-core CPU; the same for all rungs, so the differences come from the models.
@@ -179,13 +180,15 @@ def train_rung(
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
     generator = torch.Generator().manual_seed(SEED)  # the same batches for every rung
     model.train()
-    for _ in range(steps):
-        xb, yb = get_batch(corpus.train_data, BLOCK_SIZE, BATCH_SIZE, device, generator)
-        _, loss = model(xb, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        optimizer.step()
+    with tuned_threads() as tuner:  # the fastest thread count, timed on the first steps
+        for _ in range(steps):
+            xb, yb = get_batch(corpus.train_data, BLOCK_SIZE, BATCH_SIZE, device, generator)
+            with tuner.step():
+                _, loss = model(xb, yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                optimizer.step()
     model.eval()
     row = {
         "name": name,

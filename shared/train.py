@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from shared import distributed
 from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import pick_device
 from shared.data import get_batch
 from shared.model import GPT
-from shared.train_config import TrainConfig, default_num_threads, default_train_config
+from shared.threads import tuner_for
+from shared.train_config import TrainConfig, default_train_config
 from shared.train_guards import (
     check_given_model,
     check_resumable,
@@ -37,6 +37,7 @@ from shared.train_guards import (
     stop_reason,
     weights_finite,
 )
+from shared.train_report import TrainReport
 
 __all__ = [
     "TrainConfig",
@@ -64,6 +65,8 @@ class TrainResult:
     elapsed: float
     stopped: str  # "max_iters", "time_budget" or "interrupted"
     checkpoint: Path | None = None
+    summary: str = ""  # what the run did, in a line or two (train_report.TrainReport.summary)
+    threads: int | None = None  # the CPU thread count in use at the end (None: not chosen here)
 
     @property
     def final_losses(self) -> dict:
@@ -164,7 +167,9 @@ def train(
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
     with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Started by
     ``torchrun``, every rank trains the same model on its own batches (``shared.distributed``);
-    rank 0 alone evaluates, shows progress and saves.
+    rank 0 alone evaluates, shows progress and saves. On one CPU process the first steps also
+    pick the thread count (``shared.threads``; ``config.num_threads`` forces one), and
+    ``progress`` shows what happened (``shared.train_report``): the result's ``summary``.
     """
     config = config or default_train_config()
     if model is not None:
@@ -174,8 +179,6 @@ def train(
     source = source or "reference GPT"
     rank = distributed.setup(pick_device(config.device))  # one process unless torchrun made more
     device, progress = rank.device, progress and rank.is_main
-    if device == "cpu":
-        torch.set_num_threads(config.num_threads or default_num_threads())
     out = Path(out) if out else None
     tokenizer = corpus.tokenizer
     model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
@@ -211,11 +214,10 @@ def train(
         if not history["step"] or history["step"][-1] != step:
             for key, value in (("step", step), ("elapsed", elapsed), *losses.items()):
                 history[key].append(value)
-            if progress:
-                tqdm.write(
-                    f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
-                    f"({elapsed:.0f}s)"
-                )
+            report.write(
+                f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
+                f"({elapsed:.0f}s)"
+            )
         save(step, elapsed, final)
 
     def save(step: int, elapsed: float, final: bool = False) -> None:
@@ -242,16 +244,10 @@ def train(
     model.train()
     start = time.perf_counter() - elapsed_before
     stopped = "max_iters"
-    # Under a time budget the bar counts seconds, so its ETA is the real one (max_iters rarely binds).
-    by_time = bool(config.time_budget)
-    bar = tqdm(
-        total=config.time_budget if by_time else config.max_iters,
-        initial=min(elapsed_before, config.time_budget) if by_time else step,
-        unit="s" if by_time else "it", desc="training", disable=not progress,
-        dynamic_ncols=True, leave=True,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
-        if by_time else None,
-    )  # fmt: skip
+    # Threads: timed on the first steps (they train too); progress: a bar, or lines in a log.
+    report = TrainReport(config, step, elapsed_before, enabled=progress)
+    tuner = tuner_for(device, config.num_threads, rank.world_size, on_change=report.chose)
+    report.start(device, model, tuner)
     interrupt, loss = distributed.InterruptFlag(rank).install(), 0.0
     try:
         while step < config.max_iters:
@@ -271,20 +267,16 @@ def train(
             xb, yb = get_batch(
                 corpus.train_data, config.model.block_size, config.batch_size, device, batch_gen
             )
-            loss = train_step(ddp_model, optimizer, xb, yb, config.grad_clip, autocast)
+            with tuner.step():
+                loss = train_step(ddp_model, optimizer, xb, yb, config.grad_clip, autocast)
             step += 1
             history["iter_loss"].append(loss)
             history["lr"].append(lr)
-            if by_time:
-                bar.update(min(time.perf_counter() - start, config.time_budget) - bar.n)
-            else:
-                bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(step=step, loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)
+            report.update(step, loss, lr, time.perf_counter() - start)
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
-        bar.close()
+        report.close()
         interrupt.restore()
     elapsed = time.perf_counter() - start
     if stopped == "interrupted":
@@ -296,7 +288,11 @@ def train(
         evaluate_and_save(step, elapsed, final=True)
     model.eval()
     distributed.teardown(rank)
-    return TrainResult(model, tokenizer, config, history, step, elapsed, stopped, out)
+    summary = report.finish(step, elapsed, stopped, history["val"][-1] if history["val"] else None)
+    threads = torch.get_num_threads() if device == "cpu" else None
+    return TrainResult(
+        model, tokenizer, config, history, step, elapsed, stopped, out, summary, threads
+    )
 
 
 def plot_history(history: dict, ax=None):

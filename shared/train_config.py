@@ -42,7 +42,7 @@ class TrainConfig:
     eval_iters: int = 20
     seed: int = 1337
     device: str = "auto"
-    num_threads: int | None = None  # CPU threads; None = default_num_threads()
+    num_threads: int | None = None  # CPU threads; None = the fastest, measured (shared.threads)
     compile: bool = False  # torch.compile the model: slower start, faster steps (mostly on GPU)
 
     @classmethod
@@ -60,8 +60,8 @@ def default_num_threads() -> int:
     """PyTorch's own choice: one thread per physical core.
 
     Measured on an idle 2-core machine: 2 threads train ~1.6-1.9x faster than 1 (13-14k vs
-    7-9k tokens/s). On a machine busy with other work, fewer threads can be faster: pass
-    ``num_threads`` (``--num-threads``) then. See benchmarks/RESULTS.md.
+    7-9k tokens/s); on a busy one, 1 thread can be 10x faster. So ``train()`` no longer uses
+    this: it times the first steps at each count (``shared.threads``). See benchmarks/RESULTS.md.
     """
     return max(1, _TORCH_DEFAULT_THREADS)
 

@@ -23,6 +23,7 @@ import torch
 
 from shared.errors import CourseError
 from shared.generate import generate_ids
+from shared.threads import tuned_threads
 
 # Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -203,6 +204,7 @@ def attention_steps(
     head: int | None = None,
     seed: int = 0,
     temperature: float = 1.0,
+    num_threads: int | None = None,
 ) -> list[AttentionStep]:
     """Generate ``max_new_chars`` characters after ``prompt`` (with ``shared.generate``'s loop),
     then record, for each new character, what its prediction attended to.
@@ -223,16 +225,20 @@ def attention_steps(
     model.eval()
     try:
         ids = generate_ids(
-            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False
-        )[0]
+            model, prompt_idx, max_new_chars, temperature, generator=generator, use_cache=False,
+            num_threads=num_threads,
+        )[0]  # fmt: skip
         steps = []
-        for t in range(prompt_idx.size(1), ids.size(0)):  # t: the position of a new character
-            context = ids[max(0, t - cfg.block_size) : t]  # what the model saw to write it
-            attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
-            row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
-            text = tokenizer.decode(context.tolist())
-            new_char = tokenizer.decode([int(ids[t])])
-            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
+        # the fastest thread count, timed on the first frames (unless num_threads forces one)
+        with tuned_threads(num_threads) as tuner:
+            for t in range(prompt_idx.size(1), ids.size(0)):  # t: where a new character is
+                with tuner.step():
+                    context = ids[max(0, t - cfg.block_size) : t]  # what the model saw
+                    attn = model.attention_weights(context[None])[layer, 0]  # (n_head, T, T)
+                row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
+                text = tokenizer.decode(context.tolist())
+                new_char = tokenizer.decode([int(ids[t])])
+                steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
     finally:
         model.train(was_training)
     return steps

@@ -79,7 +79,8 @@ def test_torch_compile_prefix_is_stripped(trained, tmp_path):
     "content, message",
     [
         (b"", "not a readable checkpoint"),
-        (os.urandom(2000), "not a readable checkpoint"),
+        (b"\x80" + os.urandom(2000), "not a readable checkpoint"),
+        (b"PK\x03\x04" + os.urandom(2000), "not a readable checkpoint"),
         ("truncated", "not a readable checkpoint"),
         ("not a dict", "not a checkpoint made by this course"),
         ("wrong shapes", "is damaged: its model does not load.*size mismatch"),
@@ -101,6 +102,16 @@ def test_bad_files_give_one_clear_error(trained, tmp_path, content, message):
     with pytest.raises(CourseError, match=message) as info:
         load_checkpoint(bad)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["hola, esto es un texto\n", "\x89PNG..."])
+def test_someone_elses_file_is_not_called_damaged_nor_to_be_deleted(tmp_path, content):
+    other = tmp_path / "notes.txt"
+    other.write_text(content, encoding="utf-8")
+    with pytest.raises(CourseError, match="is not a checkpoint") as info:
+        load_checkpoint(other)
+    assert "delete" not in str(info.value) and "damaged" not in str(info.value)
+    assert other.read_text(encoding="utf-8") == content
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):

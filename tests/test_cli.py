@@ -148,7 +148,7 @@ def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, m
 
     calls = []
 
-    def fake_gif(checkpoint, out, prompt):
+    def fake_gif(checkpoint, out, prompt, progress, num_threads):
         calls.append((Path(checkpoint), Path(out), prompt))
         Path(out).write_bytes(b"GIF89a")
         return Path(out)
@@ -161,5 +161,5 @@ def test_run_hands_the_checkpoint_to_the_gif_step(tmp_path, tiny_data, capsys, m
     )  # fmt: skip
     assert code == 0 and "4/4 gif" in stdout
     assert calls == [
-        (tmp_path / "gpt.pt", tmp_path / "out" / "attention.gif", "En un lugar de la Mancha")
+        (tmp_path / "gpt.pt", tmp_path / "out" / "attention.gif", "En un lugar de la Mancha, ")
     ]

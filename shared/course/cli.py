@@ -9,11 +9,13 @@ traceback. The ``check`` and ``grade`` commands are declared by ``shared.course.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from pathlib import Path
 
 from shared.course import cli_types, commands, streams
+from shared.course.defaults import CPU_RECIPE
 from shared.errors import CourseError, one_line
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -26,6 +28,7 @@ SIZE_FLAGS = (
 # Below 0.01, logits / temperature overflow float32; top-p below 1e-6 rounds to 0 in float32.
 TEMPERATURE = cli_types.number(float, 0.01, 100, low_inclusive=True)
 TOP_P = cli_types.number(float, 1e-6, 1, low_inclusive=True)
+FLAG_HELP = {"num-threads": "CPU threads (default: the fastest count, timed on the first steps)"}
 # --layer, --head: the model knows its own range and says it; this only bounds the absurd
 INDEX = cli_types.number(int, -(10**6), 10**6, low_inclusive=True)
 
@@ -35,6 +38,14 @@ class CourseArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """An unknown flag names the closest valid one and points to its own command's help."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = _subcommands(self).get(getattr(parsed, "command", None), self)
+            command.error(unknown_flags_message(unknown, command))
+        return parsed
 
 
 def add_data(subparsers) -> None:
@@ -70,10 +81,10 @@ def add_train(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--max-iters", type=cli_types.positive(int))
     p.add_argument("--resume", action="store_true", help="continue from --out")
-    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--device", choices=DEVICES, help="default: auto (cuda, then mps, then cpu)")
     # Upper bounds keep a typo (--batch-size 1000000000) from exhausting memory.
     for flag, kind, high in SIZE_FLAGS:
-        p.add_argument(f"--{flag}", type=cli_types.positive(kind, high))
+        p.add_argument(f"--{flag}", type=cli_types.positive(kind, high), help=FLAG_HELP.get(flag))
     for flag in ("min-lr", "weight-decay", "grad-clip"):
         p.add_argument(f"--{flag}", type=cli_types.number(float, 0, 1e3, low_inclusive=True))
     p.add_argument("--dropout", type=cli_types.number(float, 0, 1, low_inclusive=True))
@@ -101,7 +112,8 @@ def add_generate(subparsers) -> None:
 
 
 def add_viz(subparsers) -> None:
-    from shared.course.gif import DEFAULT_NEW_CHARS, DEFAULT_PROMPT
+    from shared.course.defaults import GIF_NEW_CHARS as DEFAULT_NEW_CHARS
+    from shared.course.defaults import GIF_PROMPT as DEFAULT_PROMPT
 
     p = subparsers.add_parser(
         "viz",
@@ -135,17 +147,28 @@ def add_run(subparsers) -> None:
     from shared.course.pipeline import DEFAULT_PROMPT
 
     p = subparsers.add_parser("run", help="data -> train -> sample (+ attention GIF) in outputs/")
-    p.add_argument("--data-dir", type=Path)
+    p.add_argument(
+        "--url", help="where to download the book (default: $GPT_COURSE_DATA_URL or Gutenberg)"
+    )
+    p.add_argument("--data-dir", type=Path, help="cache folder (default: $GPT_COURSE_DATA_DIR or data/)")  # fmt: skip
     p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
     p.add_argument("--outputs-dir", type=Path, help="default: outputs/")
     p.add_argument(
-        "--time-budget", type=cli_types.time_budget, default=-1.0, help="training seconds"
-    )
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+        "--time-budget", type=cli_types.time_budget, default=argparse.SUPPRESS,
+        help=f"training seconds, or 'none' (default: {CPU_RECIPE['time_budget']:g})",
+    )  # fmt: skip
+    p.add_argument("--max-iters", type=cli_types.positive(int),
+                   help=f"training steps at most (default: {CPU_RECIPE['max_iters']})")  # fmt: skip
+    p.add_argument("--num-threads", type=cli_types.positive(int, 1024),
+                   help="CPU threads (default: the fastest count, measured on the first steps)")  # fmt: skip
+    p.add_argument("--prompt", default=DEFAULT_PROMPT,
+                   help=f"text the sample continues (default: {DEFAULT_PROMPT!r})")  # fmt: skip
     p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 1, 10**6, low_inclusive=True), default=1000
-    )
-    p.add_argument("--seed", type=cli_types.SEED, default=0)
+        "--max-new-chars", type=cli_types.number(int, 1, 10**6, low_inclusive=True), default=1000,
+        help="characters to sample",
+    )  # fmt: skip
+    p.add_argument("--seed", type=cli_types.SEED,
+                   help="seed for training and sampling (default: 1337 for training, 0 for sampling)")  # fmt: skip
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -180,7 +203,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for add in COMMANDS:
         add(subparsers)
+    for name, command in _subcommands(parser).items():
+        show_defaults(command, CPU_RECIPE if name == "train" else {})
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser, recipe: dict) -> None:
+    """Every flag's help says its default (``recipe``: defaults that come from the recipe)."""
+    for action in parser._actions:
+        help_text = action.help or ""
+        if not action.option_strings or action.help == argparse.SUPPRESS or "default" in help_text:
+            continue
+        if action.dest in recipe:
+            shown = f"default: {recipe[action.dest]:g} in the CPU recipe"
+        elif action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+            continue
+        else:
+            shown = f"default: {action.default}"
+        action.help = f"{help_text} ({shown})" if help_text else shown
+
+
+def unknown_flags_message(unknown: list[str], parser: argparse.ArgumentParser) -> str:
+    """``unrecognized arguments: --time-bugdet; did you mean --time-budget?``"""
+    flags = [opt for a in parser._actions for opt in a.option_strings if opt.startswith("--")]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    for word in unknown:
+        names = {flag.lstrip("-"): flag for flag in flags}
+        close = difflib.get_close_matches(word.split("=")[0].lstrip("-"), names, n=1, cutoff=0.6)
+        if word.startswith("-") and close:
+            return f"{message}; did you mean {names[close[0]]}?"
+    return message
 
 
 def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
@@ -188,7 +240,8 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     (--learning-rate). Backticked words that are no flag of any command stay as they are."""
     if parser is None:
         return message
-    flags = {opt for sub in _subcommands(parser) for a in sub._actions for opt in a.option_strings}
+    commands = _subcommands(parser).values()
+    flags = {opt for sub in commands for a in sub._actions for opt in a.option_strings}
 
     def as_flag(match: re.Match) -> str:
         flag = "--" + match[1].replace("_", "-")
@@ -197,9 +250,9 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     return re.sub(r"`(\w+)`", as_flag, message)
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return [sub for action in actions for sub in action.choices.values()]
+    return {name: sub for action in actions for name, sub in action.choices.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ def train(args) -> int:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
     out = writable_file(args.out or default_checkpoint_path(), "--out", need_bytes=_size(config))
+    refuse_to_overwrite(out, "--out")
     rank = distributed.setup(device)  # a no-op unless started by torchrun
     try:
         say = print if rank.is_main else _silent
@@ -62,6 +63,8 @@ def train(args) -> int:
         )
     finally:
         distributed.teardown(rank)
+    if args.quiet:  # train() printed it already when it showed progress
+        say(result.summary)
     losses = result.final_losses
     summary = f", val loss {losses['val']:.3f}" if losses else ""
     saved = result.checkpoint or out
@@ -73,8 +76,19 @@ def train(args) -> int:
         )
     if result.stopped == "interrupted":
         return 130
-    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha"')
+    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha, "')
     return 0
+
+
+def refuse_to_overwrite(path: Path, flag: str) -> None:
+    """Training writes its checkpoint to ``path``: never over a file that is no checkpoint."""
+    from shared.checkpoint import foreign_file
+
+    if foreign_file(path):
+        raise CourseError(
+            f"{flag} {path} is an existing file that is not a checkpoint; training would "
+            f"overwrite it, so nothing was done: give {flag} a new file name (e.g. gpt.pt)"
+        )
 
 
 def _size(config) -> int:
@@ -144,6 +158,7 @@ def viz(args) -> int:
         temperature=args.temperature,
         fps=args.fps,
         png_dir=args.png_dir,
+        progress=True,
     )
     print(f"wrote {path} ({args.max_new_chars} frames)")
     if args.png_dir:
@@ -161,9 +176,11 @@ def run(args) -> int:
     )
     outputs_dir = writable_dir(args.outputs_dir or default_outputs_dir(), "--outputs-dir")
     remove_abandoned_temps(checkpoint)
+    refuse_to_overwrite(checkpoint, "--checkpoint")
     run_pipeline(
-        args.data_dir, checkpoint, outputs_dir, args.time_budget, args.prompt,
+        args.data_dir, checkpoint, outputs_dir, getattr(args, "time_budget", -1.0), args.prompt,
         args.max_new_chars, args.seed, args.device, gif=not args.no_gif, progress=not args.quiet,
+        url=args.url, max_iters=args.max_iters, num_threads=args.num_threads,
     )  # fmt: skip
     return 0
 

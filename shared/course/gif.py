@@ -18,13 +18,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from shared.course.defaults import GIF_NEW_CHARS, GIF_PROMPT
 from shared.errors import CourseError
+from shared.progress import Progress
 from shared.viz import AttentionStep, attention_steps
 
-DEFAULT_PROMPT = "En un lugar de la Mancha, "
-DEFAULT_NEW_CHARS = 60
+DEFAULT_PROMPT = GIF_PROMPT
+DEFAULT_NEW_CHARS = GIF_NEW_CHARS
 FRAME_WIDTH_PX = 640  # fits a README column
 COLUMNS = 32  # characters per row in a frame
 CELL_PX = FRAME_WIDTH_PX // COLUMNS  # 20 px per character
@@ -121,13 +122,21 @@ def describe_view(layer: int, head: int | None, n_head: int) -> str:
     return f"Attention while writing: layer {layer}, {what}"
 
 
-def render_frames(steps: list[AttentionStep], title: str = "Attention while writing"):
+def render_frames(
+    steps: list[AttentionStep], title: str = "Attention while writing", progress: bool = False
+):
     """One (H, W, 3) uint8 frame per step, all the same size (about 640 px wide)."""
     if not steps:
         raise CourseError("no steps to draw; generate at least one character")
     max_cells = max(len(s.context) + 1 for s in steps)
     renderer = FrameRenderer(max_cells, title)
-    return [renderer.render(step, i + 1, len(steps)) for i, step in enumerate(steps)]
+    bar = Progress(len(steps), "drawing the GIF", "frames", enabled=progress)
+    frames = []
+    for i, step in enumerate(steps):
+        frames.append(renderer.render(step, i + 1, len(steps)))
+        bar.update(i + 1)
+    bar.close()
+    return frames
 
 
 def attention_frames(
@@ -230,14 +239,17 @@ def make_attention_gif(
     temperature: float = 0.8,
     fps: float = 5.0,
     png_dir: str | Path | None = None,
+    progress: bool = False,
+    num_threads: int | None = None,
 ) -> Path:
     """Checkpoint (a path or a loaded ``Checkpoint``) -> attention GIF at ``out``; returns the path.
+    ``progress``: show the frames being drawn (a bar, or a line every ~15 s in a log);
+    ``num_threads``: CPU threads (default: the fastest, timed on the first characters).
 
     With ``png_dir``, also writes heatmaps of the finished text: ``all_heads.png`` and the chosen
     layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
     """
     from shared.checkpoint import load_checkpoint
-    from shared.train_config import default_num_threads
 
     out = _writable_file(out, ".gif")  # fail before the slow part
     if fps <= 0:
@@ -246,16 +258,12 @@ def make_attention_gif(
         _make_folder(png_dir)
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model, tokenizer = ckpt.model, ckpt.tokenizer
-    threads = torch.get_num_threads()
-    torch.set_num_threads(default_num_threads())  # same policy as training; busy cores: fewer
-    try:
-        steps = attention_steps(
-            model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature
-        )
-    finally:
-        torch.set_num_threads(threads)
+    # the thread count is timed on the first characters and frames (shared.threads)
+    steps = attention_steps(
+        model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature, num_threads
+    )
     shown_layer = model.config.n_layer - 1 if layer is None else layer
-    frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head))
+    frames = render_frames(steps, describe_view(shown_layer, head, model.config.n_head), progress)
     save_gif(frames, out, fps=fps)
     if png_dir is not None:
         final_text = prompt + "".join(step.new_char for step in steps)
