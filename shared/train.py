@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from shared import distributed
+from shared.bpe import bits_per_char
 from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import pick_device
 from shared.data import get_batch
@@ -214,7 +215,7 @@ def train(
             if progress:
                 tqdm.write(
                     f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
-                    f"({elapsed:.0f}s)"
+                    f"({bits_per_char(losses['val'], corpus):.3f} bits/char) ({elapsed:.0f}s)"
                 )
         save(step, elapsed, final)
 
