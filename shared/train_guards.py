@@ -113,7 +113,7 @@ def check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
     mine = tokenizer.to_dict()  # a BPE checkpoint also stores its merges (shared.bpe)
     if list(saved["vocab"]) != list(mine.get("chars", [])) or saved.get("tokenizer", mine) != mine:
         raise CourseError(
-            f"cannot resume from {path}: it was trained with a different tokenizer or vocabulary "
+            f"cannot resume from {path}: it was trained on a different vocabulary or tokenizer "
             f"(this corpus has {tokenizer.vocab_size} tokens); "
             "drop `resume` or choose another `out`"
         )

@@ -44,7 +44,7 @@ def test_the_checkpoint_stores_the_tokenizer_and_resumes(bpe_checkpoint):
     result = train(corpus, tiny_config(max_iters=7), out=path, resume=True, progress=False)
     assert result.step == 7
     other = bpe_corpus(TEXT, BPETokenizer.train(TEXT, 299))  # other merges: no resume
-    with pytest.raises(CourseError, match="different tokenizer"):
+    with pytest.raises(CourseError, match="different vocabulary or tokenizer"):
         train(other, tiny_config(max_iters=9), out=path, resume=True,
               progress=False)  # fmt: skip
 
