@@ -191,10 +191,9 @@ def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
 class AttentionStep(NamedTuple):
     """One generated character and what its prediction attended to."""
 
-    context: str  # what the model saw (at most block_size tokens)
-    new_char: str  # the character (BPE: the token's text) it then wrote
-    weights: torch.Tensor  # (tokens in context,) attention of the last position; sums to 1
-    labels: tuple = ()  # BPE: one label per token of context + the new one (shared.bpe)
+    context: str  # what the model saw (at most block_size; BPE: a tuple, one text per token)
+    new_char: str  # the character it then wrote (BPE: the new token's text)
+    weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
 
 
 @torch.no_grad()
@@ -237,8 +236,9 @@ def attention_steps(
             text = tokenizer.decode(context.tolist())
             new_char = tokenizer.decode([int(ids[t])])
             labels = getattr(tokenizer, "token_labels", None)  # BPE: one label per token
-            labels = labels(ids[max(0, t - cfg.block_size) : t + 1]) if labels else ()
-            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu(), labels))
+            if labels is not None:
+                text, new_char = labels(context), tokenizer.itos[int(ids[t])]
+            steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
     finally:
         model.train(was_training)
     return steps

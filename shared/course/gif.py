@@ -90,7 +90,7 @@ class FrameRenderer:
         """One frame (H, W, 3) uint8: context shaded by weight, the new character framed."""
         from shared.viz import visible_char
 
-        chars = list(step.labels) or step.context + step.new_char  # BPE: one cell per token
+        chars = [*step.context, step.new_char]  # one cell per character (BPE: per token)
         weights = step.weights.detach().float().cpu().numpy()
         if len(chars) > self.max_cells:  # keep the most recent characters that fit
             drop = len(chars) - self.max_cells
@@ -125,7 +125,7 @@ def render_frames(steps: list[AttentionStep], title: str = "Attention while writ
     """One (H, W, 3) uint8 frame per step, all the same size (about 640 px wide)."""
     if not steps:
         raise CourseError("no steps to draw; generate at least one character")
-    max_cells = max(len(s.labels) or len(s.context) + 1 for s in steps)
+    max_cells = max(len(s.context) + 1 for s in steps)
     renderer = FrameRenderer(max_cells, title)
     return [renderer.render(step, i + 1, len(steps)) for i, step in enumerate(steps)]
 
