@@ -78,18 +78,29 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-def best_pair(counts: dict) -> tuple[int, int]:
-    """The most frequent pair; ties go to the smallest pair (first id, then second)."""
-    return min(counts, key=lambda pair: (-counts[pair], pair))
+def best_pair(counts: dict, tie_rank: dict | None = None) -> tuple[int, int]:
+    """The most frequent pair; ties go to the smallest pair (first id, then second).
+
+    ``tie_rank``: compare ids by ``tie_rank.get(id, id)`` instead (another library's id order).
+    """
+    if tie_rank is None:
+        return min(counts, key=lambda pair: (-counts[pair], pair))
+    return min(
+        counts, key=lambda p: (-counts[p], tie_rank.get(p[0], p[0]), tie_rank.get(p[1], p[1]))
+    )
 
 
 def train_merges(
-    text: str, vocab_size: int, progress: Callable[[int, int], None] | None = None
+    text: str,
+    vocab_size: int,
+    progress: Callable[[int, int], None] | None = None,
+    tie_rank: dict | None = None,
 ) -> dict[tuple[int, int], int]:
     """Learn ``vocab_size - 256`` merges on ``text``: ``{(a, b): new_id}`` in the order learned.
 
     Stops early when no pair is left (every chunk is a single token). Incremental: each distinct
     chunk is stored once with its count, and a merge updates only the chunks that contain it.
+    ``tie_rank``: see ``best_pair`` (lesson 09 uses it to reproduce Hugging Face's tie order).
     """
     if vocab_size < BASE_VOCAB:
         raise CourseError(
@@ -108,7 +119,7 @@ def train_merges(
     for new_id in range(BASE_VOCAB, vocab_size):
         if not counts:
             break
-        pair = best_pair(counts)
+        pair = best_pair(counts, tie_rank)
         merges[pair] = new_id
         for w in where.pop(pair):
             old = words[w]
@@ -280,6 +291,29 @@ def bits_per_char(loss: float, corpus, split: str = "val") -> float:
     tokenizers): nats/token / (chars/token) / ln 2. A character corpus has 1 char per token."""
     per_token = getattr(corpus, "chars_per_token", None) or {}
     return loss / per_token.get(split, 1.0) / math.log(2)
+
+
+@torch.no_grad()
+def text_bits_per_char(model, ids: torch.Tensor, n_chars: int, batch_size: int = 64) -> float:
+    """Bits per character of a whole text: every token after the first is predicted once, in
+    windows of ``block_size`` (each window starts with a fresh context). ``n_chars``: the
+    characters those predicted tokens spell. Exact, unlike a loss on random windows."""
+    import torch.nn.functional as F
+
+    T, was_training = model.config.block_size, model.training
+    starts = list(range(0, len(ids) - 1, T))
+    total = 0.0  # nats
+    model.eval()  # dropout off
+    for i in range(0, len(starts), batch_size):
+        rows = [ids[s : s + T + 1] for s in starts[i : i + batch_size]]
+        width = max(len(r) for r in rows)
+        batch = torch.stack([F.pad(r, (0, width - len(r)), value=-1) for r in rows])  # (B, T+1)
+        x, y = batch[:, :-1].clamp(min=0), batch[:, 1:]  # -1 marks padding: not a target
+        logits, _ = model(x)  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-1,
+                                 reduction="sum").item()  # fmt: skip
+    model.train(was_training)
+    return total / n_chars / math.log(2)
 
 
 def bpe_corpus(text: str, tokenizer: BPETokenizer, train_frac: float = 0.9, path=None) -> BPECorpus:

@@ -3,6 +3,7 @@ trainer agreeing with a plain recount-every-merge trainer."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -16,6 +17,7 @@ from shared.bpe import (
     merge_pair,
     pair_counts,
     split_chunks,
+    text_bits_per_char,
     token_stream,
     tokenizer_from_dict,
     train_merges,
@@ -146,3 +148,28 @@ def test_corpus_splits_the_same_characters_and_bits_per_char():
     assert bits_per_char(2.0, corpus) == pytest.approx(2.0 / ratio / 0.6931471805599453)
     chars = CharTokenizer(text)  # a character corpus: one char per token
     assert bits_per_char(0.6931471805599453, chars) == pytest.approx(1.0)
+
+
+class Uniform(torch.nn.Module):
+    """Every token equally likely: log2(V) bits per predicted token."""
+
+    def __init__(self, vocab_size, block_size):
+        super().__init__()
+        self.config = type("C", (), {"block_size": block_size})()
+        self.vocab_size = vocab_size
+
+    def forward(self, idx):
+        assert idx.min() >= 0 and idx.size(1) <= self.config.block_size
+        return torch.zeros(*idx.shape, self.vocab_size), None
+
+
+@pytest.mark.parametrize("n, block_size", [(50, 7), (49, 7), (8, 7), (2, 7)])
+def test_text_bits_per_char_predicts_every_token_but_the_first(n, block_size):
+    ids = torch.arange(n) % 11
+    got = text_bits_per_char(Uniform(11, block_size), ids, n_chars=100, batch_size=3)
+    assert got == pytest.approx((n - 1) * math.log2(11) / 100)
+
+
+def test_tie_rank_reorders_only_ties():
+    merges = train_merges("abba abba", 257, tie_rank={97: 300})  # "a" now ranks after "b"
+    assert list(merges) == [(98, 98)]
