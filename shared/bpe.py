@@ -90,6 +90,23 @@ def best_pair(counts: dict, tie_rank: dict | None = None) -> tuple[int, int]:
     )
 
 
+def recount_train_merges(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
+    """The definition, slowly: recount every pair of every chunk after each merge. Lesson 09's
+    exercise; ``train_merges`` learns the same merges incrementally (tested)."""
+    chunks = [list(chunk.encode("utf-8")) for chunk in split_chunks(text)]
+    merges = {}
+    for new_id in range(BASE_VOCAB, vocab_size):
+        counts: dict = {}
+        for ids in chunks:
+            pair_counts(ids, counts)
+        if not counts:
+            break
+        pair = best_pair(counts)
+        merges[pair] = new_id
+        chunks = [merge_pair(ids, pair, new_id) for ids in chunks]
+    return merges
+
+
 def train_merges(
     text: str,
     vocab_size: int,
