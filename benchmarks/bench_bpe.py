@@ -78,11 +78,10 @@ def main() -> None:
     if args.naive_merges:
         with timed(f"plain trainer: {args.naive_merges} merges, full recount", r):
             naive_merges(train_text, args.naive_merges)
-        per_merge = r[f"plain trainer: {args.naive_merges} merges, full recount"][0]
-        per_merge /= args.naive_merges
-        print(
-            f"  -> {args.vocab_size - 256} merges would take ~{per_merge * (args.vocab_size - 256) / 60:.0f} min"
-        )
+        wall, cpu = r[f"plain trainer: {args.naive_merges} merges, full recount"]
+        n = (args.vocab_size - 256) / args.naive_merges
+        print(f"  -> {args.vocab_size - 256} merges would take ~{cpu * n / 60:.0f} min of CPU "
+              f"(~{wall * n / 60:.0f} min of wall clock at this load)")  # fmt: skip
     print(f"tokens: ours {len(ids):,} ({len(text) / len(ids):.3f} chars/token), HF {len(hf_one):,} "
           f"(one string), {len(hf_lines):,} (lines)")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")

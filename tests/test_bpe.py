@@ -176,3 +176,32 @@ def test_text_bits_per_char_predicts_every_token_but_the_first(n, block_size):
 def test_tie_rank_reorders_only_ties():
     merges = train_merges("abba abba", 257, tie_rank={97: 300})  # "a" now ranks after "b"
     assert list(merges) == [(98, 98)]
+
+
+def test_same_merges_as_hugging_face_with_its_tie_order():
+    """HF numbers its 256 byte tokens in the order of GPT-2's printable stand-ins; breaking ties
+    in that order, our trainer learns exactly HF's merges, in order."""
+    tokenizers = pytest.importorskip("tokenizers")
+    import json
+
+    from shared.bpe import token_bytes
+
+    text = TEXT * 3 + "¿Qué? ¡Sí! niño año señor caballero Quijote Sancho " * 5
+    hf = tokenizers.Tokenizer(tokenizers.models.BPE())
+    byte_level = tokenizers.pre_tokenizers.ByteLevel
+    hf.pre_tokenizer = byte_level(add_prefix_space=False, use_regex=True)
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=400, min_frequency=0, show_progress=False, special_tokens=[],
+        initial_alphabet=byte_level.alphabet(),
+    )  # fmt: skip
+    hf.train_from_iterator([text], trainer=trainer)
+    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in keep]
+    char_of = {**{b: chr(b) for b in keep}, **{b: chr(256 + k) for k, b in enumerate(others)}}
+    byte_of = {ch: b for b, ch in char_of.items()}
+    merges = json.loads(hf.to_str())["model"]["merges"]
+    theirs = [tuple(bytes(byte_of[ch] for ch in part) for part in m) for m in merges]
+    rank = {b: r for r, b in enumerate(sorted(range(256), key=char_of.get))}
+    ours = train_merges(text, 400, tie_rank=rank)
+    vocab = token_bytes(ours)
+    assert [(vocab[a], vocab[b]) for a, b in ours] == theirs and len(theirs) == 144
