@@ -8,7 +8,7 @@ from _tiny import TEXT, tiny_config, tiny_corpus
 
 import shared.data
 from shared.__main__ import main
-from shared.bpe import BPETokenizer, bits_per_char, bpe_corpus
+from shared.bpe import BPETokenizer, bits_per_char, bpe_corpus, load_bpe_corpus
 from shared.checkpoint import load_checkpoint
 from shared.errors import CourseError
 from shared.generate import generate
@@ -109,3 +109,19 @@ def test_bits_per_char_is_the_same_scale_for_both_tokenizers():
     loss = 1.7  # nats per token -> total nats over the val text / its characters, in bits
     total_bits = loss * len(corpus.val_data) / torch.log(torch.tensor(2.0)).item()
     assert bits_per_char(loss, corpus) == pytest.approx(total_bits / len(val))
+
+
+def test_the_merges_are_learned_on_the_train_split_once_and_cached(tmp_path, monkeypatch):
+    book = tmp_path / "pg2000.txt"
+    book.write_text("raw", encoding="utf-8")
+    corpus = tiny_corpus()
+    corpus.path = book
+    monkeypatch.setattr(shared.data, "load_corpus", lambda *a, **k: corpus)
+    first = load_bpe_corpus(280)
+    cached = list(tmp_path.glob("bpe-280-*.json"))
+    assert len(cached) == 1
+    train_text = TEXT[: len(corpus.train_data)]
+    assert first.tokenizer.merges == BPETokenizer.train(train_text, 280).merges  # train split only
+    assert first.tokenizer.decode(first.val_data) == TEXT[len(corpus.train_data) :]
+    cached[0].write_text('{"type": "bpe", "merges": [[32, 32]]}', encoding="utf-8")
+    assert load_bpe_corpus(280).tokenizer.vocab_size == 257  # read back, not trained again
