@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from shared import distributed
-from shared.bpe import bits_per_char
+from shared.bpe_corpus import bits_per_char
 from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import pick_device
 from shared.data import get_batch

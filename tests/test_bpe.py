@@ -12,17 +12,15 @@ import torch
 from shared.bpe import (
     BPETokenizer,
     best_pair,
-    bits_per_char,
-    bpe_corpus,
     merge_pair,
     pair_counts,
     recount_train_merges,
     split_chunks,
-    text_bits_per_char,
     token_stream,
     tokenizer_from_dict,
     train_merges,
 )
+from shared.bpe_corpus import bits_per_char, bpe_corpus, text_bits_per_char
 from shared.data import CharTokenizer
 from shared.errors import CourseError
 

@@ -8,7 +8,8 @@ from _tiny import TEXT, tiny_config, tiny_corpus
 
 import shared.data
 from shared.__main__ import main
-from shared.bpe import BPETokenizer, bits_per_char, bpe_corpus, load_bpe_corpus
+from shared.bpe import BPETokenizer
+from shared.bpe_corpus import bits_per_char, bpe_corpus, load_bpe_corpus
 from shared.checkpoint import load_checkpoint
 from shared.errors import CourseError
 from shared.generate import generate

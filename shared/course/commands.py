@@ -31,7 +31,7 @@ def data(args) -> int:
 
 def train(args) -> int:
     from shared import distributed
-    from shared.bpe import bits_per_char
+    from shared.bpe_corpus import bits_per_char
     from shared.train import train as train_model
     from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
 
@@ -83,7 +83,7 @@ def train(args) -> int:
 
 def load_training_corpus(args):
     """Characters (the default) or BPE tokens (``--tokenizer bpe --vocab-size N``, shared.bpe)."""
-    from shared.bpe import load_bpe_corpus
+    from shared.bpe_corpus import load_bpe_corpus
     from shared.data import load_corpus
 
     if getattr(args, "tokenizer", "char") == "bpe":
