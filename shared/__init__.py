@@ -21,6 +21,8 @@ the lessons build them:
                        (``shared.lesson_checkpoint``: the model lessons 07-08 sample from)
 - ``shared.viz``       attention heatmaps and steps; ``shared.viz_heads``: naming heads honestly
                                                                                (lesson 08)
+- ``shared.bpe``       byte-level BPE: ``train_merges``, ``BPETokenizer``      (lesson 09)
+                       (``shared.bpe_corpus``: the book as BPE ids, bits per character)
 - ``shared.checks``    the exercise checks every lesson calls
 
 **The machinery**, ``shared.course``: the command line, grading and its sandbox, lesson

@@ -5,6 +5,7 @@ dicts), so it loads with ``torch.load(weights_only=True)``: loading never runs p
 
     {"format": "gpt-quijote-checkpoint", "version": 1,
      "model": state_dict, "model_config": GPTConfig.to_dict(), "vocab": ["\\n", " ", ...],
+     "tokenizer": {"type": "char", "chars": [...]} or {"type": "bpe", "merges": [[a, b], ...]},
      "train_config": asdict(TrainConfig), "optimizer": optimizer.state_dict(),
      "step": int, "elapsed": float, "history": {...}, "rng": {...},
      "source": "reference GPT" | "your Block (lessons 03-05)" | ...}
@@ -87,7 +88,8 @@ def save_checkpoint(
         "version": VERSION,
         "model": {k: v.detach().cpu() for k, v in strip_compile_prefix(model.state_dict()).items()},
         "model_config": model.config.to_dict(),
-        "vocab": list(tokenizer.chars),
+        "vocab": list(getattr(tokenizer, "chars", [])),  # [] for BPE: see "tokenizer"
+        "tokenizer": tokenizer.to_dict(),  # {"type": "char" | "bpe", ...} (shared.bpe)
         "train_config": dict(train_config or {}),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": int(step),
@@ -159,16 +161,21 @@ def foreign_file(path: str | Path) -> bool:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     """Load a checkpoint and rebuild its model (eval mode) and tokenizer."""
+    from shared.bpe import tokenizer_from_dict
     from shared.data import CharTokenizer
     from shared.model import GPT, GPTConfig
 
     payload = read_checkpoint(path)
     try:
         model_config = GPTConfig.from_dict(payload["model_config"])
-        tokenizer = CharTokenizer.from_chars(list(payload["vocab"]))
+        tokenizer = (
+            tokenizer_from_dict(payload["tokenizer"])
+            if isinstance(payload.get("tokenizer"), dict)  # older checkpoints: characters only
+            else CharTokenizer.from_chars(list(payload["vocab"]))
+        )
         if tokenizer.vocab_size != model_config.vocab_size:
             raise ValueError(
-                f"vocab has {tokenizer.vocab_size} characters but the model expects "
+                f"vocab has {tokenizer.vocab_size} tokens but the model expects "
                 f"{model_config.vocab_size}"
             )
         model = GPT(model_config)

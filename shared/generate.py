@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from shared.bpe import token_stream
 from shared.errors import CourseError
 from shared.kv_cache import cache_length, forward_with_cache, supports_cache
 from shared.threads import tuned_threads
@@ -63,7 +64,10 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """Prompt -> ids; characters the model never saw -> a CourseError naming them."""
+    """Prompt -> ids; characters the model never saw -> a CourseError naming them (a byte-level
+    BPE tokenizer, ``shared.bpe``, has no unknown characters)."""
+    if getattr(tokenizer, "byte_level", False):
+        return tokenizer.encode(prompt or DEFAULT_START)
     unknown = sorted(set(prompt) - set(tokenizer.chars))
     if unknown:
         shown = ", ".join(repr(ch) for ch in unknown)
@@ -158,7 +162,7 @@ def generate(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(int(seed))
-    on_token = (lambda i: stream(tokenizer.itos[i])) if stream else None
+    on_token = token_stream(tokenizer, stream) if stream else None  # whole characters
     was_training = model.training
     model.eval()
     try:

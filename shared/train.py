@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from shared import distributed
+from shared.bpe_corpus import bits_per_char
 from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
 from shared.config import pick_device
 from shared.data import get_batch
@@ -216,7 +217,7 @@ def train(
                 history[key].append(value)
             report.write(
                 f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
-                f"({elapsed:.0f}s)"
+                f"({bits_per_char(losses['val'], corpus):.3f} bits/char) ({elapsed:.0f}s)"
             )
         save(step, elapsed, final)
 

@@ -105,15 +105,16 @@ def check_given_model(model, tokenizer) -> None:
     if config.vocab_size != tokenizer.vocab_size:
         raise CourseError(
             f"the model's vocab_size is {config.vocab_size} but the corpus has "
-            f"{tokenizer.vocab_size} characters; build it with vocab_size=corpus.vocab_size"
+            f"{tokenizer.vocab_size} tokens; build it with vocab_size=corpus.vocab_size"
         )
 
 
 def check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
-    if list(saved["vocab"]) != list(tokenizer.chars):
+    mine = tokenizer.to_dict()  # a BPE checkpoint also stores its merges (shared.bpe)
+    if list(saved["vocab"]) != list(mine.get("chars", [])) or saved.get("tokenizer", mine) != mine:
         raise CourseError(
-            f"cannot resume from {path}: it was trained on a different vocabulary "
-            f"({len(saved['vocab'])} characters, this corpus has {tokenizer.vocab_size}); "
+            f"cannot resume from {path}: it was trained on a different vocabulary or tokenizer "
+            f"(this corpus has {tokenizer.vocab_size} tokens); "
             "drop `resume` or choose another `out`"
         )
     mine = model_config.to_dict()

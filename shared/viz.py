@@ -32,6 +32,8 @@ LABEL_FONT = "DejaVu Sans"
 
 def visible_char(ch: str) -> str:
     """``' '`` -> ``'␣'``, ``'\\n'`` -> ``'↵'``; other control characters as ``\\xNN``; else ``ch``."""
+    if len(ch) != 1:  # a BPE token's text: each of its characters
+        return "".join(map(visible_char, ch))
     if ch in VISIBLE:
         return VISIBLE[ch]
     if not ch.isprintable():
@@ -40,7 +42,7 @@ def visible_char(ch: str) -> str:
 
 
 def visible_chars(text: str) -> list[str]:
-    """One visible label per character of ``text``."""
+    """One visible label per character of ``text`` (or per token, given a tuple of tokens)."""
     return [visible_char(ch) for ch in text]
 
 
@@ -61,7 +63,8 @@ def encode_text(model, tokenizer, text: str) -> torch.Tensor:
             f"the text has {len(text)} characters but this model sees at most "
             f"block_size={block_size}; use a shorter text (e.g. text[-{block_size}:])"
         )
-    unknown = sorted(set(text) - set(tokenizer.stoi))
+    byte_level = getattr(tokenizer, "byte_level", False)  # BPE: nothing unknown (shared.bpe)
+    unknown = [] if byte_level else sorted(set(text) - set(tokenizer.stoi))
     if unknown:
         shown = ", ".join(repr(ch) for ch in unknown[:10])
         raise CourseError(
@@ -189,8 +192,8 @@ def plot_all_heads(attn: torch.Tensor, text: str, cell: float = 2.4):
 class AttentionStep(NamedTuple):
     """One generated character and what its prediction attended to."""
 
-    context: str  # what the model saw (at most block_size characters)
-    new_char: str  # the character it then wrote
+    context: str  # what the model saw (at most block_size; BPE: a tuple, one text per token)
+    new_char: str  # the character it then wrote (BPE: the new token's text)
     weights: torch.Tensor  # (len(context),) attention of the last position; sums to 1
 
 
@@ -238,6 +241,9 @@ def attention_steps(
                 row = attn[:, -1, :] if head is None else attn[head : head + 1, -1, :]  # (h, T)
                 text = tokenizer.decode(context.tolist())
                 new_char = tokenizer.decode([int(ids[t])])
+                labels = getattr(tokenizer, "token_labels", None)  # BPE: one label per token
+                if labels is not None:
+                    text, new_char = labels(context), tokenizer.itos[int(ids[t])]
                 steps.append(AttentionStep(text, new_char, row.mean(0).float().cpu()))
     finally:
         model.train(was_training)

@@ -12,7 +12,7 @@ import torch
 from checkhelpers import stub
 
 import shared.checks
-from shared import attention, bigram, block, data, generate, model, train, viz
+from shared import attention, bigram, block, bpe, data, generate, model, train, viz
 
 
 def _attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
@@ -46,6 +46,11 @@ SOLUTIONS = {
     "check_head_weights": viz.head_weights,
     "check_plot_heatmap": viz.plot_head,
     "check_attention_steps": _attention_steps,
+    "check_pair_counts": bpe.pair_counts,
+    "check_merge_pair": bpe.merge_pair,
+    "check_train_merges": bpe.train_merges,
+    "check_encode": lambda text, merges: bpe.BPETokenizer(merges).encode(text),
+    "check_decode": lambda ids, merges: bpe.BPETokenizer(merges).decode(ids),
 }
 CORE = [ex.check for exs in shared.checks.EXERCISES.values() for ex in exs if not ex.optional]
 

@@ -10,6 +10,7 @@ from shared.checks import (
     attention_stretch,
     bigram,
     block,
+    bpe,
     data,
     generate,
     generate_stretch,
@@ -31,6 +32,7 @@ _LESSON_MODULES = {
     "06_train": (train, train_stretch),
     "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
+    "09_tokenizer": (bpe,),
 }
 
 

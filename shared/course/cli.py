@@ -92,6 +92,10 @@ def add_train(subparsers) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char",
+                   help="characters (default) or byte-level BPE (lesson 09)")  # fmt: skip
+    p.add_argument("--vocab-size", type=cli_types.number(int, 256, 65536, low_inclusive=True),
+                   help="BPE vocabulary: 256 bytes + merges (default with bpe: 1024)")  # fmt: skip
     p.set_defaults(func=commands.train)
 
 

@@ -31,7 +31,7 @@ def data(args) -> int:
 
 def train(args) -> int:
     from shared import distributed
-    from shared.data import load_corpus
+    from shared.bpe_corpus import bits_per_char
     from shared.train import train as train_model
     from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
 
@@ -40,6 +40,8 @@ def train(args) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
+    if getattr(args, "vocab_size", None) is not None and getattr(args, "tokenizer", "") != "bpe":
+        raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
         recipe, config = recipe_for_device(device, **overrides)
@@ -56,7 +58,7 @@ def train(args) -> int:
         with distributed.main_first(rank):  # one download and one clean-up, not one per process
             if rank.is_main:
                 remove_abandoned_temps(out)
-            corpus = load_corpus(args.data_dir)
+            corpus = load_training_corpus(args)
         check_fits(config, corpus)
         result = train_model(
             corpus, config, out=out, resume=args.resume, progress=not args.quiet and rank.is_main
@@ -67,6 +69,8 @@ def train(args) -> int:
         say(result.summary)
     losses = result.final_losses
     summary = f", val loss {losses['val']:.3f}" if losses else ""
+    if losses:  # comparable across tokenizers: bits per character of the same validation text
+        summary += f" = {bits_per_char(losses['val'], corpus):.3f} bits/char"
     saved = result.checkpoint or out
     say(f"saved {saved} (step {result.step}{summary}, {result.elapsed:.0f} s, {result.stopped})")
     if rank.is_main and Path(saved) != out:
@@ -89,6 +93,16 @@ def refuse_to_overwrite(path: Path, flag: str) -> None:
             f"{flag} {path} is an existing file that is not a checkpoint; training would "
             f"overwrite it, so nothing was done: give {flag} a new file name (e.g. gpt.pt)"
         )
+
+
+def load_training_corpus(args):
+    """Characters (the default) or BPE tokens (``--tokenizer bpe --vocab-size N``, shared.bpe)."""
+    from shared.bpe_corpus import load_bpe_corpus
+    from shared.data import load_corpus
+
+    if getattr(args, "tokenizer", "char") == "bpe":
+        return load_bpe_corpus(args.vocab_size or 1024, args.data_dir)
+    return load_corpus(args.data_dir)
 
 
 def _size(config) -> int:

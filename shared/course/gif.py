@@ -91,7 +91,7 @@ class FrameRenderer:
         """One frame (H, W, 3) uint8: context shaded by weight, the new character framed."""
         from shared.viz import visible_char
 
-        chars = step.context + step.new_char
+        chars = [*step.context, step.new_char]  # one cell per character (BPE: per token)
         weights = step.weights.detach().float().cpu().numpy()
         if len(chars) > self.max_cells:  # keep the most recent characters that fit
             drop = len(chars) - self.max_cells
@@ -286,6 +286,8 @@ def save_heatmaps(
     folder = _make_folder(png_dir)
     attn = collect_attention(model, tokenizer, text)  # (n_layer, n_head, T, T)
     one = attn[layer].mean(0) if head is None else attn[layer, head]  # (T, T)
+    if hasattr(tokenizer, "token_labels"):  # BPE: label the tokens, not the characters
+        text = tokenizer.token_labels(tokenizer.encode(text))
     name = f"layer{layer}_mean.png" if head is None else f"layer{layer}_head{head}.png"
     note = ""
     if left_out:

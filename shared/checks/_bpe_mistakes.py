@@ -1,0 +1,153 @@
+"""What the classic BPE mistakes compute, so lesson 09's checks can name one only when the
+learner's result equals it (``shared.checks.bpe``). Each function is a small, deliberately wrong
+variant of the reference in ``shared.bpe``."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from shared.bpe import BASE_VOCAB, merge_pair, pair_counts, split_chunks, token_bytes
+
+
+def merge_reusing_ids(ids, pair, new_id):
+    """The overlap bug: every matching position merges, so [7, 7, 7] -> [X, X] (the middle 7
+    is used twice)."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            if i + 2 == len(ids) or (ids[i + 1], ids[i + 2]) != tuple(pair):
+                i += 2
+            else:
+                i += 1
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def merge_from_the_right(ids, pair, new_id):
+    return merge_pair(ids[::-1], tuple(pair)[::-1], new_id)[::-1]
+
+
+def merge_first_only(ids, pair, new_id):
+    for i in range(len(ids) - 1):
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            return [*ids[:i], new_id, *ids[i + 2 :]]
+    return list(ids)
+
+
+def merge_dropping_last(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def counts_without_overlap(ids):
+    counts, i = {}, 0
+    while i < len(ids) - 1:
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+        i += 2 if i + 2 < len(ids) and (ids[i + 1], ids[i + 2]) == pair else 1
+    return counts
+
+
+def counts_missing_last(ids):
+    return pair_counts(ids[:-1])
+
+
+def counts_reversed(ids):
+    return {(b, a): n for (a, b), n in pair_counts(ids).items()}
+
+
+def counts_presence(ids):
+    return dict.fromkeys(pairwise(ids), 1)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _pick(counts, tie):
+    if tie == "largest":
+        return max(counts, key=lambda p: (counts[p], p))
+    if tie == "first seen":  # max() keeps the first of equal counts: dict (text) order
+        return max(counts, key=counts.get)
+    return min(counts, key=lambda p: (-counts[p], p))
+
+
+def train_variant(
+    text, vocab_size, *, chunks=True, tie="smallest", merge=merge_pair, code_points=False,
+    recount=True, first_id=BASE_VOCAB,
+):  # fmt: skip
+    """The plain trainer with one thing changed (see the keyword arguments)."""
+    pieces = split_chunks(text) if chunks else [text]
+    if code_points:
+        seqs = [[ord(ch) for ch in piece] for piece in pieces]
+    else:
+        seqs = [list(piece.encode("utf-8")) for piece in pieces]
+    merges = {}
+    frozen = None
+    for k in range(vocab_size - BASE_VOCAB):
+        counts = {}
+        for ids in seqs:
+            pair_counts(ids, counts)
+        if not counts:
+            break
+        if not recount:  # the counts of the raw bytes, ranked once
+            frozen = frozen or sorted(counts, key=lambda p: (-counts[p], p))
+            if k >= len(frozen):
+                break
+            pair = frozen[k]
+        else:
+            pair = _pick(counts, tie)
+        merges[pair] = first_id + k
+        seqs = [merge(ids, pair, first_id + k) for ids in seqs]
+    return merges
+
+
+# ----------------------------------------------------------------------------- encode / decode
+
+
+def encode_variant(text, merges, *, chunks=True, code_points=False, order="rank", apply=True):
+    """The reference encoder with one thing changed."""
+    merges = {tuple(p): i for p, i in merges.items()}
+    out = []
+    for piece in split_chunks(text) if chunks else [text]:
+        ids = [ord(ch) for ch in piece] if code_points else list(piece.encode("utf-8"))
+        if apply and order == "rank":
+            while len(ids) >= 2:
+                ranked = [p for p in pairwise(ids) if p in merges]
+                if not ranked:
+                    break
+                pair = min(ranked, key=merges.get)
+                ids = merge_pair(ids, pair, merges[pair])
+        elif apply and order == "reverse":
+            for pair, new_id in reversed(merges.items()):
+                ids = merge_pair(ids, pair, new_id)
+        elif apply and order == "once":  # the earliest merge present, then stop
+            ranked = [p for p in pairwise(ids) if p in merges]
+            if ranked:
+                pair = min(ranked, key=merges.get)
+                ids = merge_pair(ids, pair, merges[pair])
+        out += ids
+    return out
+
+
+def decode_variant(ids, merges, *, per_token=False, swapped=False, latin1=False):
+    merges = {tuple(p): i for p, i in merges.items()}
+    if swapped:
+        vocab = {i: bytes([i]) for i in range(BASE_VOCAB)}
+        for (a, b), new_id in merges.items():
+            vocab[new_id] = vocab[b] + vocab[a]
+    else:
+        vocab = token_bytes(merges)
+    if per_token:
+        return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
+    data = b"".join(vocab[i] for i in ids)
+    return data.decode("latin-1") if latin1 else data.decode("utf-8", errors="replace")
