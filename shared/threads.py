@@ -17,6 +17,10 @@ measured 10x fewer training steps with 2 threads than with 1 on a busy 2-core ma
         with tuner.step():
             train_step(model, optimizer, *batch)
     print(tuner.choice.why)
+
+- ``pick_threads()``: the same measurement, done once on a short sample of work, for code that
+  computes outside the course's functions (a lesson's own training loop): a lesson's setup cell
+  calls it and every later cell runs at the fastest count.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ class ThreadChoice:
     why: str
     seconds_per_step: float | None = None  # measured at ``threads``; None when not measured
     timings: dict[int, float] = field(default_factory=dict)  # count -> seconds per step
+
+    def __str__(self) -> str:  # "threads: 1 thread (fastest of 1: 3 ms, 2: 30 ms per step)"
+        plural = "s" if self.threads != 1 else ""
+        return f"threads: {self.threads} thread{plural} ({self.why})"
 
 
 def describe_timings(timings: dict[int, float]) -> str:
@@ -259,3 +267,48 @@ def tuned_threads(num_threads: int | None = None):
         yield ThreadTuner(num_threads)
     finally:
         torch.set_num_threads(before)
+
+
+def small_gpt_step() -> Callable[[], None]:
+    """One step of work like a lesson's: forward and backward of a one-block GPT with 64
+    channels on a batch of 32 x 32 characters (lesson 05's full block on the loss ladder)."""
+    from shared.model import GPT, GPTConfig  # here: threads is imported before the model is
+
+    model = GPT(GPTConfig(vocab_size=92, block_size=32, n_layer=1, n_head=4, n_embd=64))
+    x, y = torch.randint(0, 92, (2, 32, 32))  # (B, T) inputs and targets, random characters
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x, y)[1].backward()
+
+    return step
+
+
+def pick_threads(
+    work: Callable[[], object] | None = None,
+    num_threads: int | None = None,
+    *,
+    measure: int = 5,
+    cores: int | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+    set_threads: Callable[[int], None] = torch.set_num_threads,
+) -> ThreadChoice:
+    """Time a short piece of work at each candidate thread count, keep the fastest for the rest
+    of the program (``torch.set_num_threads``) and return the choice (print it to see why).
+
+    ``work()`` is one step of the work to come (default: ``small_gpt_step()``); it runs a few
+    times per count (``measure``, after one warm-up), a dozen small steps on two cores, well
+    under a second on an idle laptop. The random number generator is left as it was, so seeded
+    results do not depend on the probe. ``num_threads`` forces a count (no timing), as in
+    ``ThreadTuner``, whose measurement this is.
+    """
+    tuner = ThreadTuner(
+        num_threads, cores=cores, measure=measure, timer=timer, set_threads=set_threads
+    )
+    with torch.random.fork_rng(devices=[]):  # the probe's random numbers are not the caller's
+        work = work or (small_gpt_step() if tuner.probing else None)
+        while tuner.probing:
+            with tuner.step():
+                work()
+    set_threads(tuner.choice.threads)  # the probe's last count may be another one
+    return tuner.choice

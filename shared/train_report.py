@@ -24,11 +24,6 @@ def model_size(model) -> str:
     return f"{params / 1e6:.2f}M parameters" if params >= 1e5 else f"{params:,} parameters"
 
 
-def threads_line(choice: ThreadChoice) -> str:
-    plural = "s" if choice.threads != 1 else ""
-    return f"threads: {choice.threads} thread{plural} ({choice.why})"
-
-
 class TrainReport:
     """Progress and summary of one ``train()`` call (silent when ``enabled`` is False)."""
 
@@ -56,7 +51,7 @@ class TrainReport:
             counts = ", ".join(map(str, candidate_counts(self.tuner.cores)))
             how = f"; timing the first steps at {counts} threads to keep the fastest"
         elif getattr(self.tuner, "choice", None) is not None:
-            how = "; " + threads_line(self.tuner.choice)
+            how = f"; {self.tuner.choice}"
         self.bar.write(f"device: {device}, model: {model_size(model)}{how}")
 
     def chose(self, choice: ThreadChoice) -> None:
@@ -66,7 +61,7 @@ class TrainReport:
             left = max(0.0, self.config.time_budget - self.elapsed)
             more = self.tuner.predicted_steps(left) or 0
             self.predicted = min(self.config.max_iters, self.step + more)
-        self.write(threads_line(choice))
+        self.write(str(choice))
 
     def update(self, step: int, loss: float, lr: float, elapsed: float) -> None:
         self.step, self.elapsed = step, elapsed

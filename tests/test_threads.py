@@ -199,3 +199,60 @@ def test_sampling_times_the_counts_honours_a_forced_one_and_restores_the_callers
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("cost", "best"), [({1: 0.003, 2: 0.030}, 1), ({1: 0.010, 2: 0.006}, 2)])
+def test_pick_threads_keeps_the_fastest_count_for_what_comes_next(cost, best):
+    machine = FakeMachine(cost)
+    choice = threads.pick_threads(
+        machine.work, cores=2, timer=machine.timer, set_threads=machine.set_threads
+    )
+    assert choice.threads == best and machine.current == best  # set for the cells after it
+    assert set(machine.set_calls) == {1, 2}  # both counts were timed
+    times = {n: f"{n}: {cost[n] * 1000:.0f} ms" for n in cost}
+    plural = "s" if best > 1 else ""
+    assert (
+        str(choice)
+        == f"threads: {best} thread{plural} (fastest of {times[1]}, {times[2]} per step)"
+    )
+
+
+def test_pick_threads_is_short_on_a_busy_machine():
+    machine = FakeMachine({1: 0.02, 2: 1.5})  # another program holds one of the two cores
+    steps = []
+    choice = threads.pick_threads(
+        lambda: (steps.append(machine.current), machine.work()),
+        cores=2,
+        timer=machine.timer,
+        set_threads=machine.set_threads,
+    )
+    assert choice.threads == 1 and steps.count(2) == 1  # the hopeless count ran once
+    assert machine.now < 2.0  # a warm-up and 5 timed steps at 1 thread, 1 step at 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "threads_set"), [({"num_threads": 3, "cores": 2}, 3), ({"cores": 1}, 1)]
+)
+def test_pick_threads_forced_or_one_core_sets_the_count_without_timing(kwargs, threads_set):
+    machine = FakeMachine({1: 0.01, 2: 0.01, 3: 0.01})
+    ran = []
+    choice = threads.pick_threads(
+        lambda: ran.append(1), timer=machine.timer, set_threads=machine.set_threads, **kwargs
+    )
+    assert not ran and machine.set_calls == [threads_set] and choice.threads == threads_set
+
+
+def test_pick_threads_default_work_leaves_the_random_numbers_alone():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.manual_seed(7)
+        expected = torch.rand(4)
+        torch.manual_seed(7)
+        choice = threads.pick_threads()  # real timing of a small GPT: its result is not asserted
+        assert torch.equal(torch.rand(4), expected)
+        assert torch.get_num_threads() == choice.threads
+        assert choice.threads in candidate_counts(usable_cores())
+    finally:
+        torch.set_num_threads(before)
