@@ -1,0 +1,793 @@
+"""Objects of one process used from another, over a pipe that carries data and nothing else.
+
+The grader's judge runs the real check in its own process against a ``Remote`` proxy of the
+learner's definition; the learner's code runs in a sandboxed process (``shared.course.checker``).
+Each side holds its own objects and sends the other:
+
+- **values** for plain data: None, bools, numbers, strings, bytes, lists, tuples, dicts, sets,
+  slices, dtypes, devices, sizes, numpy arrays, dataclasses and namespaces of data, random
+  generators (their state), and tensors (dtype, shape, raw bytes) except the ones whose
+  identity matters: parameters, and on the judge's side tensors that carry a gradient;
+- **handles** for everything else (modules, functions, optimizers...): the receiver gets a
+  ``Remote`` whose attribute reads, calls, operators and torch functions travel back as
+  requests. So the checks' own instruments (a counting ``optimizer.step``, a hook, a recording
+  model) stay in the judge, and the learner's objects stay in the sandbox.
+
+Messages are length-prefixed JSON; nothing is ever unpickled or evaluated. Every message
+carries the sender's global random state (torch, numpy, ``random``) and every request its grad
+mode, so the two processes behave as one program with one set of random generators. Inputs a
+call changed in place come back with the answer and are written into the caller's objects, so
+a check still sees what the learner's code did to them.
+
+The judge (``trusted=True``) serves the sandbox only what a learner's code may use: public
+attributes and operators of the objects it lent, and torch functions by name (never
+``torch.save``/``load`` and the like); it never sets attributes for it and never imports a
+module it names.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import inspect
+import json
+import math
+import os
+import random
+import select
+import struct
+import sys
+import time
+import types
+
+MAX_MESSAGE_BYTES = 256 << 20
+TRUSTED_TOPS = {"builtins", "torch", "numpy", "collections", "types", "shared", "matplotlib"}
+OPERATORS = {
+    "__getitem__", "__setitem__", "__delitem__", "__len__", "__iter__", "__next__",
+    "__contains__", "__bool__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__", "__rpow__",
+    "__matmul__", "__rmatmul__", "__neg__", "__pos__", "__abs__", "__invert__", "__and__",
+    "__rand__", "__or__", "__ror__", "__xor__", "__rxor__", "__int__", "__float__", "__index__",
+    "__enter__", "__exit__", "__str__", "__repr__", "__format__", "__round__", "__reversed__",
+    "__lshift__", "__rshift__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
+}  # fmt: skip
+SAFE_DUNDERS = {"__name__", "__qualname__", "__doc__", "__module__"}
+TORCH_MODULES = ("torch", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft")
+TORCH_DENIED = {
+    "save", "load", "from_file", "set_default_dtype", "set_default_device", "set_num_threads",
+    "set_num_interop_threads", "set_printoptions", "set_grad_enabled", "use_deterministic_algorithms",
+    "set_default_tensor_type", "set_rng_state", "manual_seed", "seed", "compile", "hub", "ops",
+    "library", "jit", "export", "autograd", "overrides", "set_anomaly_enabled", "set_warn_always",
+}  # fmt: skip
+
+
+class ChannelClosed(BaseException):
+    """The other side went away or broke the protocol (never caught by a check)."""
+
+
+class Deadline(BaseException):
+    """The other side did not answer in time (never caught by a check)."""
+
+
+class RemoteError(Exception):
+    """A request the other side refused (a private attribute, a forbidden function)."""
+
+
+# ------------------------------------------------------------------------------- proxies
+
+_PROXY_TYPES: dict = {}
+_SHADOWS: dict = {}
+_EXCEPTIONS: dict = {}
+
+
+def _resolve(path: str):
+    """A trusted, already imported class or function from 'module:qualname', else None."""
+    module, _, qualname = path.partition(":")
+    if module.split(".")[0] not in TRUSTED_TOPS or module not in sys.modules:
+        return None
+    value = sys.modules[module]
+    for part in qualname.split("."):
+        value = getattr(value, part, None)
+        if value is None or part.startswith("<"):
+            return None
+    return value
+
+
+def _path(cls) -> str:
+    return f"{getattr(cls, '__module__', '')}:{getattr(cls, '__qualname__', '')}"
+
+
+def _describe(obj) -> dict:
+    import functools
+
+    cls = type(obj)
+    kind = "class" if isinstance(obj, type) else "object"
+    functions = (types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+    if isinstance(obj, (*functions, functools.partial)):
+        kind = "function"
+    bases = [_path(c) for c in cls.__mro__ if c.__module__.split(".")[0] in TRUSTED_TOPS]
+    desc = {"name": cls.__name__, "path": _path(cls), "bases": bases, "kind": kind}
+    if kind != "object":  # what it is itself: the grader looks for the reference here
+        mro = obj.__mro__ if isinstance(obj, type) else (obj,)
+        desc["own"] = [_path(c) for c in mro][:30]
+    return desc
+
+
+def _shadow(desc: dict):
+    """The class a proxy reports (``isinstance``): the real one when trusted, else a stand-in."""
+    key = (desc["path"], tuple(desc["bases"]), desc["kind"])
+    if key not in _SHADOWS:
+        real = _resolve(desc["path"])
+        if desc["kind"] == "class":
+            real = type
+        elif desc["kind"] == "function":
+            real = None  # no stand-in may claim FunctionType: inspect would take it apart
+        if not isinstance(real, type):
+            bases = [b for b in map(_resolve, desc["bases"]) if isinstance(b, type)]
+            bases = [b for b in bases if b not in (object,) and _subclassable(b)][:1]
+            module, _, qualname = desc["path"].partition(":")
+            real = type(desc["name"], tuple(bases) or (object,), {"__module__": module})
+            real.__qualname__ = qualname or desc["name"]
+        _SHADOWS[key] = real
+    return _SHADOWS[key]
+
+
+def _subclassable(cls) -> bool:
+    try:
+        type("probe", (cls,), {})
+        return True
+    except TypeError:
+        return False
+
+
+class Remote:
+    """An object that lives in the other process; everything done to it is a request there."""
+
+    __slots__ = ("_link", "_handle", "_desc", "__weakref__")
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__") and name not in SAFE_DUNDERS:
+            raise AttributeError(name)
+        return self._link.request("getattr", h=self._handle, name=name)
+
+    def __setattr__(self, name, value):
+        if name in Remote.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            self._link.request("setattr", h=self._handle, name=name, value=value)
+
+    def __call__(self, *args, **kwargs):
+        return self._link.request("call", h=self._handle, args=args, kwargs=kwargs)
+
+    @property
+    def __class__(self):
+        return _shadow(self._desc)
+
+    @property
+    def __signature__(self):
+        params = self._link.request("signature", h=self._handle)
+        if params is None:
+            raise ValueError("no signature")
+        return inspect.Signature(
+            [
+                inspect.Parameter(name, kind, **({"default": None} if default else {}))
+                for name, kind, default in params
+            ]
+        )
+
+    def __hash__(self):
+        return hash((id(self._link), self._handle))
+
+    @classmethod
+    def __torch_function__(cls, func, types_=(), args=(), kwargs=None):
+        link = next(x._link for x in _walk((args, kwargs)) if isinstance(x, Remote))
+        return link.request("torch", func=_torch_name(func), args=args, kwargs=kwargs or {})
+
+
+def _operator(name):
+    def method(self, *args):
+        return self._link.request("method", h=self._handle, name=name, args=args, kwargs={})
+
+    method.__name__ = name
+    return method
+
+
+for _name in OPERATORS:
+    setattr(Remote, _name, _operator(_name))
+del _name
+
+
+def _walk(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _walk(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    else:
+        yield value
+
+
+def _torch_name(func) -> str:
+    import torch
+
+    name = getattr(func, "__name__", "")
+    if getattr(torch.Tensor, name, None) is func or "Tensor" in getattr(func, "__qualname__", ""):
+        return "Tensor." + name
+    return f"{getattr(func, '__module__', '') or 'torch'}:{name}"
+
+
+def _proxy(link, handle: int, desc: dict):
+    key = desc["name"]
+    if key not in _PROXY_TYPES:
+        _PROXY_TYPES[key] = type(key, (Remote,), {"__slots__": ()})
+    proxy = object.__new__(_PROXY_TYPES[key])
+    object.__setattr__(proxy, "_link", link)
+    object.__setattr__(proxy, "_handle", handle)
+    object.__setattr__(proxy, "_desc", desc)
+    return proxy
+
+
+# ------------------------------------------------------------------------------- the link
+
+
+class Link:
+    """One end of the channel: this side's lent objects and the other side's proxies."""
+
+    def __init__(self, read_fd: int, write_fd: int, *, trusted: bool, deadline: float = 0):
+        self.read_fd, self.write_fd, self.trusted = read_fd, write_fd, trusted
+        self.objects: dict[int, object] = {}  # handle -> object lent to the other side
+        self.handles: dict[int, int] = {}  # id(object) -> handle
+        self.proxies: dict[int, Remote] = {}  # the other side's handle -> our proxy
+        self.next_id = 0
+        self.deadline = deadline  # time.monotonic() limit for answers (0: none)
+        self.buffer = b""
+        self.rng_seen = None
+        self.requests = 0
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, value, depth=0):
+        if depth > 60:
+            raise ValueError("data nested too deeply to send")
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if type(value) is int:
+            return value
+        if type(value) is float:
+            return value if math.isfinite(value) else {"f": repr(value)}
+        if isinstance(value, Remote) and value._link is self:
+            return {"mine": value._handle}  # the receiver's own object, by its handle
+        if type(value) in (list, tuple, set, frozenset):
+            tag = {list: "L", tuple: "T", set: "S", frozenset: "S"}[type(value)]
+            return {tag: [self.encode(v, depth + 1) for v in value]}
+        if type(value) is dict or _is_plain_mapping(value):
+            return {"D": [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]}
+        if isinstance(value, (bytes, bytearray)) and type(value) in (bytes, bytearray):
+            return {"B": base64.b64encode(bytes(value)).decode("ascii")}
+        if type(value) is slice:
+            return {"sl": [self.encode(v, depth + 1) for v in (value.start, value.stop, value.step)]}
+        if value is Ellipsis:
+            return {"el": 1}
+        encoded = _encode_special(self, value, depth)
+        if encoded is not None:
+            return encoded
+        return self.lend(value)
+
+    def lend(self, value):
+        key = id(value)
+        if key not in self.handles:
+            self.next_id += 1
+            self.handles[key] = self.next_id
+            self.objects[self.next_id] = value
+        return {"ref": self.handles[key], "desc": _describe(value)}
+
+    def decode(self, data):
+        if not isinstance(data, dict):
+            if isinstance(data, list):
+                raise ChannelClosed("malformed message")
+            return data
+        if len(data) == 1:
+            ((tag, body),) = data.items()
+            if tag == "f":
+                return float(body)
+            if tag == "L":
+                return [self.decode(v) for v in body]
+            if tag == "T":
+                return tuple(self.decode(v) for v in body)
+            if tag == "S":
+                return {self.decode(v) for v in body}
+            if tag == "D":
+                return {self.decode(k): self.decode(v) for k, v in body}
+            if tag == "B":
+                return base64.b64decode(body)
+            if tag == "sl":
+                return slice(*(self.decode(v) for v in body))
+            if tag == "el":
+                return Ellipsis
+            if tag == "mine":
+                if body not in self.objects:
+                    raise ChannelClosed("unknown handle")
+                return self.objects[body]
+        if "ref" in data:
+            handle = data["ref"]
+            if not isinstance(handle, int) or not isinstance(data.get("desc"), dict):
+                raise ChannelClosed("malformed handle")
+            if handle not in self.proxies:
+                self.proxies[handle] = _proxy(self, handle, _clean_desc(data["desc"]))
+            return self.proxies[handle]
+        return _decode_special(self, data)
+
+    # ---------------------------------------------------------------- messages
+    def send(self, message: dict) -> None:
+        message["rng"] = self._rng_out()
+        raw = json.dumps(message, allow_nan=False).encode("utf-8")
+        data = struct.pack(">Q", len(raw)) + raw
+        while data:
+            try:
+                written = os.write(self.write_fd, data)
+            except OSError as exc:
+                raise ChannelClosed(f"the other side closed the channel ({exc})") from None
+            data = data[written:]
+
+    def receive(self) -> dict:
+        header = self._read(8)
+        (size,) = struct.unpack(">Q", header)
+        if size > MAX_MESSAGE_BYTES:
+            raise ChannelClosed(f"a message of {size} bytes (more than the limit)")
+        try:
+            message = json.loads(self._read(size))
+        except ValueError:
+            raise ChannelClosed("a message that is not JSON") from None
+        if not isinstance(message, dict):
+            raise ChannelClosed("a message that is not an object")
+        self._rng_in(message.pop("rng", None))
+        return message
+
+    def _read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            wait = None if not self.deadline else self.deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise Deadline()
+            if not select.select([self.read_fd], [], [], wait)[0]:
+                raise Deadline()
+            chunk = os.read(self.read_fd, 1 << 20)
+            if not chunk:
+                raise ChannelClosed("the other side closed the channel")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def request(self, op: str, **fields):
+        import torch
+
+        self.requests += 1
+        number = self.requests
+        args = fields.pop("args", None)
+        originals = [*(args or ()), *fields.get("kwargs", {}).values()]
+        message = {"op": op, "n": number, "grad": torch.is_grad_enabled()}
+        message.update({k: self.encode(v) for k, v in fields.items()})
+        if args is not None:
+            message["args"] = self.encode(tuple(args))
+        self.send(message)
+        while True:
+            reply = self.receive()
+            if "op" in reply:
+                self.serve_one(reply)
+                continue
+            if reply.get("re") != number:
+                raise ChannelClosed("an answer out of order")
+            if originals and "after" in reply:
+                _write_back(originals, self.decode(reply["after"]))
+            if "error" in reply:
+                raise self._exception(reply["error"])
+            return self.decode(reply.get("value"))
+
+    def serve_one(self, message: dict) -> None:
+        import torch
+
+        number = message.get("n")
+        previous = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(bool(message.get("grad", previous)))
+            args = self.decode(message["args"]) if "args" in message else ()
+            kwargs = self.decode(message.get("kwargs", {"D": []}))
+            if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+                raise ChannelClosed("malformed arguments")
+            value = self._apply(message, args, kwargs)
+            reply = {"re": number, "value": self.encode(value)}
+            if args or kwargs:
+                reply["after"] = self.encode(_mutable_values([*args, *kwargs.values()]))
+        except (ChannelClosed, Deadline):
+            raise
+        except BaseException as exc:  # the answer is the exception, for the caller to raise
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and self.trusted:
+                raise
+            reply = {"re": number, "error": _encode_exception(self, exc)}
+        finally:
+            torch.set_grad_enabled(previous)
+        self.send(reply)
+
+    def _apply(self, message: dict, args, kwargs):
+        op = message.get("op")
+        if op == "torch":
+            return _torch_function(str(message.get("func", "")), self.trusted)(*args, **kwargs)
+        target = self.decode({"mine": message.get("h")})
+        name = self.decode(message.get("name"))
+        if op in ("getattr", "setattr", "method") and self.trusted and not _public(name, op):
+            raise RemoteError(f"`{name}` is not available to your code here")
+        if op == "getattr":
+            return getattr(target, name)
+        if op == "call":
+            return target(*args, **kwargs)
+        if op == "method":
+            if name in OPERATORS:
+                return _operate(name, target, args)
+            return getattr(target, name)(*args, **kwargs)
+        if op == "setattr" and not self.trusted:
+            return setattr(target, name, self.decode(message.get("value")))
+        if op == "signature":
+            try:
+                signature = inspect.signature(target)
+            except (TypeError, ValueError):
+                return None
+            return [
+                [p.name, int(p.kind), p.default is not p.empty]
+                for p in signature.parameters.values()
+            ]
+        raise RemoteError(f"request {op!r} refused")
+
+    def _exception(self, data) -> BaseException:
+        if not isinstance(data, dict):
+            return ChannelClosed("malformed error")
+        return _decode_exception(self, data)
+
+    # ---------------------------------------------------------------- random state
+    def _rng_out(self):
+        state = _rng_state()
+        if state == self.rng_seen:
+            return None
+        self.rng_seen = state
+        return state
+
+    def _rng_in(self, state) -> None:
+        if state is None:
+            return
+        try:
+            _set_rng_state(state)
+        except Exception:
+            raise ChannelClosed("a malformed random state") from None
+        self.rng_seen = state
+
+
+def _operate(name: str, target, args):
+    """``target <name> args`` the way Python itself would do it (reflected operands included)."""
+    import operator
+
+    builtin = {"__len__": len, "__iter__": iter, "__next__": next, "__bool__": bool,
+               "__str__": str, "__repr__": repr, "__format__": format, "__abs__": abs,
+               "__int__": int, "__float__": float, "__round__": round, "__reversed__": reversed,
+               "__contains__": lambda a, b: b in a}  # fmt: skip
+    if name in builtin:
+        return builtin[name](target, *args)
+    if name in ("__enter__", "__exit__"):
+        return getattr(type(target), name)(target, *args)
+    plain = name.strip("_")
+    if plain.startswith("r") and hasattr(operator, plain[1:]) and plain not in ("rshift",):
+        return getattr(operator, plain[1:])(*args, target)  # reflected: the operand goes first
+    if plain == "truediv" or hasattr(operator, plain):
+        return getattr(operator, plain)(target, *args)
+    return getattr(type(target), name)(target, *args)
+
+
+def _public(name, op) -> bool:
+    if not isinstance(name, str):
+        return False
+    if op == "method" and name in OPERATORS:
+        return True
+    return not name.startswith("_") or name in SAFE_DUNDERS
+
+
+def _is_plain_mapping(value) -> bool:
+    import collections
+
+    return type(value) in (collections.OrderedDict, collections.defaultdict)
+
+
+def _clean_desc(desc: dict) -> dict:
+    name = str(desc.get("name", "object"))[:100]
+    if not name.isidentifier():
+        name = "object"
+    bases = [str(b)[:300] for b in desc.get("bases", [])][:30] if isinstance(desc.get("bases"), list) else []
+    kind = desc.get("kind") if desc.get("kind") in ("class", "function", "object") else "object"
+    own = desc.get("own") if isinstance(desc.get("own"), list) else []
+    return {"name": name, "path": str(desc.get("path", ""))[:300], "bases": bases, "kind": kind,
+            "own": [str(x)[:300] for x in own][:30]}  # fmt: skip
+
+
+def _torch_function(name: str, trusted: bool):
+    import torch
+
+    if name.startswith("Tensor."):
+        attr = name[len("Tensor.") :]
+        if trusted and not _public(attr, "method"):
+            raise RemoteError(f"torch.Tensor.{attr} is not available to your code here")
+        return getattr(torch.Tensor, attr)
+    module, _, attr = name.partition(":")
+    if module not in TORCH_MODULES and not module.startswith("torch.nn.modules"):
+        module = "torch"
+    if trusted and (attr.startswith("_") or attr in TORCH_DENIED or attr.startswith("set_")):
+        raise RemoteError(f"{module}.{attr} is not available to your code here")
+    func = getattr(sys.modules.get(module, torch), attr, None) or getattr(torch, attr, None)
+    if func is None or not callable(func) or isinstance(func, type) and trusted:
+        raise RemoteError(f"{module}.{attr} is not available to your code here")
+    return func
+
+
+# ------------------------------------------------------------------------------- special values
+
+
+def _encode_special(link: Link, value, depth):
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if isinstance(value, torch.nn.Parameter) or (link.trusted and value.requires_grad):
+            return None  # identity matters: lent by handle
+        return _tensor(value)
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, torch.Size):
+        return {"size": list(value)}
+    if isinstance(value, torch.Generator):
+        return {"gen": _tensor(value.get_state()), "gdev": str(value.device)}
+    if isinstance(value, np.ma.MaskedArray) and value.dtype.kind in "biufc":
+        mask = np.ma.getmaskarray(value)
+        return {"ma": link.encode(np.ma.getdata(value).copy(), depth + 1),
+                "mask": link.encode(np.ascontiguousarray(mask), depth + 1)}  # fmt: skip
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
+        value = np.ascontiguousarray(value)
+        return {"nd": base64.b64encode(value.tobytes()).decode(), "ndt": value.dtype.str,
+                "shape": list(value.shape)}  # fmt: skip
+    if isinstance(value, np.generic) and value.dtype.kind in "biufc":
+        return {"ns": value.item() if value.dtype.kind != "f" else repr(float(value)),
+                "ndt": value.dtype.str}  # fmt: skip
+    if type(value) is types.SimpleNamespace:
+        return {"ns_": link.encode(vars(value), depth + 1)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"dc": _path(type(value)), "fields": link.encode(fields, depth + 1)}
+    return None
+
+
+def _tensor(value) -> dict:
+    import torch
+
+    grad, computed = bool(value.requires_grad), value.grad_fn is not None
+    value = value.detach().cpu().contiguous()
+    raw = b"" if value.numel() == 0 else value.reshape(-1).view(torch.uint8).numpy().tobytes()
+    return {"t": base64.b64encode(raw).decode("ascii"), "dtype": str(value.dtype)[6:],
+            "shape": list(value.shape), "rg": grad, "gf": computed}  # fmt: skip
+
+
+def _decode_tensor(data):
+    import torch
+
+    dtype = getattr(torch, str(data["dtype"]), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ChannelClosed("a tensor of unknown type")
+    shape = [int(s) for s in data["shape"]]
+    raw = base64.b64decode(data["t"])
+    if not raw:
+        out = torch.empty(shape, dtype=dtype)
+    else:
+        out = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape)
+    if data.get("rg") and (out.is_floating_point() or out.is_complex()):
+        out.requires_grad_(True)
+        if data.get("gf"):  # computed, not a leaf: a copy that says so
+            out = out.clone()
+    return out
+
+
+def _decode_special(link: Link, data):
+    import numpy as np
+    import torch
+
+    if "t" in data:
+        return _decode_tensor(data)
+    if "dtype" in data:
+        dtype = getattr(torch, str(data["dtype"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ChannelClosed("unknown dtype")
+        return dtype
+    if "device" in data:
+        return torch.device(str(data["device"]))
+    if "size" in data:
+        return torch.Size([int(s) for s in data["size"]])
+    if "gen" in data:
+        generator = torch.Generator(device=str(data.get("gdev", "cpu")))
+        generator.set_state(_decode_tensor(data["gen"]))
+        return generator
+    if "ma" in data:
+        values, mask = link.decode(data["ma"]), link.decode(data["mask"])
+        if not (isinstance(values, np.ndarray) and isinstance(mask, np.ndarray)):
+            raise ChannelClosed("a malformed masked array")
+        return np.ma.array(values, mask=mask)
+    if "nd" in data:
+        array = np.frombuffer(base64.b64decode(data["nd"]), dtype=np.dtype(str(data["ndt"])))
+        return array.reshape([int(s) for s in data["shape"]]).copy()
+    if "ns" in data:
+        dtype = np.dtype(str(data["ndt"]))
+        return dtype.type(float(data["ns"]) if dtype.kind == "f" else data["ns"])
+    if "ns_" in data:
+        return types.SimpleNamespace(**{str(k): v for k, v in link.decode(data["ns_"]).items()})
+    if "dc" in data:
+        cls = _resolve(str(data["dc"])) if link.trusted else _import(str(data["dc"]))
+        fields = link.decode(data["fields"])
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            return cls(**fields)
+        return types.SimpleNamespace(**fields)
+    raise ChannelClosed("a value of unknown kind")
+
+
+def _import(path: str):
+    """Untrusted side only: the class a trusted dataclass value belongs to."""
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    if module.split(".")[0] not in TRUSTED_TOPS:
+        return None
+    try:
+        value = importlib.import_module(module)
+        for part in qualname.split("."):
+            value = getattr(value, part)
+        return value
+    except Exception:
+        return None
+
+
+def _mutable_values(args):
+    """What a call may have changed in place: its tensors, lists, dicts and arrays."""
+    import numpy as np
+    import torch
+
+    out = []
+    for value in args:
+        plain = type(value) in (list, dict, bytearray, torch.Tensor, torch.Generator)
+        plain = plain or isinstance(value, np.ndarray)
+        out.append(value if plain else None)
+    return out
+
+
+def _write_back(originals, after) -> None:
+    """Write the values the other side saw after the call into the caller's own objects."""
+    import numpy as np
+    import torch
+
+    if not isinstance(after, list) or len(after) != len(originals):
+        return
+    for original, new in zip(originals, after, strict=True):
+        if new is None or isinstance(original, Remote):
+            continue
+        try:
+            if type(original) is torch.Tensor and isinstance(new, torch.Tensor):
+                with torch.no_grad():
+                    if original.shape == new.shape and original.dtype == new.dtype:
+                        if not torch.equal(original.detach(), new):
+                            original.copy_(new)
+                    else:
+                        original.data = new
+            elif type(original) is list and isinstance(new, list):
+                if not _same_list(original, new):
+                    original[:] = new
+            elif type(original) is dict and isinstance(new, dict):
+                if original.keys() != new.keys() or not _same_list(list(original.values()), list(new.values())):
+                    original.clear()
+                    original.update(new)
+            elif type(original) is torch.Generator and isinstance(new, torch.Generator):
+                original.set_state(new.get_state())
+            elif isinstance(original, np.ndarray) and isinstance(new, np.ndarray):
+                if original.shape == new.shape:
+                    original[...] = new
+        except Exception:
+            continue
+
+
+def _same_list(a, b) -> bool:
+    import torch
+
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+                return False
+            if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x.detach(), y.detach()):
+                return False
+        elif type(x) is not type(y):
+            return False
+        else:
+            try:
+                if x != y:
+                    return False
+            except Exception:
+                return False
+    return True
+
+
+# ------------------------------------------------------------------------------- exceptions
+
+
+def _encode_exception(link: Link, exc: BaseException) -> dict:
+    cls = type(exc)
+    bases = [c.__name__ for c in cls.__mro__ if c.__module__ == "builtins"]
+    try:
+        args = link.encode(tuple(a if isinstance(a, (str, int, float)) else str(a) for a in exc.args))
+    except Exception:
+        args = {"T": [str(exc)]}
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return {"name": cls.__name__, "module": cls.__module__, "bases": bases, "text": text,
+            "args": args}  # fmt: skip
+
+
+def _decode_exception(link: Link, data: dict) -> BaseException:
+    import builtins
+
+    name = str(data.get("name", "Exception"))
+    name = name if name.isidentifier() else "Exception"
+    base = Exception
+    for candidate in data.get("bases", []) if isinstance(data.get("bases"), list) else []:
+        found = getattr(builtins, str(candidate), None)
+        if isinstance(found, type) and issubclass(found, Exception):
+            base = found
+            break
+    if not link.trusted and data.get("module") == "shared.course.remote":
+        base = RemoteError
+    text = str(data.get("text", ""))
+    key = (name, base, str(data.get("module", "")))
+    if key not in _EXCEPTIONS:
+        _EXCEPTIONS[key] = type(
+            name, (base,), {"__module__": key[2], "__str__": lambda self: self._text}
+        )
+    try:
+        args = link.decode(data.get("args", {"T": []}))
+        exc = _EXCEPTIONS[key](*args) if isinstance(args, tuple) else _EXCEPTIONS[key](text)
+    except Exception:
+        exc = _EXCEPTIONS[key](text)
+    exc._text = text
+    return exc
+
+
+# ------------------------------------------------------------------------------- random state
+
+
+def _rng_state():
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [
+        base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
+        [kind, base64.b64encode(keys.tobytes()).decode("ascii"), int(pos), int(has_gauss),
+         repr(float(gauss))],
+        [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    ]  # fmt: skip
+
+
+def _set_rng_state(state) -> None:
+    import numpy as np
+    import torch
+
+    torch_state, np_state, py_state = state
+    raw = bytearray(base64.b64decode(torch_state))
+    torch.set_rng_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
+    kind, keys, pos, has_gauss, gauss = np_state
+    keys = np.frombuffer(base64.b64decode(keys), dtype=np.uint32).copy()
+    np.random.set_state((str(kind), keys, int(pos), int(has_gauss), float(gauss)))
+    version, internal, gauss_next = py_state
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss_next))
