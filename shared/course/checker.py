@@ -32,7 +32,9 @@ MAX_RESULT_BYTES = 64 * 1024
 STARTUP_ALLOWANCE_S = 60  # Python + torch + the checks, on a busy laptop
 SLACK_S = 15  # per exercise, on top of its time limit: fork, cleanup, a loaded machine
 LIVE: set[subprocess.Popen] = set()  # running checkers, killed on Ctrl-C (kill_all)
-NO_RESULT = "no result from the checker (it was killed: os.kill, os._exit, out of memory or a native crash)"
+NO_RESULT = (
+    "no result from the checker (it was killed: os.kill, os._exit, out of memory or a native crash)"
+)
 
 
 def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str):
@@ -95,7 +97,9 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
 
 def _command(role: str) -> list[str]:
     """The judge starts with nothing of its working folder on its import path."""
-    code = f"import sys; del sys.path[0]; from shared.course.checker import {role}_main; {role}_main()"
+    code = (
+        f"import sys; del sys.path[0]; from shared.course.checker import {role}_main; {role}_main()"
+    )
     return [sys.executable, "-c", code, role]
 
 

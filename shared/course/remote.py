@@ -262,13 +262,21 @@ class Link:
             tag = {list: "L", tuple: "T", set: "S", frozenset: "S"}[type(value)]
             return {tag: [self.encode(v, depth + 1) for v in value]}
         if type(value) is dict or _is_plain_mapping(value):
-            return {"D": [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]}
+            return {
+                "D": [
+                    [self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()
+                ]
+            }
         if isinstance(value, (bytes, bytearray)) and type(value) in (bytes, bytearray):
             return {"B": base64.b64encode(bytes(value)).decode("ascii")}
         if type(value) is slice:
-            return {"sl": [self.encode(v, depth + 1) for v in (value.start, value.stop, value.step)]}
+            return {
+                "sl": [self.encode(v, depth + 1) for v in (value.start, value.stop, value.step)]
+            }
         if value is Ellipsis:
             return {"el": 1}
+        if value is NotImplemented:
+            return {"ni": 1}
         encoded = _encode_special(self, value, depth)
         if encoded is not None:
             return encoded
@@ -305,6 +313,8 @@ class Link:
                 return slice(*(self.decode(v) for v in body))
             if tag == "el":
                 return Ellipsis
+            if tag == "ni":
+                return NotImplemented
             if tag == "mine":
                 if body not in self.objects:
                     raise ChannelClosed("unknown handle")
@@ -470,14 +480,13 @@ def _operate(name: str, target, args):
                "__contains__": lambda a, b: b in a}  # fmt: skip
     if name in builtin:
         return builtin[name](target, *args)
-    if name in ("__enter__", "__exit__"):
-        return getattr(type(target), name)(target, *args)
-    plain = name.strip("_")
-    if plain.startswith("r") and hasattr(operator, plain[1:]) and plain not in ("rshift",):
-        return getattr(operator, plain[1:])(*args, target)  # reflected: the operand goes first
-    if plain == "truediv" or hasattr(operator, plain):
-        return getattr(operator, plain)(target, *args)
-    return getattr(type(target), name)(target, *args)
+    if name in ("__getitem__", "__setitem__", "__delitem__", "__index__", "__neg__", "__pos__",
+                "__invert__"):  # fmt: skip
+        return getattr(operator, name.strip("_"))(target, *args)
+    # Binary operators: this side's own slot only, NotImplemented included, so that Python on
+    # the caller's side tries the reflected operand there (never a ping-pong between the two).
+    slot = getattr(type(target), name, None)
+    return NotImplemented if slot is None else slot(target, *args)
 
 
 def _public(name, op) -> bool:
@@ -498,7 +507,11 @@ def _clean_desc(desc: dict) -> dict:
     name = str(desc.get("name", "object"))[:100]
     if not name.isidentifier():
         name = "object"
-    bases = [str(b)[:300] for b in desc.get("bases", [])][:30] if isinstance(desc.get("bases"), list) else []
+    bases = (
+        [str(b)[:300] for b in desc.get("bases", [])][:30]
+        if isinstance(desc.get("bases"), list)
+        else []
+    )
     kind = desc.get("kind") if desc.get("kind") in ("class", "function", "object") else "object"
     own = desc.get("own") if isinstance(desc.get("own"), list) else []
     return {"name": name, "path": str(desc.get("path", ""))[:300], "bases": bases, "kind": kind,
@@ -683,7 +696,9 @@ def _write_back(originals, after) -> None:
                 if not _same_list(original, new):
                     original[:] = new
             elif type(original) is dict and isinstance(new, dict):
-                if original.keys() != new.keys() or not _same_list(list(original.values()), list(new.values())):
+                if original.keys() != new.keys() or not _same_list(
+                    list(original.values()), list(new.values())
+                ):
                     original.clear()
                     original.update(new)
             elif type(original) is torch.Generator and isinstance(new, torch.Generator):
@@ -724,7 +739,9 @@ def _encode_exception(link: Link, exc: BaseException) -> dict:
     cls = type(exc)
     bases = [c.__name__ for c in cls.__mro__ if c.__module__ == "builtins"]
     try:
-        args = link.encode(tuple(a if isinstance(a, (str, int, float)) else str(a) for a in exc.args))
+        args = link.encode(
+            tuple(a if isinstance(a, (str, int, float)) else str(a) for a in exc.args)
+        )
     except Exception:
         args = {"T": [str(exc)]}
     try:
