@@ -12,7 +12,7 @@ import shared.course.grade as grade
 import shared.course.sandbox as sandbox
 import shared.course.selfcheck as selfcheck
 from shared.checks import EXERCISES
-from shared.course.checker import _parse
+from shared.course.checker import _parse_record
 from shared.course.extract import extract
 from shared.course.gradebook import scrub
 from shared.errors import CourseError
@@ -66,6 +66,17 @@ def test_extraction_takes_the_last_definition_and_the_names_it_uses():
         ["def Head(*a):\n    from shared.attention import Head\n    return Head(*a)"],
         ["from shared.attention import Head as H\n\ndef helper():\n    return H\n\n"
          "def Head(*a):\n    return helper()(*a)"],
+        # issue #23: module aliases, packages, attribute chains, dynamic lookups by constant
+        ["from shared import attention as a\n\ndef Head(*x):\n    return a.Head(*x)"],
+        ["import shared\n\nclass Head(shared.attention.Head):\n    pass"],
+        ["import shared.attention\n\ndef Head(*x):\n    return shared.attention.Head(*x)"],
+        ["from shared import attention\n\ndef Head(*x):\n    return getattr(attention, 'Head')(*x)"],
+        ["import importlib\n\ndef Head(*x):\n"
+         "    return importlib.import_module('shared.attention').Head(*x)"],
+        ["import sys\n\ndef Head(*x):\n    return sys.modules['shared.attention'].Head(*x)"],
+        ["def Head(*x):\n    import shared.attention as m\n    k = m\n    return k.Head(*x)"],
+        ["from shared import attention as a\n\ndef Head(*x):\n    return vars(a)['Head'](*x)"],
+        ["def Head(*x):\n    return __import__('shared.attention').attention.Head(*x)"],
     ],
 )  # fmt: skip
 def test_using_the_reference_of_the_target_fails(sources):
@@ -105,17 +116,12 @@ def test_syntax_errors_and_missing_definitions():
     assert extract(cells("%matplotlib inline\n!ls", "def f(x):\n    return x"), "f").fail == ""
 
 
-def test_only_one_result_with_the_nonce_counts():
-    good = b'{"nonce": "n1", "status": "pass", "message": "PASSED"}\n'
-    assert _parse(good, 0, "n1") == ("pass", "PASSED")
-    assert _parse(good, 0, "other")[0] == "error"
-    assert _parse(good + good, 0, "n1")[0] == "error"
-    assert _parse(good, 3, "n1")[0] == "error"
-    assert _parse(b"", -9, "n1") == (
-        "error",
-        "no result from the checker (exit status -9 (killed, out of memory, os._exit or a crash "
-        "in native code))",
-    )
+def test_only_the_judges_record_for_this_exercise_counts():
+    good = b'{"index": 0, "status": "pass", "message": "PASSED"}'
+    assert _parse_record(good, 0) == ("pass", "PASSED")
+    assert _parse_record(good, 1)[0] == "error"
+    assert _parse_record(b'{"index": 0, "status": "great"}', 0)[0] == "error"
+    assert _parse_record(b"PASSED", 0) == ("error", "no result from the checker")
 
 
 def test_scrub_removes_environment_values_and_cuts(monkeypatch):

@@ -246,7 +246,8 @@ def judge_main() -> None:  # pragma: no cover - a process of its own (tested thr
     for index, (exercise, (read_fd, write_fd)) in enumerate(
         zip(job["exercises"], job["fds"], strict=True)
     ):
-        link = Link(read_fd, write_fd, trusted=True, deadline=time.monotonic() + job["timeout"])
+        loading = job["timeout"] + SLACK_S  # the definition's imports and code, before the check
+        link = Link(read_fd, write_fd, trusted=True, deadline=time.monotonic() + loading)
         if index == 0:
             link.deadline += STARTUP_ALLOWANCE_S
         try:
@@ -325,17 +326,21 @@ def _in_child(exercise: dict, fds: list[int], mine: tuple[int, int], job: dict) 
             _serve(exercise, *mine)
         finally:
             os._exit(0)  # no atexit or finalizer of the learner's code runs after the answer
-    for fd in mine:
-        os.close(fd)
+    os.close(mine[1])
+    poller = select.poll()  # the judge hanging up on this exercise ends it: no waiting more
+    poller.register(mine[0], select.POLLHUP)
     deadline = time.monotonic() + job["timeout"] + SLACK_S
     while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
+        if os.waitpid(pid, os.WNOHANG)[0]:
             break
-        time.sleep(0.01)
+        if any(event & (select.POLLHUP | select.POLLERR) for _, event in poller.poll(10)):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
     else:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    os.close(mine[0])
     try:  # whatever the child left running: all of the sandbox, or the child's session
         if job["own_pid_namespace"]:
             os.kill(-1, signal.SIGKILL)  # every process here but init and this one
@@ -363,7 +368,10 @@ def worker_main() -> None:  # pragma: no cover - runs in the sandbox (tested thr
             _in_child(exercise, open_fds, pair, job)
         except OSError:  # fork failed: out of processes or memory; the judge sees no answer
             for fd in pair:
-                os.close(fd)
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         open_fds = [fd for fd in open_fds if fd not in pair]
     os._exit(0)
 

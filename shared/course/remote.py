@@ -369,13 +369,11 @@ class Link:
         return data
 
     def request(self, op: str, **fields):
-        import torch
-
         self.requests += 1
         number = self.requests
         args = fields.pop("args", None)
         originals = [*(args or ()), *fields.get("kwargs", {}).values()]
-        message = {"op": op, "n": number, "grad": torch.is_grad_enabled()}
+        message = {"op": op, "n": number, "grad": _grad_mode()}
         message.update({k: self.encode(v) for k, v in fields.items()})
         if args is not None:
             message["args"] = self.encode(tuple(args))
@@ -394,12 +392,12 @@ class Link:
             return self.decode(reply.get("value"))
 
     def serve_one(self, message: dict) -> None:
-        import torch
-
         number = message.get("n")
-        previous = torch.is_grad_enabled()
+        grad = message.get("grad")
+        previous = _grad_mode() if grad is not None else None
         try:
-            torch.set_grad_enabled(bool(message.get("grad", previous)))
+            if grad is not None:
+                _set_grad_mode(bool(grad))
             args = self.decode(message["args"]) if "args" in message else ()
             kwargs = self.decode(message.get("kwargs", {"D": []}))
             if not isinstance(args, tuple) or not isinstance(kwargs, dict):
@@ -415,7 +413,8 @@ class Link:
                 raise
             reply = {"re": number, "error": _encode_exception(self, exc)}
         finally:
-            torch.set_grad_enabled(previous)
+            if previous is not None:
+                _set_grad_mode(previous)
         self.send(reply)
 
     def _apply(self, message: dict, args, kwargs):
@@ -540,7 +539,20 @@ def _torch_function(name: str, trusted: bool):
 # ------------------------------------------------------------------------------- special values
 
 
+def _grad_mode():
+    torch = sys.modules.get("torch")  # a side without torch has no tensors to track
+    return None if torch is None else torch.is_grad_enabled()
+
+
+def _set_grad_mode(enabled: bool) -> None:
+    import torch
+
+    torch.set_grad_enabled(enabled)
+
+
 def _encode_special(link: Link, value, depth):
+    if "torch" not in sys.modules:  # nothing here can be a tensor, an array or a dataclass
+        return _encode_plain_object(link, value, depth)
     import numpy as np
     import torch
 
@@ -567,6 +579,10 @@ def _encode_special(link: Link, value, depth):
     if isinstance(value, np.generic) and value.dtype.kind in "biufc":
         return {"ns": value.item() if value.dtype.kind != "f" else repr(float(value)),
                 "ndt": value.dtype.str}  # fmt: skip
+    return _encode_plain_object(link, value, depth)
+
+
+def _encode_plain_object(link: Link, value, depth):
     if type(value) is types.SimpleNamespace:
         return {"ns_": link.encode(vars(value), depth + 1)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -663,19 +679,19 @@ def _import(path: str):
 
 def _mutable_values(args):
     """What a call may have changed in place: its tensors, lists, dicts and arrays."""
-    import numpy as np
-    import torch
-
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    kinds = (list, dict, bytearray) + ((torch.Tensor, torch.Generator) if torch else ())
     out = []
     for value in args:
-        plain = type(value) in (list, dict, bytearray, torch.Tensor, torch.Generator)
-        plain = plain or isinstance(value, np.ndarray)
+        plain = type(value) in kinds or (np is not None and isinstance(value, np.ndarray))
         out.append(value if plain else None)
     return out
 
 
 def _write_back(originals, after) -> None:
     """Write the values the other side saw after the call into the caller's own objects."""
+    if "torch" not in sys.modules:
+        return _write_back_plain(originals, after)
     import numpy as np
     import torch
 
@@ -708,6 +724,17 @@ def _write_back(originals, after) -> None:
                     original[...] = new
         except Exception:
             continue
+
+
+def _write_back_plain(originals, after) -> None:
+    if not isinstance(after, list) or len(after) != len(originals):
+        return
+    for original, new in zip(originals, after, strict=True):
+        if type(original) is list and isinstance(new, list) and original != new:
+            original[:] = new
+        elif type(original) is dict and isinstance(new, dict) and original != new:
+            original.clear()
+            original.update(new)
 
 
 def _same_list(a, b) -> bool:
@@ -784,27 +811,31 @@ def _decode_exception(link: Link, data: dict) -> BaseException:
 
 
 def _rng_state():
-    import numpy as np
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return [
-        base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
-        [kind, base64.b64encode(keys.tobytes()).decode("ascii"), int(pos), int(has_gauss),
-         repr(float(gauss))],
-        [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-    ]  # fmt: skip
+    """torch's and numpy's generators (when this side has imported them) and ``random``'s."""
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    torch_state = np_state = None
+    if torch is not None:
+        torch_state = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+    if np is not None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        keys = base64.b64encode(keys.tobytes()).decode("ascii")
+        np_state = [kind, keys, int(pos), int(has_gauss), repr(float(gauss))]
+    py = random.getstate()
+    return [torch_state, np_state, [py[0], list(py[1]), py[2]]]
 
 
 def _set_rng_state(state) -> None:
-    import numpy as np
-    import torch
-
     torch_state, np_state, py_state = state
-    raw = bytearray(base64.b64decode(torch_state))
-    torch.set_rng_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
-    kind, keys, pos, has_gauss, gauss = np_state
-    keys = np.frombuffer(base64.b64decode(keys), dtype=np.uint32).copy()
-    np.random.set_state((str(kind), keys, int(pos), int(has_gauss), float(gauss)))
+    if torch_state is not None:
+        import torch
+
+        raw = bytearray(base64.b64decode(torch_state))
+        torch.set_rng_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
+    if np_state is not None:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np_state
+        keys = np.frombuffer(base64.b64decode(keys), dtype=np.uint32).copy()
+        np.random.set_state((str(kind), keys, int(pos), int(has_gauss), float(gauss)))
     version, internal, gauss_next = py_state
     random.setstate((int(version), tuple(int(x) for x in internal), gauss_next))
