@@ -32,6 +32,10 @@ MAX_RESULT_BYTES = 64 * 1024
 STARTUP_ALLOWANCE_S = 60  # Python + torch + the checks, on a busy laptop
 SLACK_S = 15  # per exercise, on top of its time limit: fork, cleanup, a loaded machine
 LIVE: set[subprocess.Popen] = set()  # running checkers, killed on Ctrl-C (kill_all)
+TAMPERED = (
+    "no result from the checker: your code wrote on the grader's channel (only answers to the "
+    "check's questions count; a forged result is a fail)"
+)
 NO_RESULT = (
     "no result from the checker (it was killed: os.kill, os._exit, out of memory or a native crash)"
 )
@@ -212,6 +216,8 @@ def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
         candidate = link.decode(first.get("candidate"))
     except remote.Deadline:
         return "timeout", f"the definition did not finish loading in {job['timeout']:g} s"
+    except remote.Tampered:
+        return "fail", TAMPERED
     except remote.ChannelClosed:
         return "error", NO_RESULT
     if not isinstance(candidate, remote.Remote):
@@ -226,6 +232,8 @@ def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
             check(candidate)
     except remote.Deadline:
         return "timeout", f"the check did not finish in {job['timeout']:g} s"
+    except remote.Tampered:
+        return "fail", TAMPERED
     except remote.ChannelClosed:
         return "error", NO_RESULT
     except AssertionError as exc:

@@ -66,6 +66,10 @@ class ChannelClosed(BaseException):
     """The other side went away or broke the protocol (never caught by a check)."""
 
 
+class Tampered(ChannelClosed):
+    """The other side sent something that is not a well-formed answer."""
+
+
 class Deadline(BaseException):
     """The other side did not answer in time (never caught by a check)."""
 
@@ -293,7 +297,7 @@ class Link:
     def decode(self, data):
         if not isinstance(data, dict):
             if isinstance(data, list):
-                raise ChannelClosed("malformed message")
+                raise Tampered("malformed message")
             return data
         if len(data) == 1:
             ((tag, body),) = data.items()
@@ -317,12 +321,12 @@ class Link:
                 return NotImplemented
             if tag == "mine":
                 if body not in self.objects:
-                    raise ChannelClosed("unknown handle")
+                    raise Tampered("unknown handle")
                 return self.objects[body]
         if "ref" in data:
             handle = data["ref"]
             if not isinstance(handle, int) or not isinstance(data.get("desc"), dict):
-                raise ChannelClosed("malformed handle")
+                raise Tampered("malformed handle")
             if handle not in self.proxies:
                 self.proxies[handle] = _proxy(self, handle, _clean_desc(data["desc"]))
             return self.proxies[handle]
@@ -344,13 +348,13 @@ class Link:
         header = self._read(8)
         (size,) = struct.unpack(">Q", header)
         if size > MAX_MESSAGE_BYTES:
-            raise ChannelClosed(f"a message of {size} bytes (more than the limit)")
+            raise Tampered(f"a message of {size} bytes (more than the limit)")
         try:
             message = json.loads(self._read(size))
         except ValueError:
-            raise ChannelClosed("a message that is not JSON") from None
+            raise Tampered("a message that is not JSON") from None
         if not isinstance(message, dict):
-            raise ChannelClosed("a message that is not an object")
+            raise Tampered("a message that is not an object")
         self._rng_in(message.pop("rng", None))
         return message
 
@@ -384,7 +388,7 @@ class Link:
                 self.serve_one(reply)
                 continue
             if reply.get("re") != number:
-                raise ChannelClosed("an answer out of order")
+                raise Tampered("an answer out of order")
             if originals and "after" in reply:
                 _write_back(originals, self.decode(reply["after"]))
             if "error" in reply:
@@ -401,7 +405,7 @@ class Link:
             args = self.decode(message["args"]) if "args" in message else ()
             kwargs = self.decode(message.get("kwargs", {"D": []}))
             if not isinstance(args, tuple) or not isinstance(kwargs, dict):
-                raise ChannelClosed("malformed arguments")
+                raise Tampered("malformed arguments")
             value = self._apply(message, args, kwargs)
             reply = {"re": number, "value": self.encode(value)}
             if args or kwargs:
@@ -448,7 +452,7 @@ class Link:
 
     def _exception(self, data) -> BaseException:
         if not isinstance(data, dict):
-            return ChannelClosed("malformed error")
+            return Tampered("malformed error")
         return _decode_exception(self, data)
 
     # ---------------------------------------------------------------- random state
@@ -465,7 +469,7 @@ class Link:
         try:
             _set_rng_state(state)
         except Exception:
-            raise ChannelClosed("a malformed random state") from None
+            raise Tampered("a malformed random state") from None
         self.rng_seen = state
 
 
@@ -606,7 +610,7 @@ def _decode_tensor(data):
 
     dtype = getattr(torch, str(data["dtype"]), None)
     if not isinstance(dtype, torch.dtype):
-        raise ChannelClosed("a tensor of unknown type")
+        raise Tampered("a tensor of unknown type")
     shape = [int(s) for s in data["shape"]]
     raw = base64.b64decode(data["t"])
     if not raw:
@@ -629,7 +633,7 @@ def _decode_special(link: Link, data):
     if "dtype" in data:
         dtype = getattr(torch, str(data["dtype"]), None)
         if not isinstance(dtype, torch.dtype):
-            raise ChannelClosed("unknown dtype")
+            raise Tampered("unknown dtype")
         return dtype
     if "device" in data:
         return torch.device(str(data["device"]))
@@ -642,7 +646,7 @@ def _decode_special(link: Link, data):
     if "ma" in data:
         values, mask = link.decode(data["ma"]), link.decode(data["mask"])
         if not (isinstance(values, np.ndarray) and isinstance(mask, np.ndarray)):
-            raise ChannelClosed("a malformed masked array")
+            raise Tampered("a malformed masked array")
         return np.ma.array(values, mask=mask)
     if "nd" in data:
         array = np.frombuffer(base64.b64decode(data["nd"]), dtype=np.dtype(str(data["ndt"])))
@@ -658,7 +662,7 @@ def _decode_special(link: Link, data):
         if isinstance(cls, type) and dataclasses.is_dataclass(cls):
             return cls(**fields)
         return types.SimpleNamespace(**fields)
-    raise ChannelClosed("a value of unknown kind")
+    raise Tampered("a value of unknown kind")
 
 
 def _import(path: str):
