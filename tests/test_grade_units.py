@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -204,3 +205,63 @@ def test_self_check_without_bwrap_runs_unsandboxed(monkeypatch, tmp_path, capsys
     assert main(["check", str(tmp_path)]) == 0
     assert seen["sandbox"] is False
     assert "checking without a sandbox" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- issue #23: a grader that cannot grade
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "0"), ("--timeout", "-1"),
+     ("--notebook-timeout", "nan"), ("--notebook-timeout", "inf"), ("--jobs", "-1")],
+)  # fmt: skip
+def test_bad_time_limits_are_one_error_line(flag, value, tmp_path, capsys):
+    from shared.__main__ import main
+
+    code = main(["grade", str(tmp_path), flag, value])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert flag in lines[0] and "must be" in lines[0] and out == ""
+
+
+def test_an_inherited_memory_limit_is_kept_and_named(monkeypatch):
+    import resource
+
+    limit = 6 << 30
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (limit, limit))
+    memory, notes = sandbox.inherited_memory_limit(sandbox.MAX_MEMORY_BYTES)
+    assert memory == limit and "6.0 GiB" in notes[0] and "kept" in notes[0]
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (-1, resource.RLIM_INFINITY))
+    assert sandbox.inherited_memory_limit(8 << 30) == (8 << 30, [])
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
+def test_modules_outside_the_prefix_are_bound_or_the_grader_says_why(tmp_path, monkeypatch):
+    """A module on PYTHONPATH (not in this Python's folders) is seen inside the sandbox; a
+    checks module whose imports the sandbox cannot see stops grading with the reason."""
+    from shared.course.sandbox import make_sandbox
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "outside_mod.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (outside / "broken_checks.py").write_text("import not_installed_anywhere\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(outside))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    box = make_sandbox(["shared"], None, scratch, probe_modules=("outside_mod",))
+    assert str(outside) in box.pythonpath
+    with pytest.raises(CourseError, match="cannot grade: importing broken_checks fails"):
+        make_sandbox(["shared"], None, scratch, probe_modules=("broken_checks",))
+
+
+def test_a_plain_pickle_is_one_clean_error_line(tmp_path, capsys):
+    import pickle
+
+    from shared.__main__ import main
+
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    code = main(["generate", "--checkpoint", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Warning" not in err

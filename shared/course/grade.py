@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,7 @@ LABELS = {
     "missing": "MISSING",
 }
 CHECKS_MODULE = "shared.checks"  # tests point it at a module of fake checks
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week: anything longer is a typo
 INTERRUPTED = "not graded: grading was interrupted (Ctrl-C)"
 
 
@@ -42,8 +44,12 @@ def default_registry(checks_module: str | None = None) -> dict:
     return importlib.import_module(checks_module or CHECKS_MODULE).EXERCISES
 
 
-def run_tasks(tasks, *, sandbox: bool, checks_module: str, data_dir=None, **options) -> dict:
-    """Grade ``tasks`` in sandboxes built for this run; a private scratch folder is removed."""
+def run_tasks(
+    tasks, *, sandbox: bool, checks_module: str, data_dir=None, notes=None, **options
+) -> dict:
+    """Grade ``tasks`` in sandboxes built for this run; a private scratch folder is removed.
+
+    ``notes`` (a list) receives what the instructor should know about the sandbox itself."""
     from shared.config import default_data_dir
     from shared.course.extract import REFERENCE_PACKAGES
     from shared.course.sandbox import make_sandbox
@@ -54,9 +60,16 @@ def run_tasks(tasks, *, sandbox: bool, checks_module: str, data_dir=None, **opti
         os.chmod(scratch, 0o700)
         modules = ["shared", checks_module.split(".")[0], *REFERENCE_PACKAGES]
         modules = list(dict.fromkeys(modules))
+        needed = (checks_module, "ipykernel") if options.get("run_notebook", True) else ()
         box = make_sandbox(
-            modules, Path(data_dir or default_data_dir()), Path(scratch), enabled=sandbox
+            modules,
+            Path(data_dir or default_data_dir()),
+            Path(scratch),
+            enabled=sandbox,
+            probe_modules=needed or (checks_module,),
         )
+        if notes is not None:
+            notes.extend(box.notes)
         return run_notebooks(
             tasks, sandbox=box, scratch=scratch, checks_module=checks_module, **options
         )
@@ -100,6 +113,7 @@ def grade_class(
             timeout=timeout,
             total=total,
             run_notebook=run_notebook,
+            notes=notes,
         )
     except Interrupted as exc:
         reports, interrupted = exc.args[0], True
@@ -188,9 +202,11 @@ def format_check(reports) -> str:
 
 
 def _validate(args) -> None:
-    if args.timeout <= 0:
+    import math
+
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
         raise CourseError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    if args.notebook_timeout <= 0:
+    if not math.isfinite(args.notebook_timeout) or args.notebook_timeout <= 0:
         raise CourseError(
             f"--notebook-timeout must be a positive number of seconds, got {args.notebook_timeout:g}"
         )
@@ -263,23 +279,38 @@ def _cmd_grade(args) -> int:
     if flagged:
         print(f"review: code worth a look (see {md.name}): {', '.join(flagged)}")
     print(f"wrote {out} and {md}")
-    return 130 if book.interrupted else 0
+    if book.interrupted:
+        return 130
+    graded = [r for rep in book.reports.values() for r in rep.results if r.status != "missing"]
+    if graded and all(r.status == "error" for r in graded):
+        print(
+            f"error: every exercise ended in an error, so nothing was graded: read the messages in "
+            f"{out.name}, fix the cause and grade again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _common(parser) -> None:
-    jobs_help = (
-        f"notebooks graded in parallel (default: {os.cpu_count() or 1}, the number of cores)"
-    )
+    from shared.course.cli_types import number, positive
+
+    jobs_help = "notebooks graded in parallel (default: 0, one per usable core)"
     parser.add_argument(
-        "--timeout", type=float, default=120, help="seconds per cell and per check (default 120)"
+        "--timeout",
+        type=positive(float, MAX_TIMEOUT_S),
+        default=120,
+        help="seconds per cell and per check (default 120)",
     )
     parser.add_argument(
         "--notebook-timeout",
-        type=float,
+        type=positive(float, MAX_TIMEOUT_S),
         default=900,
         help="seconds per notebook run in all (default 900)",
     )
-    parser.add_argument("--jobs", type=int, default=0, help=jobs_help)
+    parser.add_argument(
+        "--jobs", type=number(int, 0, 1024, low_inclusive=True), default=0, help=jobs_help
+    )
     parser.add_argument(
         "--no-sandbox",
         action="store_true",
