@@ -53,7 +53,7 @@ def run_tasks(
     from shared.config import default_data_dir
     from shared.course.extract import REFERENCE_PACKAGES
     from shared.course.sandbox import make_sandbox
-    from shared.course.selfcheck import run_notebooks
+    from shared.course.selfcheck import run_notebooks, usable_cores
 
     scratch = tempfile.mkdtemp(prefix="gpt-course-grade-")
     try:
@@ -70,6 +70,8 @@ def run_tasks(
         )
         if notes is not None:
             notes.extend(box.notes)
+        jobs = options.get("jobs") or usable_cores()
+        box.threads = max(1, usable_cores() // jobs)  # every sandbox running at once gets its share
         return run_notebooks(
             tasks, sandbox=box, scratch=scratch, checks_module=checks_module, **options
         )
@@ -88,6 +90,7 @@ def grade_class(
     sandbox: bool = True,
     run_notebook: bool = True,
     data_dir: Path | None = None,
+    progress: bool = False,
 ):
     """Grade every student's notebooks; missing lessons get ``missing`` rows.
 
@@ -114,6 +117,7 @@ def grade_class(
             total=total,
             run_notebook=run_notebook,
             notes=notes,
+            progress=progress,
         )
     except Interrupted as exc:
         reports, interrupted = exc.args[0], True
@@ -269,6 +273,7 @@ def _cmd_grade(args) -> int:
         jobs=args.jobs,
         sandbox=not args.no_sandbox,
         run_notebook=not args.no_run,
+        progress=True,
     )
     write_csv(book, out)
     write_markdown(book, md)

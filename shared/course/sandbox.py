@@ -110,6 +110,7 @@ class Sandbox:
     memory_bytes: int = MAX_MEMORY_BYTES
     home_outside: str = ""  # --no-sandbox: a temporary HOME on the host
     notes: list[str] = field(default_factory=list)  # what the instructor should know (limits)
+    threads: int = 1  # per sandbox: the usable cores shared by the sandboxes running at once
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment inside: nothing of the grader's but what is listed here."""
@@ -130,9 +131,9 @@ class Sandbox:
             "IPYTHONDIR": home + "/.ipython",
             "XDG_CACHE_HOME": home + "/.cache",
             "XDG_CONFIG_HOME": home + "/.config",
-            "OMP_NUM_THREADS": "1",  # N sandboxes in parallel: one thread each
-            "MKL_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": str(self.threads),  # usable cores / sandboxes in parallel
+            "MKL_NUM_THREADS": str(self.threads),
+            "OPENBLAS_NUM_THREADS": str(self.threads),
         }
         env.update(extra or {})
         return env

@@ -227,14 +227,29 @@ async def grade_notebook_async(
     return report
 
 
-async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **options) -> None:
     """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
 
+    ``progress``: a bar with the notebooks done and the time left on stderr.
     Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
+    import sys
+
+    from tqdm import tqdm
+
     semaphore = asyncio.Semaphore(max(1, jobs))
     loop = asyncio.get_running_loop()
     stopped = []
+    bar = tqdm(total=len(tasks), unit="notebook", file=sys.stderr, disable=not progress,
+               desc="grading", dynamic_ncols=True)  # fmt: skip
 
     async def one(key, path, lesson, exercises):
         async with semaphore:
@@ -245,6 +260,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
                 report = report_for_all(lesson, str(path), exercises, "error", message)
             if not stopped:
                 done[key] = report
+                bar.update(1)
 
     running = [asyncio.ensure_future(one(*task)) for task in tasks]
 
@@ -261,6 +277,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
     try:
         await asyncio.gather(*running, return_exceptions=True)
     finally:
+        bar.close()
         try:
             loop.remove_signal_handler(signal.SIGINT)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -279,10 +296,11 @@ def run_notebooks(
     total: float = 900,
     checks_module: str = "shared.checks",
     run_notebook: bool = True,
+    progress: bool = False,
 ) -> dict:
     """Synchronous entry point: {key: NotebookReport}; on Ctrl-C, what finished, then raises."""
     done: dict = {}
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or usable_cores()
     options = dict(
         sandbox=sandbox,
         scratch=scratch,
@@ -292,7 +310,7 @@ def run_notebooks(
         run_notebook=run_notebook,
     )
     try:
-        asyncio.run(grade_many(tasks, done, jobs=jobs, **options))
+        asyncio.run(grade_many(tasks, done, jobs=jobs, progress=progress, **options))
     except KeyboardInterrupt:
         raise Interrupted(done) from None
     return done
