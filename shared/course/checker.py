@@ -41,8 +41,11 @@ NO_RESULT = (
 )
 
 
-def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str):
-    """[(status, message)] for ``jobs`` (one per exercise: check, target, program)."""
+def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str, judge=None):
+    """[(status, message)] for ``jobs`` (one per exercise: check, target, program).
+
+    ``judge``: a ``JudgeServer`` (checks imported once per grading run, a judge forked per
+    notebook); without one, a judge process of its own starts for these jobs."""
     pipes = [(os.pipe(), os.pipe()) for _ in jobs]  # per exercise: judge->worker, worker->judge
     worker_fds = [fd for down, up in pipes for fd in (down[0], up[1])]
     judge_fds = [fd for down, up in pipes for fd in (up[0], down[1])]
@@ -61,23 +64,27 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
         "timeout": timeout,
     }
     processes = []
+    out, result_w = os.pipe()
     try:
         worker = _start(sandbox.argv(_command("worker")), sandbox.env(), cwd, worker_fds)
         processes.append(worker)
-        judge = _start(_command("judge"), judge_env(sandbox), "/", judge_fds)
-        processes.append(judge)
+        if judge is None:
+            judge = _start(_command("judge"), judge_env(sandbox), "/", [*judge_fds, result_w])
+            processes.append(judge)
+            _send(judge, {**judge_job, "out": result_w})
+        else:
+            judge.submit(judge_job, [*judge_fds, result_w])
     except OSError as exc:
+        os.close(out)
         return [("error", f"could not start the checker: {exc}")] * len(jobs)
     finally:
-        for fd in worker_fds + judge_fds:
+        for fd in [*worker_fds, *judge_fds, result_w]:
             os.close(fd)
     results = []
     try:
         _send(worker, worker_job)
-        _send(judge, judge_job)
         data = b""
         limit = STARTUP_ALLOWANCE_S
-        out = judge.stdout.fileno()
         for index in range(len(jobs)):
             start = time.monotonic()
             complete, data = _read_until(out, b"\n", limit + timeout + SLACK_S, data, contains=True)
@@ -94,6 +101,7 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
         for process in processes:
             _kill(process)
             LIVE.discard(process)
+        os.close(out)
     while len(results) < len(jobs):
         results.append(("error", "not checked: the checker stopped on an earlier exercise"))
     return results
@@ -116,11 +124,42 @@ def judge_env(sandbox) -> dict[str, str]:
     return {k: v for k, v in env.items() if v}
 
 
+class JudgeServer:
+    """One trusted process per grading run: imports the checks once, forks a judge per notebook.
+
+    Jobs and their pipes travel over a Unix socket (``SCM_RIGHTS``); each forked judge starts
+    from the same clean, already imported state and never sees a worker's code.
+    """
+
+    def __init__(self, sandbox, checks_module: str):
+        import socket
+        import threading
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            argv = [*_command("judge_server"), checks_module, str(theirs.fileno())]
+            self.process = _start(argv, judge_env(sandbox), "/", [theirs.fileno()])
+        finally:
+            theirs.close()
+        self.socket, self.lock = ours, threading.Lock()
+
+    def submit(self, job: dict, fds: list[int]) -> None:
+        import socket
+
+        with self.lock:
+            socket.send_fds(self.socket, [json.dumps(job).encode("utf-8")], fds)
+
+    def close(self) -> None:
+        self.socket.close()
+        _kill(self.process)
+        LIVE.discard(self.process)
+
+
 def _start(argv, env, cwd, fds) -> subprocess.Popen:
     process = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE if argv[-1] == "judge" else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         pass_fds=fds,
         start_new_session=True,  # no terminal, own process group: killed as one
@@ -244,15 +283,12 @@ def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
     return "pass", lines[-1] if lines else "PASSED"
 
 
-def judge_main() -> None:  # pragma: no cover - a process of its own (tested through run_checks)
-    import importlib
-
+def _judge(job: dict, checks, pairs, out: int) -> None:
+    """Every exercise of one notebook, in order; one JSON line per result on ``out``."""
     from shared.course.remote import ChannelClosed, Link
 
-    job = json.loads(sys.stdin.read())
-    checks = importlib.import_module(job["checks_module"])
     for index, (exercise, (read_fd, write_fd)) in enumerate(
-        zip(job["exercises"], job["fds"], strict=True)
+        zip(job["exercises"], pairs, strict=True)
     ):
         loading = job["timeout"] + SLACK_S  # the definition's imports and code, before the check
         link = Link(read_fd, write_fd, trusted=True, deadline=time.monotonic() + loading)
@@ -270,9 +306,47 @@ def judge_main() -> None:  # pragma: no cover - a process of its own (tested thr
         for fd in (read_fd, write_fd):
             os.close(fd)
         record = {"index": index, "status": status, "message": str(message)[:2000]}
-        sys.stdout.write(json.dumps(record) + "\n")
-        sys.stdout.flush()
+        try:
+            os.write(out, (json.dumps(record) + "\n").encode("utf-8"))
+        except OSError:  # the grader stopped listening
+            return
+
+
+def judge_main() -> None:  # pragma: no cover - a process of its own (tested through run_checks)
+    import importlib
+
+    job = json.loads(sys.stdin.read())
+    checks = importlib.import_module(job["checks_module"])
+    _judge(job, checks, [tuple(pair) for pair in job["fds"]], job["out"])
     os._exit(0)
+
+
+def judge_server_main() -> None:  # pragma: no cover - tested through grade_class
+    """Import the checks once, then fork one judge per job received on the socket."""
+    import importlib
+    import socket
+
+    checks = importlib.import_module(sys.argv[-2])
+    server = socket.socket(fileno=int(sys.argv[-1]))
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished judges are reaped by the kernel
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(server, 1 << 20, 256)
+        except OSError:
+            os._exit(0)
+        if not message:  # the grader is gone
+            os._exit(0)
+        job = json.loads(message)
+        if os.fork() == 0:
+            try:
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                pairs = [(fds[2 * i], fds[2 * i + 1]) for i in range(len(job["exercises"]))]
+                _judge(job, checks, pairs, fds[-1])
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
 
 
 # ------------------------------------------------------------------------ the worker (sandbox)
@@ -385,4 +459,4 @@ def worker_main() -> None:  # pragma: no cover - runs in the sandbox (tested thr
 
 
 if __name__ == "__main__":
-    {"judge": judge_main, "worker": worker_main}[sys.argv[1]]()
+    {"judge": judge_main, "worker": worker_main, "judge_server": judge_server_main}[sys.argv[1]]()

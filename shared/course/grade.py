@@ -51,6 +51,7 @@ def run_tasks(
 
     ``notes`` (a list) receives what the instructor should know about the sandbox itself."""
     from shared.config import default_data_dir
+    from shared.course.checker import JudgeServer
     from shared.course.extract import REFERENCE_PACKAGES
     from shared.course.sandbox import make_sandbox
     from shared.course.selfcheck import run_notebooks, usable_cores
@@ -72,9 +73,18 @@ def run_tasks(
             notes.extend(box.notes)
         jobs = options.get("jobs") or usable_cores()
         box.threads = max(1, usable_cores() // jobs)  # every sandbox running at once gets its share
-        return run_notebooks(
-            tasks, sandbox=box, scratch=scratch, checks_module=checks_module, **options
-        )
+        judge = JudgeServer(box, checks_module)  # the checks imported once for the whole run
+        try:
+            return run_notebooks(
+                tasks,
+                sandbox=box,
+                scratch=scratch,
+                checks_module=checks_module,
+                judge=judge,
+                **options,
+            )
+        finally:
+            judge.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

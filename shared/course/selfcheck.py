@@ -191,6 +191,7 @@ async def grade_notebook_async(
     timeout: float = 120,
     total: float = 900,
     run_notebook: bool = True,
+    judge=None,
 ) -> NotebookReport:
     """Run ``path`` in the sandbox (notes only), then check each exercise's definition."""
     try:
@@ -214,7 +215,7 @@ async def grade_notebook_async(
     checked = {}
     if jobs:
         outcomes = await asyncio.to_thread(
-            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch
+            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch, judge=judge
         )
         checked = {ex.name: outcome for ex, outcome in zip(to_check, outcomes, strict=True)}
     for ex in exercises:
@@ -297,6 +298,7 @@ def run_notebooks(
     checks_module: str = "shared.checks",
     run_notebook: bool = True,
     progress: bool = False,
+    judge=None,
 ) -> dict:
     """Synchronous entry point: {key: NotebookReport}; on Ctrl-C, what finished, then raises."""
     done: dict = {}
@@ -308,6 +310,7 @@ def run_notebooks(
         total=total,
         checks_module=checks_module,
         run_notebook=run_notebook,
+        judge=judge,
     )
     try:
         asyncio.run(grade_many(tasks, done, jobs=jobs, progress=progress, **options))
