@@ -413,3 +413,19 @@ def test_real_lessons_solutions_pass_and_stubs_fail_in_the_sandbox(tmp_path):
             assert r.status == expected, (student, r)
             if student == "ben":
                 assert "not implemented yet" in r.message
+
+
+def test_a_rerun_regrades_only_what_changed(fake_course, tmp_path):
+    checks, _, _ = fake_course
+    root, cache = tmp_path / "subs", tmp_path / "out" / "book.cache.json"
+    cache.parent.mkdir()
+    write_notebook(root / "ana" / "01_fake.ipynb", SOLVED)
+    write_notebook(root / "bob" / "01_fake.ipynb", STUB)
+    first = grade.grade_class(root, checks.EXERCISES, timeout=10, cache=cache, run_notebook=False)
+    again = grade.grade_class(root, checks.EXERCISES, timeout=10, cache=cache, run_notebook=False)
+    assert any("2 unchanged notebooks" in note for note in again.notes)
+    assert again.rows() == first.rows()
+    write_notebook(root / "bob" / "01_fake.ipynb", SOLVED)  # bob finishes his work
+    third = grade.grade_class(root, checks.EXERCISES, timeout=10, cache=cache, run_notebook=False)
+    assert any("1 unchanged notebooks" in note for note in third.notes)
+    assert third.total("bob") == third.total("ana") == "3/4"  # 02_other is missing

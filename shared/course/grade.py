@@ -12,6 +12,7 @@ exercise is checked from the notebook's own definition in a fresh sandbox of its
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -101,12 +102,17 @@ def grade_class(
     run_notebook: bool = True,
     data_dir: Path | None = None,
     progress: bool = False,
+    cache: Path | None = None,
 ):
     """Grade every student's notebooks; missing lessons get ``missing`` rows.
+
+    ``cache``: a JSON file of earlier reports by notebook content (``shared.course.gradecache``):
+    a notebook graded before, unchanged, is not graded again.
 
     Ctrl-C stops grading: the book comes back with what finished and ``interrupted`` set.
     """
     from shared.course.gradebook import Gradebook
+    from shared.course.gradecache import ReportCache
     from shared.course.selfcheck import Interrupted, report_for_all
 
     checks_module = checks_module or CHECKS_MODULE
@@ -115,6 +121,13 @@ def grade_class(
     lessons = graded_lessons(registry)
     tasks = [(key, path, key[1], registry[key[1]]) for key, path in found.items() if path]
     before = package_fingerprint()
+    salt = json.dumps([before, checks_module, timeout, total, run_notebook])
+    store = ReportCache(cache, salt)
+    keys = {task[0]: store.key(task[1], task[2], task[3]) for task in tasks}
+    cached = {k: r for k in keys if (r := store.get(keys[k], found[k])) is not None}
+    tasks = [task for task in tasks if task[0] not in cached]
+    if cached:
+        notes.append(f"{len(cached)} unchanged notebooks: earlier results reused ({cache.name})")
     interrupted = False
     try:
         reports = run_tasks(
@@ -132,6 +145,10 @@ def grade_class(
     except Interrupted as exc:
         reports, interrupted = exc.args[0], True
         notes.append("grading was interrupted (Ctrl-C): this gradebook is incomplete")
+    for key, report in reports.items():
+        store.put(keys.get(key), report)
+    reports.update(cached)
+    store.save({k for k in keys.values() if k})
     if package_fingerprint() != before:
         notes.append(
             "WARNING: the installed course package changed while grading; results may not be "
@@ -284,6 +301,7 @@ def _cmd_grade(args) -> int:
         sandbox=not args.no_sandbox,
         run_notebook=not args.no_run,
         progress=True,
+        cache=None if args.no_cache else out.with_name(out.stem + ".cache.json"),
     )
     write_csv(book, out)
     write_markdown(book, md)
@@ -351,6 +369,12 @@ def add_cli(subparsers) -> None:
         "--no-run",
         action="store_true",
         help="only check the definitions, do not run the notebooks (faster; no notes on failing cells)",
+    )
+    grade.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="grade every notebook again (default: unchanged notebooks keep their results, "
+        "kept in OUT.cache.json)",
     )
     _common(grade)
     grade.set_defaults(func=_cmd_grade)
