@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,41 +103,53 @@ def old_checker(scratch: Path):
     return checker_before_23
 
 
-def judge_ratio(submissions: Path, rounds: int) -> None:
-    """Checks alone, before #23 vs now, alternating on the same notebooks: the ratio."""
-    from shared.config import default_data_dir
-    from shared.course import checker
-    from shared.course.extract import REFERENCE_PACKAGES, extract
-    from shared.course.sandbox import make_sandbox
+def judge_ratio(submissions: Path, students: int, rounds: int) -> None:
+    """The same notebooks graded with the checker of before #23 and today's, alternating."""
+    from unittest import mock
+
+    import shared.course.extract as extract
+    import shared.course.selfcheck as selfcheck
+    from shared.course.grade import grade_class
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-judge-"))
     old = old_checker(scratch)
-    box = make_sandbox(["shared", "checker_before_23"], Path(default_data_dir()), scratch)
-    common = {"checks_module": "shared.checks", "reference_packages": list(REFERENCE_PACKAGES)}
-    notebooks = sorted(submissions.glob("*/*.ipynb"))
-    totals = {"before": 0.0, "after": 0.0}
-    for _ in range(rounds):
-        for path in notebooks:
-            cells = [dict(c) for c in nbformat.read(path, as_version=4).cells]
-            jobs = []
-            for ex in EXERCISES[path.stem]:
-                extraction = extract(cells, ex.target)
-                if not extraction.fail:
-                    jobs.append(
-                        {"check": ex.check, "target": ex.target, "program": extraction.program}
-                    )
-            if not jobs:
-                continue
-            for name, module in (("before", old), ("after", checker)):
-                start = time.perf_counter()
-                results = module.run_checks(box, jobs, common, timeout=120, cwd=str(scratch))
-                totals[name] += time.perf_counter() - start
-                assert all(status != "error" for status, _ in results), (name, path, results)
-    n = len(notebooks) * rounds
-    print(
-        f"checks only, {n} notebooks: before #23 {totals['before'] / n:.2f} s/notebook, "
-        f"after {totals['after'] / n:.2f} s/notebook, ratio {totals['after'] / totals['before']:.2f}"
-    )
+    subset = scratch / "subset"
+    for folder in sorted(submissions.iterdir())[:students]:
+        shutil.copytree(folder, subset / folder.name)
+    count = len(list(subset.glob("*/*.ipynb")))
+
+    def before(sandbox, jobs, common, *, timeout, cwd, judge=None):
+        return old.run_checks(sandbox, jobs, common, timeout=timeout, cwd=cwd)
+
+    for run_notebook in (False, True):
+        totals = {"before": 0.0, "after": 0.0}
+        for _ in range(rounds):
+            for name in ("before", "after"):
+                patch = (
+                    mock.patch.object(selfcheck, "run_checks", before) if name == "before" else None
+                )
+                with mock.patch.object(
+                    extract, "REFERENCE_PACKAGES", ["shared", "checker_before_23"]
+                ):
+                    if patch:
+                        patch.start()
+                    try:
+                        start = time.perf_counter()
+                        book = grade_class(subset, run_notebook=run_notebook)
+                        totals[name] += time.perf_counter() - start
+                    finally:
+                        if patch:
+                            patch.stop()
+                print(f"  {name}: {time.perf_counter() - start:.1f} s", flush=True)
+                statuses = [r.status for rep in book.reports.values() for r in rep.results]
+                assert "error" not in statuses and "timeout" not in statuses, (name, statuses)
+        n = count * rounds
+        what = "notebooks run + checks" if run_notebook else "checks only (--no-run)"
+        print(
+            f"#23 cost, {what}, {n} notebooks each: before {totals['before'] / n:.2f} s/notebook, "
+            f"after {totals['after'] / n:.2f} s/notebook, after/before "
+            f"{totals['after'] / totals['before']:.2f}"
+        )
 
 
 def main() -> None:
@@ -145,6 +158,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge-ratio", action="store_true", help="also time before/after #23")
     parser.add_argument("--rounds", type=int, default=1, help="--judge-ratio repetitions")
+    parser.add_argument("--ratio-students", type=int, default=1, help="--judge-ratio class size")
     parser.add_argument("--no-grade", action="store_true", help="skip the full grading run")
     parser.add_argument("--rerun", action="store_true", help="grade twice (the cache's effect)")
     args, extra = parser.parse_known_args()
@@ -165,7 +179,7 @@ def main() -> None:
                 again = grade(submissions, out, extra)
                 print(f"re-run, nothing changed: {again:.1f} s")
         if args.judge_ratio:
-            judge_ratio(submissions, args.rounds)
+            judge_ratio(submissions, args.ratio_students, args.rounds)
     print(f"load average after: {open('/proc/loadavg').read().strip()}")
     sys.stdout.flush()
 
