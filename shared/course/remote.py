@@ -457,11 +457,11 @@ class Link:
 
     # ---------------------------------------------------------------- random state
     def _rng_out(self):
-        state = _rng_state()
-        if state == self.rng_seen:
+        raw = _rng_raw()
+        if raw == self.rng_seen:  # unchanged since the other side last saw it: nothing to send
             return None
-        self.rng_seen = state
-        return state
+        self.rng_seen = raw
+        return _rng_encode(raw)
 
     def _rng_in(self, state) -> None:
         if state is None:
@@ -470,7 +470,7 @@ class Link:
             _set_rng_state(state)
         except Exception:
             raise Tampered("a malformed random state") from None
-        self.rng_seen = state
+        self.rng_seen = _rng_raw()
 
 
 def _operate(name: str, target, args):
@@ -814,17 +814,26 @@ def _decode_exception(link: Link, data: dict) -> BaseException:
 # ------------------------------------------------------------------------------- random state
 
 
-def _rng_state():
-    """torch's and numpy's generators (when this side has imported them) and ``random``'s."""
+def _rng_raw():
+    """torch's and numpy's generators (when this side has imported them) and ``random``'s,
+    as cheap-to-compare bytes and tuples."""
     torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
     torch_state = np_state = None
     if torch is not None:
-        torch_state = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+        torch_state = torch.get_rng_state().numpy().tobytes()
     if np is not None:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        keys = base64.b64encode(keys.tobytes()).decode("ascii")
-        np_state = [kind, keys, int(pos), int(has_gauss), repr(float(gauss))]
-    py = random.getstate()
+        np_state = (kind, keys.tobytes(), int(pos), int(has_gauss), float(gauss))
+    return (torch_state, np_state, random.getstate())
+
+
+def _rng_encode(raw):
+    torch_state, np_state, py = raw
+    if torch_state is not None:
+        torch_state = base64.b64encode(torch_state).decode("ascii")
+    if np_state is not None:
+        kind, keys, pos, has_gauss, gauss = np_state
+        np_state = [kind, base64.b64encode(keys).decode("ascii"), pos, has_gauss, repr(gauss)]
     return [torch_state, np_state, [py[0], list(py[1]), py[2]]]
 
 
