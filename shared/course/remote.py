@@ -53,7 +53,10 @@ OPERATORS = {
     "__lshift__", "__rshift__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
 }  # fmt: skip
 SAFE_DUNDERS = {"__name__", "__qualname__", "__doc__", "__module__"}
-TORCH_MODULES = ("torch", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft")
+TORCH_MODULES = (
+    "torch", "torch.functional", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft",
+    "torch._C._nn", "torch._C._linalg", "torch._C._special", "torch._C._fft", "torch._C._VariableFunctions",
+)  # fmt: skip
 TORCH_DENIED = {
     "save", "load", "from_file", "set_default_dtype", "set_default_device", "set_num_threads",
     "set_num_interop_threads", "set_printoptions", "set_grad_enabled", "use_deterministic_algorithms",
@@ -530,9 +533,11 @@ def _torch_function(name: str, trusted: bool):
             raise RemoteError(f"torch.Tensor.{attr} is not available to your code here")
         return getattr(torch.Tensor, attr)
     module, _, attr = name.partition(":")
-    if module not in TORCH_MODULES and not module.startswith("torch.nn.modules"):
+    if module not in TORCH_MODULES:  # never torch.nn.modules' global hooks and the like
         module = "torch"
     if trusted and (attr.startswith("_") or attr in TORCH_DENIED or attr.startswith("set_")):
+        raise RemoteError(f"{module}.{attr} is not available to your code here")
+    if trusted and ("hook" in attr or "register" in attr):
         raise RemoteError(f"{module}.{attr} is not available to your code here")
     func = getattr(sys.modules.get(module, torch), attr, None) or getattr(torch, attr, None)
     if func is None or not callable(func) or isinstance(func, type) and trusted:
