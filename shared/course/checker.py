@@ -2,20 +2,22 @@
 
 Three processes per notebook, wired by ``run_checks`` (the grader):
 
-- the **worker** (``python -m shared.course.checker worker``, inside the sandbox): imports torch
+- the **worker** (``shared.course.worker``, inside the sandbox): imports torch
   and the course once, makes itself non-dumpable, then for each exercise forks a child that
   keeps only that exercise's pair of pipes, runs the learner's program (imports, helpers, the
   definition: nothing else of the notebook) and then only answers requests about the objects
   it holds (``shared.course.remote``): it never sees a check, a comparison or a verdict;
-- the **judge** (``python -m shared.course.checker judge``, outside the sandbox, trusted code
-  only): imports the installed checks and runs each real check against a ``Remote`` proxy of
+- the **judge** (``shared.course.judge``, outside the sandbox, trusted code only; one
+  ``JudgeServer`` per grading run forks one per notebook): imports the installed checks and runs each real check against a ``Remote`` proxy of
   the learner's definition, so every call, attribute and operator travels to the worker as a
   request and comes back as data. The comparisons, the messages and the result are computed
   here, in a process whose modules learner code never touched; what the worker sends can
   only be answers to the judge's own questions;
-- the grader reads one JSON line per exercise from the judge, and kills both at the time limit.
+- the grader reads one JSON line per exercise from the judge's result pipe, and kills the
+  worker at the time limit.
 
-A definition that dies, hangs or breaks the protocol gets ``error`` or ``timeout``, never a pass.
+A definition that dies or hangs gets ``error`` or ``timeout``; one that writes anything but
+answers on its pipes fails. Never a pass.
 """
 
 from __future__ import annotations
@@ -108,10 +110,9 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
 
 
 def _command(role: str) -> list[str]:
-    """The judge starts with nothing of its working folder on its import path."""
-    code = (
-        f"import sys; del sys.path[0]; from shared.course.checker import {role}_main; {role}_main()"
-    )
+    """A process of ``role``, with nothing of its working folder on its import path."""
+    module = "shared.course.worker" if role == "worker" else "shared.course.judge"
+    code = f"import sys; del sys.path[0]; from {module} import {role}_main; {role}_main()"
     return [sys.executable, "-c", code, role]
 
 
@@ -226,237 +227,3 @@ def _kill(process: subprocess.Popen) -> None:
         except OSError:
             process.kill()
     process.wait()
-
-
-# ------------------------------------------------------------------------ the judge (trusted)
-
-
-def _uses_reference(candidate, target: str, packages: list[str]) -> str:
-    """The reference class or function the candidate is or subclasses, if any (``module.name``)."""
-    for path in getattr(candidate, "_desc", {}).get("own", []):
-        module, _, qualname = path.partition(":")
-        if module.split(".")[0] in packages and qualname.split(".")[-1] == target:
-            return f"{module}.{target}"
-    return ""
-
-
-def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
-    """Run one real check here against the learner's definition, which lives in the worker."""
-    import contextlib
-    import io
-
-    from shared.course import remote
-
-    check = getattr(checks, exercise["check"])
-    try:
-        first = link.receive()
-        if "fail" in first:
-            return "fail", str(first["fail"])[:2000]
-        candidate = link.decode(first.get("candidate"))
-    except remote.Deadline:
-        return "timeout", f"the definition did not finish loading in {job['timeout']:g} s"
-    except remote.Tampered:
-        return "fail", TAMPERED
-    except remote.ChannelClosed:
-        return "error", NO_RESULT
-    if not isinstance(candidate, remote.Remote):
-        return "error", "no result from the checker (a malformed definition)"
-    reference = _uses_reference(candidate, exercise["target"], job["reference_packages"])
-    if reference:
-        return "fail", f"uses the reference implementation `{reference}` instead of your own"
-    captured = io.StringIO()
-    link.deadline = time.monotonic() + job["timeout"]
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            check(candidate)
-    except remote.Deadline:
-        return "timeout", f"the check did not finish in {job['timeout']:g} s"
-    except remote.Tampered:
-        return "fail", TAMPERED
-    except remote.ChannelClosed:
-        return "error", NO_RESULT
-    except AssertionError as exc:
-        return "fail", str(exc) or "the check failed"
-    except Exception as exc:
-        return "fail", f"the check crashed on your code: {type(exc).__name__}: {exc}"
-    lines = [ln for ln in captured.getvalue().splitlines() if ln.startswith("PASSED")]
-    return "pass", lines[-1] if lines else "PASSED"
-
-
-def _judge(job: dict, checks, pairs, out: int) -> None:
-    """Every exercise of one notebook, in order; one JSON line per result on ``out``."""
-    from shared.course.remote import ChannelClosed, Link
-
-    for index, (exercise, (read_fd, write_fd)) in enumerate(
-        zip(job["exercises"], pairs, strict=True)
-    ):
-        loading = job["timeout"] + SLACK_S  # the definition's imports and code, before the check
-        link = Link(read_fd, write_fd, trusted=True, deadline=time.monotonic() + loading)
-        if index == 0:
-            link.deadline += STARTUP_ALLOWANCE_S
-        try:
-            status, message = judge_one(link, exercise, job, checks)
-        except Exception as exc:  # a fault of the grader's own: never a pass
-            status, message = "error", f"grader error: {type(exc).__name__}: {exc}"
-        try:
-            link.deadline = time.monotonic() + 1
-            link.send({"op": "bye"})
-        except (ChannelClosed, OSError):
-            pass
-        for fd in (read_fd, write_fd):
-            os.close(fd)
-        record = {"index": index, "status": status, "message": str(message)[:2000]}
-        try:
-            os.write(out, (json.dumps(record) + "\n").encode("utf-8"))
-        except OSError:  # the grader stopped listening
-            return
-
-
-def judge_main() -> None:  # pragma: no cover - a process of its own (tested through run_checks)
-    import importlib
-
-    job = json.loads(sys.stdin.read())
-    checks = importlib.import_module(job["checks_module"])
-    _judge(job, checks, [tuple(pair) for pair in job["fds"]], job["out"])
-    os._exit(0)
-
-
-def judge_server_main() -> None:  # pragma: no cover - tested through grade_class
-    """Import the checks once, then fork one judge per job received on the socket."""
-    import importlib
-    import socket
-
-    checks = importlib.import_module(sys.argv[-2])
-    server = socket.socket(fileno=int(sys.argv[-1]))
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished judges are reaped by the kernel
-    while True:
-        try:
-            message, fds, _, _ = socket.recv_fds(server, 1 << 20, 256)
-        except OSError:
-            os._exit(0)
-        if not message:  # the grader is gone
-            os._exit(0)
-        job = json.loads(message)
-        if os.fork() == 0:
-            try:
-                server.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                pairs = [(fds[2 * i], fds[2 * i + 1]) for i in range(len(job["exercises"]))]
-                _judge(job, checks, pairs, fds[-1])
-            finally:
-                os._exit(0)
-        for fd in fds:
-            os.close(fd)
-
-
-# ------------------------------------------------------------------------ the worker (sandbox)
-
-
-def _define(exercise: dict) -> tuple[object, str]:
-    """Run the learner's program; (the target, or None and why it could not be defined)."""
-    import builtins
-
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    for label, source in exercise["program"]:
-        try:
-            exec(compile(source, f"<{label}>", "exec"), namespace)
-        except BaseException as exc:
-            return None, f"{label}: running the definition raised {type(exc).__name__}: {exc}"
-    if exercise["target"] not in namespace:
-        return None, f"the program does not define `{exercise['target']}`"
-    return namespace[exercise["target"]], ""
-
-
-def _serve(exercise: dict, read_fd: int, write_fd: int) -> None:
-    """The child: define the learner's object, lend it to the judge, answer until ``bye``."""
-    from shared.course.remote import Link
-
-    link = Link(read_fd, write_fd, trusted=False)
-    with open(os.devnull, "w") as sink:
-        sys.stdout = sys.stderr = sink
-        candidate, why = _define(exercise)
-        if why:
-            link.send({"fail": why})
-            return
-        link.send({"candidate": link.encode(candidate)})
-        while True:
-            message = link.receive()
-            if message.get("op") == "bye":
-                return
-            link.serve_one(message)
-
-
-def _not_dumpable() -> None:
-    """Children running learner code cannot ptrace this process or read its memory."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
-
-
-def _in_child(exercise: dict, fds: list[int], mine: tuple[int, int], job: dict) -> None:
-    """Run one exercise in a forked child; kill whatever it left behind."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for fd in fds:  # only this exercise's pair stays open
-                if fd not in mine:
-                    os.close(fd)
-            os.setsid()
-            _serve(exercise, *mine)
-        finally:
-            os._exit(0)  # no atexit or finalizer of the learner's code runs after the answer
-    os.close(mine[1])
-    poller = select.poll()  # the judge hanging up on this exercise ends it: no waiting more
-    poller.register(mine[0], select.POLLHUP)
-    deadline = time.monotonic() + job["timeout"] + SLACK_S
-    while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            break
-        if any(event & (select.POLLHUP | select.POLLERR) for _, event in poller.poll(10)):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            break
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    os.close(mine[0])
-    try:  # whatever the child left running: all of the sandbox, or the child's session
-        if job["own_pid_namespace"]:
-            os.kill(-1, signal.SIGKILL)  # every process here but init and this one
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-
-
-def worker_main() -> None:  # pragma: no cover - runs in the sandbox (tested through run_checks)
-    import importlib
-
-    job = json.loads(sys.stdin.read())
-    importlib.import_module(job["warm"])  # once, before any clock starts: torch etc.
-    _not_dumpable()
-    pairs = [tuple(pair) for pair in job["fds"]]
-    open_fds = [fd for pair in pairs for fd in pair]
-    for exercise, pair in zip(job.pop("exercises"), pairs, strict=True):
-        try:
-            _in_child(exercise, open_fds, pair, job)
-        except OSError:  # fork failed: out of processes or memory; the judge sees no answer
-            for fd in pair:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        open_fds = [fd for fd in open_fds if fd not in pair]
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    {"judge": judge_main, "worker": worker_main, "judge_server": judge_server_main}[sys.argv[1]]()
