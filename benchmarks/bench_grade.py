@@ -103,7 +103,7 @@ def old_checker(scratch: Path):
     return checker_before_23
 
 
-def judge_ratio(submissions: Path, students: int, rounds: int) -> None:
+def judge_ratio(submissions: Path, students: int, rounds: int, checks_only: bool) -> None:
     """The same notebooks graded with the checker of before #23 and today's, alternating."""
     from unittest import mock
 
@@ -121,8 +121,9 @@ def judge_ratio(submissions: Path, students: int, rounds: int) -> None:
     def before(sandbox, jobs, common, *, timeout, cwd, judge=None):
         return old.run_checks(sandbox, jobs, common, timeout=timeout, cwd=cwd)
 
-    for run_notebook in (False, True):
+    for run_notebook in (False, True)[: 1 if checks_only else 2]:
         totals = {"before": 0.0, "after": 0.0}
+        rows: dict[str, list] = {}
         for _ in range(rounds):
             for name in ("before", "after"):
                 patch = (
@@ -141,8 +142,12 @@ def judge_ratio(submissions: Path, students: int, rounds: int) -> None:
                         if patch:
                             patch.stop()
                 print(f"  {name}: {time.perf_counter() - start:.1f} s", flush=True)
+                grades = [(r["student"], r["exercise"], r["status"]) for r in book.rows()]
+                rows.setdefault(name, grades)
                 statuses = [r.status for rep in book.reports.values() for r in rep.results]
                 assert "error" not in statuses and "timeout" not in statuses, (name, statuses)
+        same = "same grades" if rows["before"] == rows["after"] else "GRADES DIFFER"
+        print(f"  before/after #23: {same} for all {len(rows['after'])} exercises")
         n = count * rounds
         what = "notebooks run + checks" if run_notebook else "checks only (--no-run)"
         print(
@@ -159,6 +164,9 @@ def main() -> None:
     parser.add_argument("--judge-ratio", action="store_true", help="also time before/after #23")
     parser.add_argument("--rounds", type=int, default=1, help="--judge-ratio repetitions")
     parser.add_argument("--ratio-students", type=int, default=1, help="--judge-ratio class size")
+    parser.add_argument(
+        "--checks-only", action="store_true", help="--judge-ratio with --no-run only"
+    )
     parser.add_argument("--no-grade", action="store_true", help="skip the full grading run")
     parser.add_argument("--rerun", action="store_true", help="grade twice (the cache's effect)")
     args, extra = parser.parse_known_args()
@@ -179,7 +187,7 @@ def main() -> None:
                 again = grade(submissions, out, extra)
                 print(f"re-run, nothing changed: {again:.1f} s")
         if args.judge_ratio:
-            judge_ratio(submissions, args.ratio_students, args.rounds)
+            judge_ratio(submissions, args.ratio_students, args.rounds, args.checks_only)
     print(f"load average after: {open('/proc/loadavg').read().strip()}")
     sys.stdout.flush()
 
