@@ -265,3 +265,19 @@ def test_a_plain_pickle_is_one_clean_error_line(tmp_path, capsys):
     code = main(["generate", "--checkpoint", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Warning" not in err
+
+
+def test_a_run_where_nothing_could_be_graded_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from shared.__main__ import main
+    from shared.course.gradebook import Gradebook
+
+    (tmp_path / "subs" / "ana").mkdir(parents=True)
+    reports = {
+        ("ana", lesson): selfcheck.report_for_all(lesson, "", exercises, "error", "no checker")
+        for lesson, exercises in EXERCISES.items()
+    }
+    book = Gradebook(["ana"], list(EXERCISES), reports)
+    monkeypatch.setattr(grade, "grade_class", lambda *a, **k: book)
+    code = main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out" / "book.csv")])
+    err = capsys.readouterr().err
+    assert code == 1 and "every exercise ended in an error" in err
