@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,9 @@ def read_checkpoint(path: str | Path) -> dict:
             "checkpoint made by `python -m shared train` (default: checkpoints/gpt.pt)"
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle: torch's warning, then our clear line
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, pickled code, ...
         raise CourseError(
             f"{path} is not a readable checkpoint: truncated, corrupted, or not made by this "

@@ -122,3 +122,56 @@ def write_notebook(path: Path, sources: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cells = [nbformat.v4.new_code_cell(source) for source in sources]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), str(path))
+
+
+# --------------------------------------------------------------------- the checks through a proxy
+
+
+def through_proxy(check, target) -> None:
+    """``check(target)`` with ``target`` behind a ``Remote`` proxy, served over a pipe.
+
+    The grader's judge and worker, in one process for speed: a thread serves ``target`` as the
+    sandboxed worker does (``trusted=False``) and ``check`` runs here against the proxy, as in
+    the judge. Every request, answer and value crosses the same data-only channel.
+    """
+    import os
+    import threading
+
+    from shared.course.remote import ChannelClosed, Link
+
+    down, up = os.pipe(), os.pipe()
+    judge = Link(up[0], down[1], trusted=True)
+    worker = Link(down[0], up[1], trusted=False)
+
+    def serve():
+        try:
+            worker.send({"candidate": worker.encode(target)})
+            while (message := worker.receive()).get("op") != "bye":
+                worker.serve_one(message)
+        except ChannelClosed:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        check(judge.decode(judge.receive()["candidate"]))
+    finally:
+        judge.send({"op": "bye"})
+        thread.join()
+        for fd in (*down, *up):
+            os.close(fd)
+
+
+def pytest_configure(config):  # ``-p tests.gradefake``: every assert_passes/fails via the proxy
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import checkhelpers as helpers
+
+    passes, fails = helpers.assert_passes, helpers.assert_fails
+    helpers.assert_passes = lambda check, target, capsys: passes(
+        lambda t: through_proxy(check, t), target, capsys
+    )
+    helpers.assert_fails = lambda check, target, *fragments: fails(
+        lambda t: through_proxy(check, t), target, *fragments
+    )

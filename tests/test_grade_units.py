@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -12,7 +13,7 @@ import shared.course.grade as grade
 import shared.course.sandbox as sandbox
 import shared.course.selfcheck as selfcheck
 from shared.checks import EXERCISES
-from shared.course.checker import _parse
+from shared.course.checker import _parse_record
 from shared.course.extract import extract
 from shared.course.gradebook import scrub
 from shared.errors import CourseError
@@ -66,6 +67,17 @@ def test_extraction_takes_the_last_definition_and_the_names_it_uses():
         ["def Head(*a):\n    from shared.attention import Head\n    return Head(*a)"],
         ["from shared.attention import Head as H\n\ndef helper():\n    return H\n\n"
          "def Head(*a):\n    return helper()(*a)"],
+        # issue #23: module aliases, packages, attribute chains, dynamic lookups by constant
+        ["from shared import attention as a\n\ndef Head(*x):\n    return a.Head(*x)"],
+        ["import shared\n\nclass Head(shared.attention.Head):\n    pass"],
+        ["import shared.attention\n\ndef Head(*x):\n    return shared.attention.Head(*x)"],
+        ["from shared import attention\n\ndef Head(*x):\n    return getattr(attention, 'Head')(*x)"],
+        ["import importlib\n\ndef Head(*x):\n"
+         "    return importlib.import_module('shared.attention').Head(*x)"],
+        ["import sys\n\ndef Head(*x):\n    return sys.modules['shared.attention'].Head(*x)"],
+        ["def Head(*x):\n    import shared.attention as m\n    k = m\n    return k.Head(*x)"],
+        ["from shared import attention as a\n\ndef Head(*x):\n    return vars(a)['Head'](*x)"],
+        ["def Head(*x):\n    return __import__('shared.attention').attention.Head(*x)"],
     ],
 )  # fmt: skip
 def test_using_the_reference_of_the_target_fails(sources):
@@ -105,17 +117,12 @@ def test_syntax_errors_and_missing_definitions():
     assert extract(cells("%matplotlib inline\n!ls", "def f(x):\n    return x"), "f").fail == ""
 
 
-def test_only_one_result_with_the_nonce_counts():
-    good = b'{"nonce": "n1", "status": "pass", "message": "PASSED"}\n'
-    assert _parse(good, 0, "n1") == ("pass", "PASSED")
-    assert _parse(good, 0, "other")[0] == "error"
-    assert _parse(good + good, 0, "n1")[0] == "error"
-    assert _parse(good, 3, "n1")[0] == "error"
-    assert _parse(b"", -9, "n1") == (
-        "error",
-        "no result from the checker (exit status -9 (killed, out of memory, os._exit or a crash "
-        "in native code))",
-    )
+def test_only_the_judges_record_for_this_exercise_counts():
+    good = b'{"index": 0, "status": "pass", "message": "PASSED"}'
+    assert _parse_record(good, 0) == ("pass", "PASSED")
+    assert _parse_record(good, 1)[0] == "error"
+    assert _parse_record(b'{"index": 0, "status": "great"}', 0)[0] == "error"
+    assert _parse_record(b"PASSED", 0) == ("error", "no result from the checker")
 
 
 def test_scrub_removes_environment_values_and_cuts(monkeypatch):
@@ -198,3 +205,79 @@ def test_self_check_without_bwrap_runs_unsandboxed(monkeypatch, tmp_path, capsys
     assert main(["check", str(tmp_path)]) == 0
     assert seen["sandbox"] is False
     assert "checking without a sandbox" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- issue #23: a grader that cannot grade
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "0"), ("--timeout", "-1"),
+     ("--notebook-timeout", "nan"), ("--notebook-timeout", "inf"), ("--jobs", "-1")],
+)  # fmt: skip
+def test_bad_time_limits_are_one_error_line(flag, value, tmp_path, capsys):
+    from shared.__main__ import main
+
+    code = main(["grade", str(tmp_path), flag, value])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert flag in lines[0] and "must be" in lines[0] and out == ""
+
+
+def test_an_inherited_memory_limit_is_kept_and_named(monkeypatch):
+    import resource
+
+    limit = 6 << 30
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (limit, limit))
+    memory, notes = sandbox.inherited_memory_limit(sandbox.MAX_MEMORY_BYTES)
+    assert memory == limit and "6.0 GiB" in notes[0] and "kept" in notes[0]
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (-1, resource.RLIM_INFINITY))
+    assert sandbox.inherited_memory_limit(8 << 30) == (8 << 30, [])
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
+def test_modules_outside_the_prefix_are_bound_or_the_grader_says_why(tmp_path, monkeypatch):
+    """A module on PYTHONPATH (not in this Python's folders) is seen inside the sandbox; a
+    checks module whose imports the sandbox cannot see stops grading with the reason."""
+    from shared.course.sandbox import make_sandbox
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "outside_mod.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (outside / "broken_checks.py").write_text("import not_installed_anywhere\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(outside))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    box = make_sandbox(["shared"], None, scratch, probe_modules=("outside_mod",))
+    assert str(outside) in box.pythonpath
+    with pytest.raises(CourseError, match="cannot grade: importing broken_checks fails"):
+        make_sandbox(["shared"], None, scratch, probe_modules=("broken_checks",))
+
+
+def test_a_plain_pickle_is_one_clean_error_line(tmp_path, capsys):
+    import pickle
+
+    from shared.__main__ import main
+
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    code = main(["generate", "--checkpoint", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Warning" not in err
+
+
+def test_a_run_where_nothing_could_be_graded_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from shared.__main__ import main
+    from shared.course.gradebook import Gradebook
+
+    (tmp_path / "subs" / "ana").mkdir(parents=True)
+    reports = {
+        ("ana", lesson): selfcheck.report_for_all(lesson, "", exercises, "error", "no checker")
+        for lesson, exercises in EXERCISES.items()
+    }
+    book = Gradebook(["ana"], list(EXERCISES), reports)
+    monkeypatch.setattr(grade, "grade_class", lambda *a, **k: book)
+    code = main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out" / "book.csv")])
+    err = capsys.readouterr().err
+    assert code == 1 and "every exercise ended in an error" in err

@@ -1,24 +1,29 @@
-"""Check a notebook's extracted definitions, each in a fresh process, inside the sandbox.
+"""Check a notebook's extracted definitions: learner code in the sandbox, the verdict outside.
 
-Grader side, ``run_checks``: starts ``python -m shared.course.checker FD`` in the sandbox with a
-pipe on ``FD`` and sends the jobs (the programs from ``shared.course.extract``, the checks'
-names, a random nonce) on stdin. Nothing the process prints is read: a result counts only
-when it arrives on that pipe, in order, carrying the nonce; a missing one is an error, never a
-pass, and the whole sandbox is killed at the time limit.
+Three processes per notebook, wired by ``run_checks`` (the grader):
 
-Sandbox side, ``main`` (trusted code only): imports the installed checks once (torch and all),
-makes itself non-dumpable (no ptrace, no /proc/PID/mem), says ``ready``, then for each exercise
-forks a child that closes the grader's pipe and only then runs the learner's program (imports,
-helpers, the definition: nothing else of the notebook) and the check. The child reports on a
-pipe of its own, with a nonce of its own, and has ``timeout`` seconds; then everything it left
-running is killed. So one exercise's code never sees another's, nor the grader's channel.
+- the **worker** (``shared.course.worker``, inside the sandbox): imports torch
+  and the course once, makes itself non-dumpable, then for each exercise forks a child that
+  keeps only that exercise's pair of pipes, runs the learner's program (imports, helpers, the
+  definition: nothing else of the notebook) and then only answers requests about the objects
+  it holds (``shared.course.remote``): it never sees a check, a comparison or a verdict;
+- the **judge** (``shared.course.judge``, outside the sandbox, trusted code only; one
+  ``JudgeServer`` per grading run forks one per notebook): imports the installed checks and runs each real check against a ``Remote`` proxy of
+  the learner's definition, so every call, attribute and operator travels to the worker as a
+  request and comes back as data. The comparisons, the messages and the result are computed
+  here, in a process whose modules learner code never touched; what the worker sends can
+  only be answers to the judge's own questions;
+- the grader reads one JSON line per exercise from the judge's result pipe, and kills the
+  worker at the time limit.
+
+A definition that dies or hangs gets ``error`` or ``timeout``; one that writes anything but
+answers on its pipes fails. Never a pass.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import select
 import signal
 import subprocess
@@ -29,72 +34,158 @@ MAX_RESULT_BYTES = 64 * 1024
 STARTUP_ALLOWANCE_S = 60  # Python + torch + the checks, on a busy laptop
 SLACK_S = 15  # per exercise, on top of its time limit: fork, cleanup, a loaded machine
 LIVE: set[subprocess.Popen] = set()  # running checkers, killed on Ctrl-C (kill_all)
+TAMPERED = (
+    "no result from the checker: your code wrote on the grader's channel (only answers to the "
+    "check's questions count; a forged result is a fail)"
+)
+NO_RESULT = (
+    "no result from the checker (it was killed: os.kill, os._exit, out of memory or a native crash)"
+)
 
 
-def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str):
-    """[(status, message)] for ``jobs`` (one per exercise: check, target, program)."""
-    nonce = secrets.token_hex(16)
-    read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "shared.course.checker", str(write_end)]
-    payload = {**common, "exercises": jobs, "timeout": timeout, "nonce": nonce}
-    payload["own_pid_namespace"] = bool(sandbox.enabled)
+def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str, judge=None):
+    """[(status, message)] for ``jobs`` (one per exercise: check, target, program).
+
+    ``judge``: a ``JudgeServer`` (checks imported once per grading run, a judge forked per
+    notebook); without one, a judge process of its own starts for these jobs."""
+    pipes = [(os.pipe(), os.pipe()) for _ in jobs]  # per exercise: judge->worker, worker->judge
+    worker_fds = [fd for down, up in pipes for fd in (down[0], up[1])]
+    judge_fds = [fd for down, up in pipes for fd in (up[0], down[1])]
+    worker_job = {
+        "exercises": [{"target": j["target"], "program": j["program"]} for j in jobs],
+        "fds": [[down[0], up[1]] for down, up in pipes],
+        "warm": common["checks_module"],
+        "timeout": timeout,
+        "own_pid_namespace": bool(sandbox.enabled),
+    }
+    judge_job = {
+        "exercises": [{"check": j["check"], "target": j["target"]} for j in jobs],
+        "fds": [[up[0], down[1]] for down, up in pipes],
+        "checks_module": common["checks_module"],
+        "reference_packages": common["reference_packages"],
+        "timeout": timeout,
+    }
+    processes = []
+    out, result_w = os.pipe()
     try:
-        process = subprocess.Popen(
-            sandbox.argv(command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(write_end,),
-            start_new_session=True,  # no terminal, own process group: killed as one
-            env=sandbox.env(),
-            cwd=cwd,
-        )
+        worker = _start(sandbox.argv(_command("worker")), sandbox.env(), cwd, worker_fds)
+        processes.append(worker)
+        if judge is None:
+            judge = _start(_command("judge"), judge_env(sandbox), "/", [*judge_fds, result_w])
+            processes.append(judge)
+            _send(judge, {**judge_job, "out": result_w})
+        else:
+            judge.submit(judge_job, [*judge_fds, result_w])
     except OSError as exc:
-        os.close(read_end)
-        os.close(write_end)
+        os.close(out)
         return [("error", f"could not start the checker: {exc}")] * len(jobs)
-    os.close(write_end)
-    LIVE.add(process)
+    finally:
+        for fd in [*worker_fds, *judge_fds, result_w]:
+            os.close(fd)
     results = []
     try:
-        try:
-            process.stdin.write(json.dumps(payload).encode("utf-8"))
-            process.stdin.close()
-        except OSError:
-            pass
-        ready, data = _read_until(read_end, b"ready\n", STARTUP_ALLOWANCE_S)
-        data = data[len(b"ready\n") :]
-        if not ready:
-            why = "the checker did not start (out of memory, or a broken install?)"
-            return [("error", why)] * len(jobs)
+        _send(worker, worker_job)
+        data = b""
+        limit = STARTUP_ALLOWANCE_S
         for index in range(len(jobs)):
             start = time.monotonic()
-            complete, data = _read_until(read_end, b"\n", timeout + SLACK_S, data, contains=True)
+            complete, data = _read_until(out, b"\n", limit + timeout + SLACK_S, data, contains=True)
+            limit = 0
             if not complete:
                 if time.monotonic() - start >= timeout + SLACK_S:
                     results.append(("timeout", f"the check did not finish in {timeout:g} s"))
-                else:  # the pipe closed: the checker died
-                    why = "it was killed: os.kill, os._exit, out of memory or a native crash"
-                    results.append(("error", f"no result from the checker ({why})"))
+                else:
+                    results.append(("error", "the judge stopped (out of memory?)"))
                 break
             line, data = data.split(b"\n", 1)
-            results.append(_parse_record(line, nonce, index))
+            results.append(_parse_record(line, index))
     finally:
-        _kill(process)
-        LIVE.discard(process)
-        os.close(read_end)
+        for process in processes:
+            _kill(process)
+            LIVE.discard(process)
+        os.close(out)
     while len(results) < len(jobs):
         results.append(("error", "not checked: the checker stopped on an earlier exercise"))
     return results
 
 
-def _parse_record(line: bytes, nonce: str, index: int) -> tuple[str, str]:
+def _command(role: str) -> list[str]:
+    """A process of ``role``, with nothing of its working folder on its import path."""
+    module = "shared.course.worker" if role == "worker" else "shared.course.judge"
+    code = f"import sys; del sys.path[0]; from {module} import {role}_main; {role}_main()"
+    return [sys.executable, "-c", code, role]
+
+
+def judge_env(sandbox) -> dict[str, str]:
+    """The judge's environment: the sandbox's, on the host, with the grader's import path."""
+    env = sandbox.env({"TMPDIR": sandbox.home_outside or "/tmp"})
+    env["HOME"] = sandbox.home_outside or env["HOME"]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*sandbox.pythonpath, *sys.path[1:]]))
+    env["PYTHONNOUSERSITE"] = "1" if sys.flags.no_user_site else ""
+    return {k: v for k, v in env.items() if v}
+
+
+class JudgeServer:
+    """One trusted process per grading run: imports the checks once, forks a judge per notebook.
+
+    Jobs and their pipes travel over a Unix socket (``SCM_RIGHTS``); each forked judge starts
+    from the same clean, already imported state and never sees a worker's code.
+    """
+
+    def __init__(self, sandbox, checks_module: str):
+        import socket
+        import threading
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            argv = [*_command("judge_server"), checks_module, str(theirs.fileno())]
+            self.process = _start(argv, judge_env(sandbox), "/", [theirs.fileno()])
+        finally:
+            theirs.close()
+        self.socket, self.lock = ours, threading.Lock()
+
+    def submit(self, job: dict, fds: list[int]) -> None:
+        import socket
+
+        with self.lock:
+            socket.send_fds(self.socket, [json.dumps(job).encode("utf-8")], fds)
+
+    def close(self) -> None:
+        self.socket.close()
+        _kill(self.process)
+        LIVE.discard(self.process)
+
+
+def _start(argv, env, cwd, fds) -> subprocess.Popen:
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=fds,
+        start_new_session=True,  # no terminal, own process group: killed as one
+        env=env,
+        cwd=cwd,
+    )
+    LIVE.add(process)
+    return process
+
+
+def _send(process, job) -> None:
+    try:
+        process.stdin.write(json.dumps(job).encode("utf-8"))
+        process.stdin.close()
+    except OSError:
+        pass
+
+
+def _parse_record(line: bytes, index: int) -> tuple[str, str]:
     try:
         record = json.loads(line)
     except ValueError:
         record = None
-    if not isinstance(record, dict) or record.get("nonce") != nonce or record.get("index") != index:
-        return "error", "no result from the checker (its channel was tampered with)"
+    if not isinstance(record, dict) or record.get("index") != index:
+        return "error", "no result from the checker"
     status = record.get("status")
     if status not in ("pass", "fail", "error", "timeout"):
         return "error", "no result from the checker"
@@ -136,137 +227,3 @@ def _kill(process: subprocess.Popen) -> None:
         except OSError:
             process.kill()
     process.wait()
-
-
-def _parse(data: bytes, code: int, nonce: str) -> tuple[str, str]:
-    """A child's report: exactly one record with its nonce, and exit status 0."""
-    records = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            records.append(None)
-    if code != 0 or len(records) != 1 or not isinstance(records[0], dict):
-        why = f"exit status {code}" if code else "its result channel was tampered with"
-        if not records and code:
-            why += " (killed, out of memory, os._exit or a crash in native code)"
-        return "error", f"no result from the checker ({why})"
-    record = records[0]
-    if record.get("nonce") != nonce or record.get("status") not in ("pass", "fail", "error"):
-        return "error", "no result from the checker (a forged result was rejected)"
-    return record["status"], str(record.get("message", ""))[:2000]
-
-
-# ------------------------------------------------------------------------ inside the sandbox
-
-
-def _reference_base(candidate, target: str, packages: list[str]) -> str:
-    """The reference class the candidate is or subclasses, if any (``module.name``)."""
-    classes = candidate.__mro__ if isinstance(candidate, type) else (candidate,)
-    for cls in classes:
-        module = str(getattr(cls, "__module__", ""))
-        if module.split(".")[0] in packages and getattr(cls, "__name__", "") == target:
-            return f"{module}.{target}"
-    return ""
-
-
-def _run(job: dict) -> tuple[str, str]:
-    import builtins
-    import contextlib
-    import importlib
-    import io
-
-    checks = importlib.import_module(job["checks_module"])
-    check = getattr(checks, job["check"])
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
-    for label, source in job["program"]:
-        try:
-            exec(compile(source, f"<{label}>", "exec"), namespace)
-        except BaseException as exc:
-            return "fail", f"{label}: running the definition raised {type(exc).__name__}: {exc}"
-    candidate = namespace.get(job["target"])
-    reference = _reference_base(candidate, job["target"], job["reference_packages"])
-    if reference:
-        return "fail", f"uses the reference implementation `{reference}` instead of your own"
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            check(candidate)
-    except AssertionError as exc:
-        return "fail", str(exc) or "the check failed"
-    except BaseException as exc:
-        return "fail", f"the check crashed on your code: {type(exc).__name__}: {exc}"
-    lines = [ln for ln in captured.getvalue().splitlines() if ln.startswith("PASSED")]
-    return "pass", lines[-1] if lines else "PASSED"
-
-
-def _not_dumpable() -> None:
-    """Children running learner code cannot ptrace this process or read its memory."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError):
-        pass
-
-
-def _in_child(exercise: dict, job: dict, grader_fd: int) -> tuple[str, str]:
-    """Run one exercise in a forked child; its report, or why there is none."""
-    nonce = secrets.token_hex(16)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop the grader's channel before any learner code runs
-        try:
-            os.close(grader_fd)
-            os.close(read_end)
-            os.setsid()
-            status, message = _run({**job, **exercise})
-            record = {"nonce": nonce, "status": status, "message": str(message)[:2000]}
-            os.write(write_end, (json.dumps(record) + "\n").encode("utf-8"))
-        finally:
-            os._exit(0)  # no atexit or finalizer of the learner's code runs after the result
-    os.close(write_end)
-    finished, data = _read_until(read_end, None, job["timeout"])
-    os.close(read_end)
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    _, wait_status = os.waitpid(pid, 0)
-    try:  # whatever the child left running: all of the sandbox, or the child's session
-        if job["own_pid_namespace"]:
-            os.kill(-1, signal.SIGKILL)  # every process here but init and this one
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-    if not finished:
-        return "timeout", f"the check did not finish in {job['timeout']:g} s"
-    return _parse(data, os.waitstatus_to_exitcode(wait_status), nonce)
-
-
-def main() -> None:  # pragma: no cover - runs in the sandbox (tested through run_checks)
-    import importlib
-
-    fd = int(sys.argv[1])
-    job = json.loads(sys.stdin.read())
-    nonce = job.pop("nonce")
-    os.set_inheritable(fd, False)
-    importlib.import_module(job["checks_module"])  # once, before any clock starts: torch etc.
-    _not_dumpable()
-    os.write(fd, b"ready\n")
-    for index, exercise in enumerate(job.pop("exercises")):
-        try:
-            status, message = _in_child(exercise, job, fd)
-        except OSError as exc:  # fork failed: out of processes or memory
-            status, message = "error", f"the checker could not run it: {exc}"
-        record = {"nonce": nonce, "index": index, "status": status, "message": message}
-        os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()

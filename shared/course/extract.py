@@ -216,25 +216,89 @@ def extract(cells: list, target: str) -> Extraction:
 
 
 def _uses_reference(code: list[_Stmt], imports: dict[str, _Stmt], target: str) -> str:
-    """A failure message when the definition relies on the reference of its own target."""
+    """A failure message when the definition reaches the reference of its own target.
+
+    Every way of naming it counts: ``from shared.attention import Head as H``, module aliases
+    (``from shared import attention as a``, ``import shared.attention as a``, then ``a.Head``),
+    attribute chains (``shared.attention.Head``), imports inside the definition,
+    ``getattr(a, "Head")``, ``importlib.import_module("shared.attention").Head``,
+    ``sys.modules["shared.attention"].Head`` and local names bound to any of these.
+    """
+    aliases = {name: _import_path(stmt.node, name) for name, stmt in imports.items()}
     for stmt in code:
-        for node in ast.walk(stmt.node):
-            if isinstance(node, ast.Name) and node.id in imports:
-                module, name = _imported_from(imports[node.id].node, node.id)
-                if _is_shared(module) and name == target:
-                    return _reference_message(f"{module}.{name}", stmt.cell)
-            if isinstance(node, ast.Attribute) and node.attr == target:
-                root = node.value
-                while isinstance(root, ast.Attribute):
-                    root = root.value
-                if isinstance(root, ast.Name) and root.id in imports:
-                    module, name = _imported_from(imports[root.id].node, root.id)
-                    if _is_shared(module) and not name:
-                        return _reference_message(f"{module}...{target}", stmt.cell)
-            if isinstance(node, ast.ImportFrom) and _is_shared(node.module or ""):
-                if any(a.name == target for a in node.names):
-                    return _reference_message(f"{node.module}.{target}", stmt.cell)
+        local = dict(aliases)
+        nodes = list(ast.walk(stmt.node))
+        for node in nodes:  # imports and simple assignments inside the definition
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    local[bound] = _import_path(node, bound)
+        for _ in range(3):  # a = shared; b = a.attention; ... (a few steps are plenty)
+            for node in nodes:
+                if isinstance(node, (ast.Assign, ast.NamedExpr)):
+                    path = _dotted(node.value, local)
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for name in targets:
+                        if path and isinstance(name, ast.Name):
+                            local[name.id] = path
+        for node in nodes:
+            paths = [_dotted(node, local)] if isinstance(node, ast.expr) else []
+            if isinstance(node, ast.ImportFrom):
+                paths += [f"{node.module}.{a.name}" for a in node.names if node.module]
+            if isinstance(node, ast.Import):
+                paths += [a.name for a in node.names]
+            for path in paths:
+                if path and _is_shared(path) and path.split(".")[-1] == target:
+                    return _reference_message(path, stmt.cell)
     return ""
+
+
+def _import_path(node: ast.stmt, name: str) -> str:
+    """The dotted path an import binds to ``name`` (``import a.b`` binds ``a`` to "a")."""
+    module, imported = _imported_from(node, name)
+    if module.startswith("."):
+        return ""
+    return f"{module}.{imported}" if imported else module
+
+
+def _dotted(node: ast.AST, names: dict[str, str]) -> str:
+    """The dotted path an expression names, when it is built from imports and constants."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id, "")
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value, names)
+        return f"{base}.{node.attr}" if base else ""
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        key = node.slice.value
+        base = node.value
+        if isinstance(key, str) and isinstance(base, ast.Attribute) and base.attr in ("modules",):
+            return key if _dotted(base.value, names) == "sys" else ""
+        if isinstance(key, str):  # vars(module)["Head"], module.__dict__["Head"]
+            inner = (
+                base.value if isinstance(base, ast.Attribute) and base.attr == "__dict__" else None
+            )
+            if isinstance(base, ast.Call) and _call_name(base) == "vars" and base.args:
+                inner = base.args[0]
+            prefix = _dotted(inner, names) if inner is not None else ""
+            return f"{prefix}.{key}" if prefix else ""
+    if isinstance(node, ast.Call):
+        called = _call_name(node)
+        if called == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+            base = _dotted(node.args[0], names)
+            attr = node.args[1].value
+            return f"{base}.{attr}" if base and isinstance(attr, str) else ""
+        function = _dotted(node.func, names)
+        if (function in ("importlib.import_module", "__import__") or called == "__import__") and (
+            node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            return node.args[0].value
+    return ""
+
+
+def _call_name(node: ast.Call) -> str:
+    return node.func.id if isinstance(node.func, ast.Name) else ""
 
 
 def _reference_message(what: str, cell: int) -> str:

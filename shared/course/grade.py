@@ -12,8 +12,10 @@ exercise is checked from the notebook's own definition in a fresh sandbox of its
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +35,7 @@ LABELS = {
     "missing": "MISSING",
 }
 CHECKS_MODULE = "shared.checks"  # tests point it at a module of fake checks
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week: anything longer is a typo
 INTERRUPTED = "not graded: grading was interrupted (Ctrl-C)"
 
 
@@ -42,24 +45,47 @@ def default_registry(checks_module: str | None = None) -> dict:
     return importlib.import_module(checks_module or CHECKS_MODULE).EXERCISES
 
 
-def run_tasks(tasks, *, sandbox: bool, checks_module: str, data_dir=None, **options) -> dict:
-    """Grade ``tasks`` in sandboxes built for this run; a private scratch folder is removed."""
+def run_tasks(
+    tasks, *, sandbox: bool, checks_module: str, data_dir=None, notes=None, **options
+) -> dict:
+    """Grade ``tasks`` in sandboxes built for this run; a private scratch folder is removed.
+
+    ``notes`` (a list) receives what the instructor should know about the sandbox itself."""
     from shared.config import default_data_dir
+    from shared.course.checker import JudgeServer
     from shared.course.extract import REFERENCE_PACKAGES
     from shared.course.sandbox import make_sandbox
-    from shared.course.selfcheck import run_notebooks
+    from shared.course.selfcheck import run_notebooks, usable_cores
 
     scratch = tempfile.mkdtemp(prefix="gpt-course-grade-")
     try:
         os.chmod(scratch, 0o700)
         modules = ["shared", checks_module.split(".")[0], *REFERENCE_PACKAGES]
         modules = list(dict.fromkeys(modules))
+        needed = (checks_module, "ipykernel") if options.get("run_notebook", True) else ()
         box = make_sandbox(
-            modules, Path(data_dir or default_data_dir()), Path(scratch), enabled=sandbox
+            modules,
+            Path(data_dir or default_data_dir()),
+            Path(scratch),
+            enabled=sandbox,
+            probe_modules=needed or (checks_module,),
         )
-        return run_notebooks(
-            tasks, sandbox=box, scratch=scratch, checks_module=checks_module, **options
-        )
+        if notes is not None:
+            notes.extend(box.notes)
+        jobs = options.get("jobs") or usable_cores()
+        box.threads = max(1, usable_cores() // jobs)  # every sandbox running at once gets its share
+        judge = JudgeServer(box, checks_module)  # the checks imported once for the whole run
+        try:
+            return run_notebooks(
+                tasks,
+                sandbox=box,
+                scratch=scratch,
+                checks_module=checks_module,
+                judge=judge,
+                **options,
+            )
+        finally:
+            judge.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -75,12 +101,18 @@ def grade_class(
     sandbox: bool = True,
     run_notebook: bool = True,
     data_dir: Path | None = None,
+    progress: bool = False,
+    cache: Path | None = None,
 ):
     """Grade every student's notebooks; missing lessons get ``missing`` rows.
+
+    ``cache``: a JSON file of earlier reports by notebook content (``shared.course.gradecache``):
+    a notebook graded before, unchanged, is not graded again.
 
     Ctrl-C stops grading: the book comes back with what finished and ``interrupted`` set.
     """
     from shared.course.gradebook import Gradebook
+    from shared.course.gradecache import ReportCache
     from shared.course.selfcheck import Interrupted, report_for_all
 
     checks_module = checks_module or CHECKS_MODULE
@@ -89,6 +121,13 @@ def grade_class(
     lessons = graded_lessons(registry)
     tasks = [(key, path, key[1], registry[key[1]]) for key, path in found.items() if path]
     before = package_fingerprint()
+    salt = json.dumps([before, checks_module, timeout, total, run_notebook])
+    store = ReportCache(cache, salt)
+    keys = {task[0]: store.key(task[1], task[2], task[3]) for task in tasks}
+    cached = {k: r for k in keys if (r := store.get(keys[k], found[k])) is not None}
+    tasks = [task for task in tasks if task[0] not in cached]
+    if cached:
+        notes.append(f"{len(cached)} unchanged notebooks: earlier results reused ({cache.name})")
     interrupted = False
     try:
         reports = run_tasks(
@@ -100,10 +139,16 @@ def grade_class(
             timeout=timeout,
             total=total,
             run_notebook=run_notebook,
+            notes=notes,
+            progress=progress,
         )
     except Interrupted as exc:
         reports, interrupted = exc.args[0], True
         notes.append("grading was interrupted (Ctrl-C): this gradebook is incomplete")
+    for key, report in reports.items():
+        store.put(keys.get(key), report)
+    reports.update(cached)
+    store.save({k for k in keys.values() if k})
     if package_fingerprint() != before:
         notes.append(
             "WARNING: the installed course package changed while grading; results may not be "
@@ -188,9 +233,11 @@ def format_check(reports) -> str:
 
 
 def _validate(args) -> None:
-    if args.timeout <= 0:
+    import math
+
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
         raise CourseError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    if args.notebook_timeout <= 0:
+    if not math.isfinite(args.notebook_timeout) or args.notebook_timeout <= 0:
         raise CourseError(
             f"--notebook-timeout must be a positive number of seconds, got {args.notebook_timeout:g}"
         )
@@ -255,6 +302,8 @@ def _cmd_grade(args) -> int:
         jobs=args.jobs,
         sandbox=not args.no_sandbox,
         run_notebook=not args.no_run,
+        progress=True,
+        cache=None if args.no_cache else out.with_name(out.stem + ".cache.json"),
     )
     write_csv(book, out)
     write_markdown(book, md)
@@ -266,23 +315,38 @@ def _cmd_grade(args) -> int:
     if flagged:
         print(f"review: code worth a look (see {md.name}): {', '.join(flagged)}")
     print(f"wrote {out}, {md}, " + ", ".join(map(str, written)))
-    return 130 if book.interrupted else 0
+    if book.interrupted:
+        return 130
+    graded = [r for rep in book.reports.values() for r in rep.results if r.status != "missing"]
+    if graded and all(r.status == "error" for r in graded):
+        print(
+            f"error: every exercise ended in an error, so nothing was graded: read the messages in "
+            f"{out.name}, fix the cause and grade again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _common(parser) -> None:
-    jobs_help = (
-        f"notebooks graded in parallel (default: {os.cpu_count() or 1}, the number of cores)"
-    )
+    from shared.course.cli_types import number, positive
+
+    jobs_help = "notebooks graded in parallel (default: 0, one per usable core)"
     parser.add_argument(
-        "--timeout", type=float, default=120, help="seconds per cell and per check (default 120)"
+        "--timeout",
+        type=positive(float, MAX_TIMEOUT_S),
+        default=120,
+        help="seconds per cell and per check (default 120)",
     )
     parser.add_argument(
         "--notebook-timeout",
-        type=float,
+        type=positive(float, MAX_TIMEOUT_S),
         default=900,
         help="seconds per notebook run in all (default 900)",
     )
-    parser.add_argument("--jobs", type=int, default=0, help=jobs_help)
+    parser.add_argument(
+        "--jobs", type=number(int, 0, 1024, low_inclusive=True), default=0, help=jobs_help
+    )
     parser.add_argument(
         "--no-sandbox",
         action="store_true",
@@ -310,6 +374,12 @@ def add_cli(subparsers) -> None:
         "--no-run",
         action="store_true",
         help="only check the definitions, do not run the notebooks (faster; no notes on failing cells)",
+    )
+    grade.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="grade every notebook again (default: unchanged notebooks keep their results, "
+        "kept in OUT.cache.json)",
     )
     _common(grade)
     add_report_options(grade)  # --points

@@ -40,6 +40,8 @@ MAX_SANDBOX_BYTES = 1 << 30  # tmpfs for the project root; /tmp gets the same
 MAX_MEMORY_BYTES = 8 << 30  # address space per process
 MAX_PROCESSES = 256  # per sandbox (counted per user namespace on Linux >= 5.14)
 MAX_FILE_BYTES = 512 << 20
+BOUND_IF_ELSEWHERE = ("torch", "numpy", "ipykernel", "matplotlib")  # what checks and kernels use
+STARTUP_PROBE_S = 180  # importing torch in a fresh sandbox on a busy laptop
 CONTAINER_HINT = (
     "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`), or grade inside the "
     "container described in README.md (For instructors); `--no-sandbox` runs student code "
@@ -80,6 +82,20 @@ def module_location(name: str) -> tuple[str, str]:
     return path, os.path.dirname(path)
 
 
+def find_location(name: str) -> tuple[str, str]:
+    """Like ``module_location``, without importing the module (torch takes seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not (spec.submodule_search_locations or spec.origin):
+        raise ImportError(name)
+    if spec.submodule_search_locations:
+        path = os.path.realpath(list(spec.submodule_search_locations)[0])
+    else:
+        path = os.path.realpath(spec.origin)
+    return path, os.path.dirname(path)
+
+
 @dataclass
 class Sandbox:
     """How to wrap commands; one per grading run (``make_sandbox``)."""
@@ -93,6 +109,8 @@ class Sandbox:
     prlimit: str | None = None
     memory_bytes: int = MAX_MEMORY_BYTES
     home_outside: str = ""  # --no-sandbox: a temporary HOME on the host
+    notes: list[str] = field(default_factory=list)  # what the instructor should know (limits)
+    threads: int = 1  # per sandbox: the usable cores shared by the sandboxes running at once
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment inside: nothing of the grader's but what is listed here."""
@@ -113,9 +131,9 @@ class Sandbox:
             "IPYTHONDIR": home + "/.ipython",
             "XDG_CACHE_HOME": home + "/.cache",
             "XDG_CONFIG_HOME": home + "/.config",
-            "OMP_NUM_THREADS": "1",  # N sandboxes in parallel: one thread each
-            "MKL_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": str(self.threads),  # usable cores / sandboxes in parallel
+            "MKL_NUM_THREADS": str(self.threads),
+            "OPENBLAS_NUM_THREADS": str(self.threads),
         }
         env.update(extra or {})
         return env
@@ -172,6 +190,7 @@ def make_sandbox(
     *,
     enabled: bool = True,
     memory_bytes: int = MAX_MEMORY_BYTES,
+    probe_modules: tuple[str, ...] = (),
 ) -> Sandbox:
     """The sandbox for one grading run; ``scratch`` is a private host folder of the grader."""
     bwrap = find_bwrap() if enabled else None
@@ -182,6 +201,15 @@ def make_sandbox(
         path, parent = module_location(name)
         ro_paths.append(path)
         pythonpath.append(parent)
+    for name in (*probe_modules, *BOUND_IF_ELSEWHERE):  # user site, PYTHONPATH, .pth chains
+        try:
+            path, parent = find_location(name)
+        except (ImportError, ValueError, TypeError):
+            continue  # the probe below says what is missing
+        if not any(path == d or path.startswith(d + os.sep) for d in python_dirs()):
+            ro_paths.append(parent)
+            pythonpath.append(parent)
+    memory_bytes, notes = inherited_memory_limit(memory_bytes)
     data = str(Path(data_dir).resolve()) if data_dir and Path(data_dir).is_dir() else None
     marker = scratch / "pyproject.toml"
     marker.write_text("# grading sandbox\n", encoding="utf-8")
@@ -198,10 +226,57 @@ def make_sandbox(
         prlimit=shutil.which("prlimit"),
         memory_bytes=memory_bytes,
         home_outside=str(home),
+        notes=notes,
     )
     if enabled:
         probe(box)
+    if probe_modules:
+        probe_imports(box, probe_modules, str(scratch))
     return box
+
+
+def inherited_memory_limit(wanted: int) -> tuple[int, list[str]]:
+    """The memory limit to set: ours, or a lower hard limit we inherited (``ulimit -v``)."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        return wanted, []
+    note = (
+        f"this shell limits memory to {hard / 2**30:.1f} GiB (ulimit -v, a container or a job "
+        f"limit), below the sandbox's {wanted / 2**30:.0f} GiB: kept; raise it if checks run "
+        "out of memory"
+    )
+    return hard, [note]
+
+
+def probe_imports(box: Sandbox, modules: list[str], cwd: str) -> None:
+    """Import what the checks need, as a check will: a grader that cannot grade says why now."""
+    import subprocess
+
+    code = "; ".join(f"import {name}" for name in modules)
+    try:
+        result = subprocess.run(
+            box.argv([sys.executable, "-c", code]),
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_PROBE_S,
+            env=box.env(),
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired:
+        raise CourseError(
+            f"importing {', '.join(modules)} in the sandbox took more than {STARTUP_PROBE_S} s: "
+            "the machine is overloaded; try again with fewer --jobs"
+        ) from None
+    if result.returncode != 0:
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        why = lines[-1][:300] if lines else f"exit status {result.returncode}"
+        raise CourseError(
+            f"cannot grade: importing {', '.join(modules)} fails inside the sandbox ({why}). "
+            f"Install them into this Python ({sys.prefix}: `{sys.executable} -m pip install "
+            "-e .`) rather than a user site, PYTHONPATH or .pth folder the sandbox may not see"
+        )
 
 
 def probe(box: Sandbox) -> None:
@@ -223,6 +298,8 @@ def probe(box: Sandbox) -> None:
         ) from None
     if result.returncode != 0:
         why = " ".join(result.stderr.split())[:300] or f"exit status {result.returncode}"
+        if "prlimit" in why:  # our limits, not the namespaces
+            raise CourseError(f"could not set the sandbox's resource limits ({why})")
         raise CourseError(
             f"bubblewrap could not start a sandbox here ({why}); unprivileged user namespaces "
             f"may be disabled: {CONTAINER_HINT}"

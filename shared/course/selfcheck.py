@@ -191,6 +191,7 @@ async def grade_notebook_async(
     timeout: float = 120,
     total: float = 900,
     run_notebook: bool = True,
+    judge=None,
 ) -> NotebookReport:
     """Run ``path`` in the sandbox (notes only), then check each exercise's definition."""
     try:
@@ -214,7 +215,7 @@ async def grade_notebook_async(
     checked = {}
     if jobs:
         outcomes = await asyncio.to_thread(
-            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch
+            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch, judge=judge
         )
         checked = {ex.name: outcome for ex, outcome in zip(to_check, outcomes, strict=True)}
     for ex in exercises:
@@ -227,14 +228,28 @@ async def grade_notebook_async(
     return report
 
 
-async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
+def usable_cores() -> int:
+    """The cores this process may use: affinity mask, cgroup ``cpu.max`` (``shared.threads``)."""
+    from shared.threads import usable_cores as measured_usable_cores  # imports torch: only now
+
+    return measured_usable_cores()
+
+
+async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **options) -> None:
     """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
 
+    ``progress``: a bar with the notebooks done and the time left on stderr.
     Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
+    import sys
+
+    from tqdm import tqdm
+
     semaphore = asyncio.Semaphore(max(1, jobs))
     loop = asyncio.get_running_loop()
     stopped = []
+    bar = tqdm(total=len(tasks), unit="notebook", file=sys.stderr, disable=not progress,
+               desc="grading", dynamic_ncols=True)  # fmt: skip
 
     async def one(key, path, lesson, exercises):
         async with semaphore:
@@ -245,6 +260,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
                 report = report_for_all(lesson, str(path), exercises, "error", message)
             if not stopped:
                 done[key] = report
+                bar.update(1)
 
     running = [asyncio.ensure_future(one(*task)) for task in tasks]
 
@@ -261,6 +277,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, **options) -> None:
     try:
         await asyncio.gather(*running, return_exceptions=True)
     finally:
+        bar.close()
         try:
             loop.remove_signal_handler(signal.SIGINT)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -279,10 +296,12 @@ def run_notebooks(
     total: float = 900,
     checks_module: str = "shared.checks",
     run_notebook: bool = True,
+    progress: bool = False,
+    judge=None,
 ) -> dict:
     """Synchronous entry point: {key: NotebookReport}; on Ctrl-C, what finished, then raises."""
     done: dict = {}
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or usable_cores()
     options = dict(
         sandbox=sandbox,
         scratch=scratch,
@@ -290,9 +309,10 @@ def run_notebooks(
         total=total,
         checks_module=checks_module,
         run_notebook=run_notebook,
+        judge=judge,
     )
     try:
-        asyncio.run(grade_many(tasks, done, jobs=jobs, **options))
+        asyncio.run(grade_many(tasks, done, jobs=jobs, progress=progress, **options))
     except KeyboardInterrupt:
         raise Interrupted(done) from None
     return done
