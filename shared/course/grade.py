@@ -218,7 +218,8 @@ def format_check(reports) -> str:
     for report in reports:
         lines.append(f"{Path(report.path).name}")
         for r in report.results:
-            hint = f": {r.message}" if r.message and r.status != "pass" else ""
+            message = (r.message or "").removeprefix(f"[{r.exercise}] ")  # the name is printed first
+            hint = f": {message}" if message and r.status != "pass" else ""
             optional = " (optional)" if r.optional else ""
             lines.append(f"  {LABELS[r.status]:<7} {r.exercise}{optional}{hint}")
         lines.extend(f"  note: {note}" for note in report.notes)
