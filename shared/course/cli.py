@@ -81,6 +81,11 @@ def add_train(subparsers) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--recipe", choices=("default", "modern"), default="default",
+                   help="modern: lesson 10's ModernGPT with Muon + AdamW (shared.modern)")  # fmt: skip
+    p.add_argument(
+        "--muon-lr", type=cli_types.positive(float, 10), help="Muon's peak rate (modern)"
+    )
     p.set_defaults(func=commands.train)
 
 
