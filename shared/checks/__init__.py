@@ -14,6 +14,8 @@ from shared.checks import (
     generate,
     generate_stretch,
     model_stretch,
+    modern,
+    modern_stretch,
     train,
     train_stretch,
     viz,
@@ -31,6 +33,7 @@ _LESSON_MODULES = {
     "06_train": (train, train_stretch),
     "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
+    "10_modern_gpt": (modern, modern_stretch),
 }
 
 
