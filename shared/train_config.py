@@ -117,9 +117,10 @@ def recipe_for_device(device: str, /, **overrides) -> tuple[str, TrainConfig]:
 def describe(config: TrainConfig) -> str:
     """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
     m = config.model
+    muon = f", Muon {config.muon_lr:g}" if hasattr(m, "rope_base") else ""  # the modern recipe
     return (
         f"{m.n_layer} layers, {m.n_head} heads, {m.n_embd} channels, block {m.block_size}, "
-        f"batch {config.batch_size}, lr {config.learning_rate:g}"
+        f"batch {config.batch_size}, lr {config.learning_rate:g}{muon}"
     )
 
 
