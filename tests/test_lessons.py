@@ -20,6 +20,7 @@ LESSONS = [
     "06_train",
     "07_generate",
     "08_attention_viz",
+    "10_modern_gpt",
 ]
 CHECK_CALL = re.compile(r"^\s*(check_\w+)\((\w+)\)\s*$", re.MULTILINE)
 
