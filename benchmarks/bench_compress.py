@@ -3,6 +3,8 @@
     python benchmarks/bench_compress.py                                  # everything (~45 min)
     python benchmarks/bench_compress.py --budgets 160 --recipes default modern --threads 1
     python benchmarks/bench_compress.py --no-models                      # compressors only (~30 s)
+    python benchmarks/bench_compress.py --no-compressors --steps 300 --recipes modern \
+        --set muon_lr=0.04 --threads 1            # fixed steps: the same number under any load
 
 One table, in nats and bits per character of the validation text (the last 10% of the book):
 
@@ -66,15 +68,33 @@ def compressor_rows(corpus) -> list[dict]:
     return rows
 
 
-def model_row(corpus, recipe: str, budget: float, threads: int | None) -> dict:
-    config = replace(RECIPES[recipe](), time_budget=budget, num_threads=threads)
-    config = replace(config, max_iters=max(config.max_iters, 100_000) if recipe != "nanogpt"
-                     else config.max_iters)  # fmt: skip
+def parse_sets(sets: list[str]) -> dict:
+    """["muon_lr=0.04", "block_size=64"] -> {"muon_lr": 0.04, "block_size": 64}."""
+    values = {}
+    for item in sets:
+        key, value = item.split("=", 1)
+        values[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return values
+
+
+def model_row(corpus, recipe: str, budget: float | None, threads: int | None, steps=None,
+              sets=None) -> dict:  # fmt: skip
+    """Train ``recipe`` for ``budget`` seconds, or for exactly ``steps`` steps (then the
+    schedule decays over those steps and the result does not depend on the machine's load)."""
+    config = with_overrides(RECIPES[recipe](), **(sets or {}))
+    if steps:
+        config = replace(config, time_budget=None, max_iters=steps, eval_interval=10**9)
+    else:
+        config = replace(config, time_budget=budget, max_iters=max(config.max_iters, 100_000)
+                         if recipe != "nanogpt" else config.max_iters)  # fmt: skip
+    config = replace(config, num_threads=threads)
     before = load()
     result = train(corpus, config, progress=False)
     nats = loss_on_text(result.model, corpus.val_data)
     window = config.model.block_size
-    return {"what": f"{recipe} recipe, {budget:.0f} s", "nats": nats, "bits": nats_to_bits(nats),
+    what = f"{recipe} recipe, " + (f"{steps} steps" if steps else f"{budget:.0f} s")
+    what += "".join(f", {key}={value}" for key, value in (sets or {}).items())
+    return {"what": what, "nats": nats, "bits": nats_to_bits(nats),
             "note": f"{result.step} steps in {result.elapsed:.0f} s, windows of {window}, "
                     f"{threads or torch.get_num_threads()} thread(s), load {before} -> {load()}"}  # fmt: skip
 
@@ -86,6 +106,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
     p.add_argument("--no-models", action="store_true", help="the compressors only")
     p.add_argument("--no-compressors", action="store_true", help="the models only")
+    p.add_argument("--steps", type=int, nargs="+", help="fixed step counts instead of --budgets")
+    p.add_argument("--set", action="append", default=[], help="a recipe field, e.g. muon_lr=0.04")
     p.add_argument("--json", type=Path, help="append every row to this JSON-lines file")
     args = p.parse_args()
     corpus = load_corpus()
@@ -95,9 +117,11 @@ def main() -> None:
     for row in rows:
         print(f"{row['what']:34s} {row['nats']:9.3f} {row['bits']:9.3f}   {row['note']}")
     if not args.no_models:
-        for budget in args.budgets:
+        runs = [(None, steps) for steps in args.steps] if args.steps else [
+            (budget, None) for budget in args.budgets]  # fmt: skip
+        for budget, steps in runs:
             for recipe in args.recipes:
-                row = model_row(corpus, recipe, budget, args.threads)
+                row = model_row(corpus, recipe, budget, args.threads, steps, parse_sets(args.set))
                 rows.append(row)
                 print(f"{row['what']:34s} {row['nats']:9.3f} {row['bits']:9.3f}   {row['note']}",
                       flush=True)  # fmt: skip
