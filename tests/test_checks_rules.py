@@ -12,7 +12,7 @@ import torch
 from checkhelpers import stub
 
 import shared.checks
-from shared import attention, bigram, block, data, generate, train, viz
+from shared import attention, bigram, block, data, generate, modern, train, viz
 
 
 def _attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
@@ -41,6 +41,9 @@ SOLUTIONS = {
     "check_head_weights": viz.head_weights,
     "check_plot_heatmap": viz.plot_head,
     "check_attention_steps": _attention_steps,
+    "check_rmsnorm": modern.RMSNorm,
+    "check_apply_rope": modern.apply_rope,
+    "check_relu2_mlp": modern.ReluSquaredMLP,
 }
 CORE = [ex.check for exs in shared.checks.EXERCISES.values() for ex in exs if not ex.optional]
 
