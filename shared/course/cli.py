@@ -96,6 +96,11 @@ def add_train(subparsers) -> None:
                    help="characters (default) or byte-level BPE (lesson 09)")  # fmt: skip
     p.add_argument("--vocab-size", type=cli_types.number(int, 256, 65536, low_inclusive=True),
                    help="BPE vocabulary: 256 bytes + merges (default with bpe: 1024)")  # fmt: skip
+    p.add_argument("--recipe", choices=("default", "modern"), default="default",
+                   help="modern: lesson 10's ModernGPT with Muon + AdamW (shared.modern)")  # fmt: skip
+    p.add_argument(
+        "--muon-lr", type=cli_types.positive(float, 10), help="Muon's peak rate (modern)"
+    )
     p.set_defaults(func=commands.train)
 
 

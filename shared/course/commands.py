@@ -44,7 +44,12 @@ def train(args) -> int:
         raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
-        recipe, config = recipe_for_device(device, **overrides)
+        if getattr(args, "recipe", "default") == "modern":
+            from shared.train_config import modern_train_config
+
+            recipe, config = "modern", modern_train_config(**overrides)
+        else:
+            recipe, config = recipe_for_device(device, **overrides)
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
