@@ -114,6 +114,16 @@ def recipe_for_device(device: str, /, **overrides) -> tuple[str, TrainConfig]:
     return "cpu", default_train_config(**overrides)
 
 
+def recipe_by_name(name: str | None, device: str, /, **overrides) -> tuple[str, TrainConfig]:
+    """``(name, config)`` for ``train --recipe NAME`` and ``run``: the modern recipe on the CPU
+    unless ``name`` is "classic" (it beat the classic one at equal wall time on 2 cores,
+    benchmarks/RESULTS.md and lesson 10); the classic recipes (``recipe_for_device``: the CPU or
+    the GPU one) otherwise: the modern one was tuned for a CPU, not for a GPU."""
+    if name == "modern" or (name is None and device == "cpu"):
+        return "modern", modern_train_config(**overrides)
+    return recipe_for_device(device, **overrides)
+
+
 def describe(config: TrainConfig) -> str:
     """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
     m = config.model
