@@ -8,7 +8,8 @@ dicts), so it loads with ``torch.load(weights_only=True)``: loading never runs p
      "tokenizer": {"type": "char", "chars": [...]} or {"type": "bpe", "merges": [[a, b], ...]},
      "train_config": asdict(TrainConfig), "optimizer": optimizer.state_dict(),
      "step": int, "elapsed": float, "history": {...}, "rng": {...},
-     "source": "reference GPT" | "your Block (lessons 03-05)" | ...}
+     "source": "reference GPT" | "your Block (lessons 03-05)" | ...,
+     "architecture": "gpt" | "modern"}   (lesson 10's ModernGPT; older checkpoints: "gpt")
 
 The weights are always in the reference layout (fused attention, ``shared.model.GPT``): a GPT
 built from your own per-head Block is converted on save (``shared.convert``), so every
@@ -78,11 +79,13 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically; returns the path. ``source`` says which model this is."""
     from shared.convert import is_reference_layout, to_reference
+    from shared.modern import is_modern
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    if not is_reference_layout(model):  # your per-head Block: store the fused layout
+    architecture = "modern" if is_modern(model) else "gpt"
+    if architecture == "gpt" and not is_reference_layout(model):  # your per-head Block: fused
         model = to_reference(model)
     payload = {
         "format": FORMAT,
@@ -98,6 +101,7 @@ def save_checkpoint(
         "history": history or {},
         "rng": rng or {},
         "source": str(source),
+        "architecture": architecture,
     }
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
@@ -166,11 +170,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     """Load a checkpoint and rebuild its model (eval mode) and tokenizer."""
     from shared.bpe import tokenizer_from_dict
     from shared.data import CharTokenizer
-    from shared.model import GPT, GPTConfig
 
     payload = read_checkpoint(path)
     try:
-        model_config = GPTConfig.from_dict(payload["model_config"])
+        config_class, model_class = architecture_classes(payload)
+        model_config = config_class.from_dict(payload["model_config"])
         tokenizer = (
             tokenizer_from_dict(payload["tokenizer"])
             if isinstance(payload.get("tokenizer"), dict)  # older checkpoints: characters only
@@ -181,7 +185,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
                 f"vocab has {tokenizer.vocab_size} tokens but the model expects "
                 f"{model_config.vocab_size}"
             )
-        model = GPT(model_config)
+        model = model_class(model_config)
         model.load_state_dict(strip_compile_prefix(payload["model"]))
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
@@ -200,6 +204,18 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         path=Path(path),
         source=str(payload.get("source") or "reference GPT"),
     )
+
+
+def architecture_classes(payload: dict):
+    """(config class, model class) of the architecture a checkpoint records."""
+    from shared.model import GPT, GPTConfig
+    from shared.modern import ModernConfig, ModernGPT
+
+    architecture = payload.get("architecture", "gpt")
+    classes = {"gpt": (GPTConfig, GPT), "modern": (ModernConfig, ModernGPT)}
+    if architecture not in classes:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {list(classes)}")
+    return classes[architecture]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -276,9 +292,16 @@ def restore_training_state(saved: dict, path, model, optimizer, batch_gen) -> di
     """Put a validated checkpoint's weights, optimizer and RNG back (``--resume``); returns its
     history with every list the training loop appends to."""
     from shared.convert import load_reference_state
+    from shared.modern import is_modern
 
     try:
-        load_reference_state(model, strip_compile_prefix(saved["model"]))  # yours or the reference
+        state = strip_compile_prefix(saved["model"])
+        if saved.get("architecture", "gpt") != ("modern" if is_modern(model) else "gpt"):
+            raise ValueError("the checkpoint holds another architecture than the model")
+        if is_modern(model):
+            model.load_state_dict(state)
+        else:
+            load_reference_state(model, state)  # yours or the reference
         if saved.get("optimizer"):
             optimizer.load_state_dict(saved["optimizer"])
         rng = saved.get("rng") or {}

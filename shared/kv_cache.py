@@ -13,6 +13,10 @@ sequence fits in ``block_size``: the learned position table ends there. A full c
 by one position (every cached key was computed with its absolute position), so
 ``shared.generate`` refills it from the last half block, and from then on its text differs from
 the plain loop's, which re-reads the last block_size characters at every step.
+
+Lesson 10's ``ModernGPT`` works the same way, with one twist: RoPE rotates q and k by their
+positions, so the new positions are rotated with ``start = cache_length`` and the cached keys
+are kept already rotated (a key's rotation depends on its own position only).
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from shared.attention import CausalSelfAttention, causal_mask
+from shared.attention import CausalSelfAttention, causal_mask, merge_heads
+from shared.modern import ModernAttention
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (k, v), each (B, nh, T_past, hs)
 
 
 def supports_cache(model) -> bool:
-    """True when every block attends with the fused ``CausalSelfAttention`` (the GPT default)."""
+    """True when every block attends with the fused ``CausalSelfAttention`` (the GPT default)
+    or lesson 10's ``ModernAttention``."""
     blocks = getattr(model, "blocks", None)
     return blocks is not None and all(
-        isinstance(getattr(block, "sa", None), CausalSelfAttention) for block in blocks
+        isinstance(getattr(block, "sa", None), (CausalSelfAttention, ModernAttention))
+        for block in blocks
     )
 
 
@@ -63,9 +70,12 @@ def attend_with_cache(q, k, v, past=None):
 
 def attention_with_cache(attn: CausalSelfAttention, x, past):
     """x (B, T, C) holds the T positions after the cached ``past`` (k, v) -> out (B, T, C), (k, v)."""
-    q, k, v = attn.qkv(x)  # each (B, nh, T, hs)
+    if isinstance(attn, ModernAttention):  # RoPE: rotate the new positions by where they are
+        q, k, v = attn.qkv(x, start=0 if past is None else past[0].size(2))
+    else:
+        q, k, v = attn.qkv(x)  # each (B, nh, T, hs)
     y, cache = attend_with_cache(q, k, v, past)  # (B, nh, T, hs)
-    return attn.c_proj(attn.merge_heads(y)), cache
+    return attn.c_proj(merge_heads(y)), cache
 
 
 def forward_with_cache(model, idx: torch.Tensor, cache: KVCache | None = None):
@@ -82,4 +92,6 @@ def forward_with_cache(model, idx: torch.Tensor, cache: KVCache | None = None):
         x = x + out  # the same residual block as Block.forward
         x = x + block.ffwd(block.ln2(x))
         new_cache.append(kv)
+    if hasattr(model, "head"):  # ModernGPT: RMSNorm, lm_head and the logit cap
+        return model.head(x), new_cache
     return model.lm_head(model.ln_f(x)), new_cache

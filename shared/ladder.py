@@ -164,11 +164,17 @@ def ladder_val_loss(model: nn.Module, val_data: torch.Tensor, batches: int = EVA
 
 
 def train_rung(
-    name: str, model: nn.Module, corpus, steps: int | None = None, path: str | Path | None = None
+    name: str,
+    model: nn.Module,
+    corpus,
+    steps: int | None = None,
+    path: str | Path | None = None,
+    optimizer=None,
 ) -> dict:
     """Train ``model`` (anything returning ``(logits, loss)``) with the ladder's recipe, measure
     its validation loss and record the row ``name`` in the ladder file (``path``, default
-    ``ladder_path()``), replacing any earlier row of that name.
+    ``ladder_path()``), replacing any earlier row of that name. ``optimizer``: a function
+    ``model -> optimizer`` to change the optimizer alone (lesson 10's Muon); default AdamW.
 
     Returns ``{"name", "params", "val_loss", "steps", "quick"}``; ``quick`` is True when the
     steps were quick mode's few (the loss then says little).
@@ -177,7 +183,10 @@ def train_rung(
     if steps < 0:
         raise ValueError(f"steps must be 0 or more, got {steps}")
     device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
+    else:
+        optimizer = optimizer(model)
     generator = torch.Generator().manual_seed(SEED)  # the same batches for every rung
     model.train()
     with tuned_threads() as tuner:  # the fastest thread count, timed on the first steps

@@ -28,6 +28,8 @@ from shared.checkpoint import read_checkpoint, restore_training_state, save_chec
 from shared.config import pick_device
 from shared.data import get_batch
 from shared.model import GPT
+from shared.modern import ModernConfig, ModernGPT, is_modern
+from shared.optimizers import MuonAdamW
 from shared.threads import tuner_for
 from shared.train_config import TrainConfig, default_train_config
 from shared.train_guards import (
@@ -142,13 +144,21 @@ def autocast_for(device: str):
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay only on matrices (not on biases, LayerNorm gains)."""
+    """AdamW; weight decay only on matrices (not on biases, LayerNorm gains). The modern GPT
+    (lesson 10) gets Muon + AdamW instead (``shared.optimizers``)."""
+    if is_modern(model):
+        return MuonAdamW(model, config.learning_rate, config.muon_lr, config.weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=config.learning_rate, betas=BETAS)
+
+
+def new_model(config):
+    """A fresh model for ``config``: ``ModernGPT`` for a ``ModernConfig``, else ``GPT``."""
+    return ModernGPT(config) if isinstance(config, ModernConfig) else GPT(config)
 
 
 def train(
@@ -185,7 +195,7 @@ def train(
     model_config = replace(config.model, vocab_size=tokenizer.vocab_size)
 
     torch.manual_seed(config.seed)
-    model = (GPT(model_config) if model is None else model).to(device)
+    model = (new_model(model_config) if model is None else model).to(device)
     optimizer = make_optimizer(model, config)
     batch_gen = torch.Generator().manual_seed(distributed.batch_seed(config.seed, rank.rank))
     history = {"step": [], "train": [], "val": [], "elapsed": [], "lr": [], "iter_loss": []}

@@ -44,14 +44,16 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None  # CPU threads; None = the fastest, measured (shared.threads)
     compile: bool = False  # torch.compile the model: slower start, faster steps (mostly on GPU)
+    muon_lr: float = 0.02  # Muon's peak rate, modern recipe only (shared.optimizers)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """From ``asdict(config)`` as saved in a checkpoint (older flat dicts load too)."""
         names = {f.name for f in fields(cls)} - {"model"}
         model = dict(values.get("model") or {k: values[k] for k in MODEL_FIELDS if k in values})
+        base = _modern_model() if "rope_base" in model else _recipe_model()
         return cls(
-            model=replace(_recipe_model(), **model),
+            model=replace(base, **model),
             **{k: v for k, v in values.items() if k in names},
         )
 
@@ -112,12 +114,23 @@ def recipe_for_device(device: str, /, **overrides) -> tuple[str, TrainConfig]:
     return "cpu", default_train_config(**overrides)
 
 
+def recipe_by_name(name: str | None, device: str, /, **overrides) -> tuple[str, TrainConfig]:
+    """``(name, config)`` for ``train --recipe NAME`` and ``run``: the modern recipe on the CPU
+    unless ``name`` is "classic" (it beat the classic one at equal wall time on 2 cores,
+    benchmarks/RESULTS.md and lesson 10); the classic recipes (``recipe_for_device``: the CPU or
+    the GPU one) otherwise: the modern one was tuned for a CPU, not for a GPU."""
+    if name == "modern" or (name is None and device == "cpu"):
+        return "modern", modern_train_config(**overrides)
+    return recipe_for_device(device, **overrides)
+
+
 def describe(config: TrainConfig) -> str:
     """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
     m = config.model
+    muon = f", Muon {config.muon_lr:g}" if hasattr(m, "rope_base") else ""  # the modern recipe
     return (
         f"{m.n_layer} layers, {m.n_head} heads, {m.n_embd} channels, block {m.block_size}, "
-        f"batch {config.batch_size}, lr {config.learning_rate:g}"
+        f"batch {config.batch_size}, lr {config.learning_rate:g}{muon}"
     )
 
 
@@ -125,3 +138,26 @@ def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
     """A copy of ``config`` with TrainConfig and GPTConfig fields (``n_layer=2``) changed."""
     model_overrides = {k: overrides.pop(k) for k in MODEL_FIELDS if k in overrides}
     return replace(config, model=replace(config.model, **model_overrides), **overrides)
+
+
+def _modern_model():
+    from shared.modern import ModernConfig
+
+    return ModernConfig(block_size=128, n_layer=4, n_head=4, n_embd=128)
+
+
+def modern_train_config(**overrides) -> TrainConfig:
+    """The modern recipe (lesson 10, ``--recipe modern``): ``shared.modern.ModernGPT`` trained
+    with Muon + AdamW (``shared.optimizers``), tuned with fixed-step runs on 2 CPU cores
+    (benchmarks/RESULTS.md). Tiny in quick mode."""
+    config = TrainConfig(
+        model=_modern_model(), batch_size=32, learning_rate=1e-2, min_lr=1e-3, warmup_iters=50,
+        max_iters=5000, weight_decay=0.0, muon_lr=0.02,
+    )  # fmt: skip
+    if quick_mode():
+        config = replace(
+            config, model=replace(config.model, block_size=64, n_layer=2, n_head=2, n_embd=64),
+            batch_size=16, warmup_iters=20, max_iters=150, time_budget=15.0, eval_interval=50,
+            eval_iters=5,
+        )  # fmt: skip
+    return with_overrides(config, **overrides)

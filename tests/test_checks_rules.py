@@ -12,7 +12,7 @@ import torch
 from checkhelpers import stub
 
 import shared.checks
-from shared import attention, bigram, block, bpe, data, generate, model, train, viz
+from shared import attention, bigram, block, bpe, data, generate, model, modern, train, viz
 
 
 def _attention_steps(model, tokenizer, prompt, max_new_chars, layer, seed=0):
@@ -51,6 +51,9 @@ SOLUTIONS = {
     "check_train_merges": bpe.train_merges,
     "check_encode": lambda text, merges: bpe.BPETokenizer(merges).encode(text),
     "check_decode": lambda ids, merges: bpe.BPETokenizer(merges).decode(ids),
+    "check_rmsnorm": modern.RMSNorm,
+    "check_apply_rope": modern.apply_rope,
+    "check_relu2_mlp": modern.ReluSquaredMLP,
 }
 CORE = [ex.check for exs in shared.checks.EXERCISES.values() for ex in exs if not ex.optional]
 

@@ -260,7 +260,7 @@ def test_non_finite_weights_are_refused(checkpoint, tmp_path, capsys):
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
     out = tmp_path / "gpt.pt"
-    base = ["train", "--out", out, "--quiet", "--time-budget", "none", "--block-size", 16,
+    base = ["train", "--recipe", "classic", "--out", out, "--quiet", "--time-budget", "none", "--block-size", 16,
             "--batch-size", 4, "--n-layer", 1, "--n-head", 2, "--n-embd", 16, "--eval-iters", 1,
             "--eval-interval", 2, "--warmup-iters", 1, "--grad-clip", 0]  # fmt: skip
     assert run_cli([*base, "--max-iters", 2], capsys)[0] == 0

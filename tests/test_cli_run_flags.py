@@ -39,9 +39,9 @@ def test_the_help_shows_the_recipe_defaults(capsys):
 
 def test_the_help_defaults_are_the_recipe(monkeypatch):
     monkeypatch.delenv("GPT_COURSE_QUICK", raising=False)
-    from shared.train_config import default_train_config
+    from shared.train_config import modern_train_config
 
-    config = default_train_config()
+    config = modern_train_config()  # the default of `train` and `run` on the CPU
     actual = {**asdict(config), **asdict(config.model)}
     assert {name: actual[name] for name in CPU_RECIPE} == CPU_RECIPE
 

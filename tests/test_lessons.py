@@ -21,6 +21,7 @@ LESSONS = [
     "07_generate",
     "08_attention_viz",
     "09_tokenizer",
+    "10_modern_gpt",
 ]
 CHECK_CALL = re.compile(r"^\s*(check_\w+)\((\w+)\)\s*$", re.MULTILINE)
 

@@ -15,6 +15,8 @@ from shared.checks import (
     generate,
     generate_stretch,
     model,
+    modern,
+    modern_stretch,
     train,
     train_stretch,
     viz,
@@ -33,6 +35,7 @@ _LESSON_MODULES = {
     "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
     "09_tokenizer": (bpe,),
+    "10_modern_gpt": (modern, modern_stretch),
 }
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from shared.course import cli_types, commands, streams
-from shared.course.defaults import CPU_RECIPE
+from shared.course.defaults import CPU_RECIPE, RECIPES
 from shared.errors import CourseError, one_line
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -96,6 +96,10 @@ def add_train(subparsers) -> None:
                    help="characters (default) or byte-level BPE (lesson 09)")  # fmt: skip
     p.add_argument("--vocab-size", type=cli_types.number(int, 256, 65536, low_inclusive=True),
                    help="BPE vocabulary: 256 bytes + merges (default with bpe: 1024)")  # fmt: skip
+    add_recipe(p)
+    p.add_argument(
+        "--muon-lr", type=cli_types.positive(float, 10), help="Muon's peak rate (modern)"
+    )
     p.set_defaults(func=commands.train)
 
 
@@ -176,7 +180,16 @@ def add_run(subparsers) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--no-gif", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_recipe(p)
     p.set_defaults(func=commands.run)
+
+
+def add_recipe(p) -> None:
+    p.add_argument(
+        "--recipe", choices=RECIPES,
+        help="modern: lesson 10's ModernGPT (RMSNorm, RoPE, ReLU², QK-norm) with Muon + AdamW, "
+        "the default on the CPU; classic: lessons 03-08's GPT with AdamW, the default on a GPU",
+    )  # fmt: skip
 
 
 def add_lessons(subparsers) -> None:

@@ -33,7 +33,7 @@ def train(args) -> int:
     from shared import distributed
     from shared.bpe_corpus import bits_per_char
     from shared.train import train as train_model
-    from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_for_device
+    from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
     # time_budget is only present when given (SUPPRESS), and may then be None ("none")
@@ -44,7 +44,8 @@ def train(args) -> int:
         raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
-        recipe, config = recipe_for_device(device, **overrides)
+        name = getattr(args, "recipe", None) or (resumed_recipe(args) if args.resume else None)
+        recipe, config = recipe_by_name(name, device, **overrides)
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
@@ -82,6 +83,19 @@ def train(args) -> int:
         return 130
     say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha, "')
     return 0
+
+
+def resumed_recipe(args) -> str | None:
+    """The recipe of the checkpoint ``--resume`` continues (None: none there, or unreadable,
+    which the training run reports in its own words)."""
+    from shared.checkpoint import read_checkpoint
+
+    path = args.out or default_checkpoint_path()
+    try:
+        architecture = read_checkpoint(path).get("architecture", "gpt")
+    except Exception:
+        return None
+    return "modern" if architecture == "modern" else "classic"
 
 
 def refuse_to_overwrite(path: Path, flag: str) -> None:
@@ -182,9 +196,9 @@ def viz(args) -> int:
 
 def run(args) -> int:
     from shared.course.pipeline import run as run_pipeline
-    from shared.train import default_train_config
+    from shared.train_config import modern_train_config
 
-    recipe = default_train_config()
+    recipe = modern_train_config()  # the larger of the two CPU recipes: room for either
     checkpoint = writable_file(
         args.checkpoint or default_checkpoint_path(), "--checkpoint", need_bytes=_size(recipe)
     )
@@ -194,7 +208,7 @@ def run(args) -> int:
     run_pipeline(
         args.data_dir, checkpoint, outputs_dir, getattr(args, "time_budget", -1.0), args.prompt,
         args.max_new_chars, args.seed, args.device, gif=not args.no_gif, progress=not args.quiet,
-        url=args.url, max_iters=args.max_iters, num_threads=args.num_threads,
+        url=args.url, max_iters=args.max_iters, num_threads=args.num_threads, recipe=args.recipe,
     )  # fmt: skip
     return 0
 

@@ -32,12 +32,16 @@ def run(
     url: str | None = None,
     max_iters: int | None = None,
     num_threads: int | None = None,
+    recipe: str | None = None,
 ) -> dict:
     """Run every step; returns the paths written. ``time_budget=-1`` keeps the recipe's own;
-    ``seed`` seeds training and sampling (default: the recipe's 1337 for training, 0 sampling)."""
+    ``seed`` seeds training and sampling (default: the recipe's 1337 for training, 0 sampling);
+    ``recipe``: "modern" (the default on the CPU) or "classic" (``train_config.recipe_by_name``)."""
+    from shared.config import pick_device
     from shared.data import load_corpus
     from shared.generate import encode_prompt
-    from shared.train import default_train_config, train
+    from shared.train import train
+    from shared.train_config import recipe_by_name
 
     started = time.perf_counter()
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_path()
@@ -49,12 +53,14 @@ def run(
     print(f"    {len(corpus.text):,} characters, vocab {corpus.vocab_size}")
 
     overrides = {"device": device, "max_iters": max_iters, "num_threads": num_threads, "seed": seed}
-    config = default_train_config(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    recipe, config = recipe_by_name(recipe, pick_device(device), **overrides)
     if time_budget != -1.0:
         config = replace(config, time_budget=time_budget)
     budget = f"{config.time_budget:.0f} s" if config.time_budget else "no time limit"
     print(
-        f"2/4 train: {config.model.n_layer} layers, {config.model.n_embd} channels, {budget} -> {checkpoint}"
+        f"2/4 train: the {recipe} recipe, {config.model.n_layer} layers, {config.model.n_embd} "
+        f"channels, {budget} -> {checkpoint}"
     )
     result = train(corpus, config, out=checkpoint, progress=progress)
     if result.stopped == "interrupted":

@@ -311,11 +311,12 @@ def _decode_exception(link, data: dict) -> BaseException:
         _EXCEPTIONS[key] = type(
             name, (base,), {"__module__": key[2], "__str__": lambda self: self._text}
         )
+    cls = _EXCEPTIONS[key]
     try:
         args = link.decode(data.get("args", {"T": []}))
-        exc = _EXCEPTIONS[key](*args) if isinstance(args, tuple) else _EXCEPTIONS[key](text)
-    except Exception:
-        exc = _EXCEPTIONS[key](text)
+        exc = cls(*args) if isinstance(args, tuple) else cls(text)
+    except Exception:  # e.g. UnicodeDecodeError wants 5 typed arguments: skip its __init__
+        exc = cls.__new__(cls, text)
     exc._text = text
     return exc
 
