@@ -72,6 +72,9 @@ def _encode_special(link, value, depth):
     if isinstance(value, torch.Tensor):
         if isinstance(value, torch.nn.Parameter) or (link.trusted and value.requires_grad):
             return None  # identity matters: lent by handle
+        if value.grad_fn is not None:  # computed from the sender's weights: the values travel,
+            # and the graph stays here under a handle, so a backward() there reaches them here
+            return {**_tensor(value), "gh": link.lend(value)["ref"]}
         return _tensor(value)
     if isinstance(value, torch.dtype):
         return {"dtype": str(value).removeprefix("torch.")}
@@ -133,12 +136,30 @@ def _decode_tensor(data):
     return out
 
 
+def _backward_to_owner(link, handle: int, tensor):
+    """A copy of a tensor the other side computed, whose gradient in a backward() here is sent
+    on to the original there (``tensor.backward(grad)`` on its side), so the other side's
+    weights get their ``.grad`` as they would in one process (a check reads them there)."""
+    leaf = tensor.detach().requires_grad_(True)
+
+    def send_back(grad):
+        link.request("method", h=handle, name="backward", args=(grad.detach(),), kwargs={})
+        return grad
+
+    leaf.register_hook(send_back)
+    return leaf.clone()  # computed, not a leaf, like the original
+
+
 def _decode_special(link, data):
     import numpy as np
     import torch
 
     if "t" in data:
-        return _decode_tensor(data)
+        tensor = _decode_tensor(data)
+        handle = data.get("gh")
+        if link.trusted and type(handle) is int and tensor.grad_fn is not None:
+            tensor = _backward_to_owner(link, handle, tensor)
+        return tensor
     if "dtype" in data:
         dtype = getattr(torch, str(data["dtype"]), None)
         if not isinstance(dtype, torch.dtype):
