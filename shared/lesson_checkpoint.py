@@ -20,11 +20,31 @@ def quick_checkpoint_path() -> Path:
     return project_root() / "checkpoints" / "gpt_small.pt"
 
 
+def holds_lesson_gpt(path: Path) -> bool:
+    """True unless ``path`` holds lesson 10's modern GPT (what `python -m shared train` and `run`
+    write on a CPU): lessons 07 and 08 open the GPT of lessons 03-06 (learned positions, its
+    blocks), so they say so and use the stand-in instead."""
+    from shared.checkpoint import read_checkpoint
+
+    try:
+        architecture = read_checkpoint(path).get("architecture", "gpt")
+    except CourseError:
+        return True  # damaged: loading it says so in its own words
+    if architecture == "gpt":
+        return True
+    print(
+        f"{path.name} holds lesson 10's {architecture} GPT (the default of `python -m shared "
+        "train` and `run`); this lesson opens the GPT of lessons 03-06, so it uses the stand-in "
+        "(run lesson 06, or `python -m shared train --recipe classic`, for a full one)."
+    )
+    return False
+
+
 def ensure_checkpoint(path=None, quick_train_if_missing=True) -> Path:
     """A trained checkpoint for lessons 07/08: ``path`` (default checkpoints/gpt.pt) if it exists,
     else the small stand-in (trained now, quickly, if missing)."""
     wanted = Path(path) if path else default_checkpoint_path()
-    if wanted.is_file():
+    if wanted.is_file() and holds_lesson_gpt(wanted):
         return wanted
     small = quick_checkpoint_path() if path is None else wanted
     if small.is_file():
