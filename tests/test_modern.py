@@ -188,3 +188,15 @@ def test_train_recipe_modern_runs_from_the_command_line_under_torchrun(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "recipe: modern" in proc.stdout and "world size 2" in proc.stdout
     assert isinstance(load_checkpoint(out).model, ModernGPT)
+
+
+def test_lessons_07_08_use_the_stand_in_when_the_checkpoint_holds_the_modern_gpt(tmp_path, capsys):
+    from shared.lesson_checkpoint import holds_lesson_gpt
+
+    corpus = tiny_corpus()
+    modern = train(corpus, modern_tiny_config(max_iters=2), out=tmp_path / "m.pt", progress=False)
+    classic = train(corpus, tiny_config(max_iters=2), out=tmp_path / "c.pt", progress=False)
+    assert holds_lesson_gpt(classic.checkpoint)
+    assert capsys.readouterr().out == ""
+    assert not holds_lesson_gpt(modern.checkpoint)
+    assert "uses the stand-in" in capsys.readouterr().out
