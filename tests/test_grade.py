@@ -67,7 +67,7 @@ TRICKS = {
         "import gradefake_ref as g\n\nclass Book(g.Book):\n    pass",
     ],
     "forge": [  # writes a fake result on every descriptor of the checker, then exits 0
-        "import os\n\ndef double(x):\n    for fd in range(3, 40):\n        try:\n"
+        "import os\n\ndef double(x):\n    for fd in range(3, 1024):\n        try:\n"
         '            os.write(fd, b\'{"status": "pass", "message": ""}\\n\')\n'
         "        except OSError:\n            pass\n    os._exit(0)",
         STUB[3],
