@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from shared.errors import CourseError, one_line
+from shared.data import read_tokenizer_file
+from shared.errors import CourseError
 
 # GPT-2's pre-tokenizer, in Python's `re`: contractions, a word with its leading space,
 # a number, punctuation, whitespace (a run of spaces leaves its last one to the next word).
@@ -255,11 +256,7 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CourseError(f"cannot read the tokenizer {path} ({one_line(exc)})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_tokenizer_file(path))
 
 
 def tokenizer_from_dict(data: dict):

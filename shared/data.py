@@ -119,11 +119,15 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CourseError(f"cannot read the tokenizer {path} ({one_line(exc)})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_tokenizer_file(path))
+
+
+def read_tokenizer_file(path: str | Path) -> dict:
+    """A saved tokenizer's dict (any kind); an unreadable file is one clear ``CourseError``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CourseError(f"cannot read the tokenizer {path} ({one_line(exc)})") from None
 
 
 # ----------------------------------------------------------------------------- split + batches

@@ -11,17 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.course.gradebook import Gradebook, scrub, write_atomic
+from shared.course.gradebook import LABELS, Gradebook, scrub, write_atomic
 from shared.course.lms import Points, lesson_points, lesson_possible, number
 
 MESSAGE_CHARS = 600
-LABELS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "error": "ERROR",
-    "timeout": "TIMEOUT",
-    "missing": "MISSING",
-}
 
 
 def escape(text: str) -> str:

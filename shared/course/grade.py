@@ -27,13 +27,6 @@ from shared.course.submissions import (  # noqa: F401 - part of this module's AP
 )
 from shared.errors import CourseError
 
-LABELS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "error": "ERROR",
-    "timeout": "TIMEOUT",
-    "missing": "MISSING",
-}
 CHECKS_MODULE = "shared.checks"  # tests point it at a module of fake checks
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # a week: anything longer is a typo
 INTERRUPTED = "not graded: grading was interrupted (Ctrl-C)"
@@ -214,6 +207,8 @@ def check_paths(
 
 
 def format_check(reports) -> str:
+    from shared.course.gradebook import LABELS
+
     lines = []
     for report in reports:
         lines.append(f"{Path(report.path).name}")

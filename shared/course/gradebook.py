@@ -16,6 +16,15 @@ from pathlib import Path
 
 from shared.course.selfcheck import NotebookReport, short
 
+# How each status reads on screen (`check`, the grid) and in feedback/<student>.md.
+LABELS = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "error": "ERROR",
+    "timeout": "TIMEOUT",
+    "missing": "MISSING",
+}
+
 CSV_COLUMNS = ["student", "lesson", "exercise", "optional", "status", "message"]
 MARKDOWN_MESSAGE_CHARS = 200
 
