@@ -106,6 +106,39 @@ TRICKS = {
 }
 
 
+# One student's notebooks share a sandbox (one after another): notebook 01 leaves files and a
+# process behind and tries to kill the sandbox's PID 1; notebook 02's definition looks for them.
+LEAK = "4242.5"
+PLANTED = [
+    "/sandbox/checkpoints/planted.pt",
+    "/sandbox/home/planted",
+    "/tmp/planted",
+    "/sandbox/work/x",
+]
+LEAKER = [
+    *SOLVED,
+    "import os, signal, subprocess\n"
+    "for path in %r:\n"
+    "    os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+    "    open(path, 'w').write('left behind')\n"
+    f"subprocess.Popen(['sleep', '{LEAK}'], start_new_session=True)\n"
+    "for pid in (1, os.getppid()):\n"
+    "    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):\n"
+    "        try:\n            os.kill(pid, sig)\n        except OSError:\n            pass"
+    % PLANTED,
+]
+FINDER = [
+    "def greet(name):\n    import os\n"
+    "    found = [p for p in %r if os.path.exists(p)]\n"
+    "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+    "        try:\n"
+    f"            if b'{LEAK}' in open(f'/proc/{{pid}}/cmdline', 'rb').read():\n"
+    "                found.append(pid)\n"
+    "        except OSError:\n            pass\n"
+    "    return 'Hola, ' + name if not found else 'found ' + ' '.join(found)" % PLANTED,
+]
+
+
 def tree_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -122,7 +155,7 @@ def leftover_processes() -> list[str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if TOKEN.encode() in cmdline:
+        if TOKEN.encode() in cmdline or LEAK.encode() in cmdline:
             found.append(pid)
     return found
 
@@ -168,6 +201,8 @@ def graded(fake_course, tmp_path_factory):
     for name, cells in TRICKS.items():
         cells = [c.replace("PATHS", repr(paths)) for c in cells]
         write_notebook(root / name / "01_fake.ipynb", cells)
+    write_notebook(root / "leaker" / "01_fake.ipynb", LEAKER)
+    write_notebook(root / "leaker" / "02_other.ipynb", FINDER)
     (root / "linky").mkdir()
     (root / "linky" / "01_fake.ipynb").symlink_to(canary)
     (root / "mirror").symlink_to(root / "Aaron")
@@ -210,7 +245,7 @@ def test_honest_students_at_both_ends_of_the_alphabet(graded):
 def test_every_folder_gets_a_row_or_a_note(graded):
     book = graded["book"]
     expected = {"Aaron", "aab_stub", "zz_solved", "zzz_stub", ".hidden", "_under", "caf\\xe9"}
-    assert expected | set(TRICKS) | {"linky"} == set(book.students)
+    assert expected | set(TRICKS) | {"linky", "leaker"} == set(book.students)
     assert any("mirror" in n and "symbolic link" in n for n in book.notes)
     assert any("README.txt" in n for n in book.notes)
     status, message = result(graded["rows"], "linky", "double")
@@ -249,6 +284,14 @@ def test_vandalism_stays_in_the_sandbox(graded):
     # the notebook killed what it could and still got its (honest) grade, alone
     for exercise in ("double", "triple", "book"):
         assert result(graded["rows"], "vandal", exercise)[0] == "pass"
+
+
+def test_a_notebook_leaves_nothing_for_the_next_one_in_the_students_sandbox(graded):
+    rows = graded["rows"]
+    for exercise in ("double", "triple", "book"):
+        assert result(rows, "leaker", exercise)[0] == "pass"
+    assert result(rows, "leaker", "greet", "02_other") == ("pass", "PASSED greet")
+    assert graded["book"].reports["leaker", "02_other"].notes == []
 
 
 def test_nothing_private_in_the_shared_markdown(graded):

@@ -281,3 +281,17 @@ def test_a_run_where_nothing_could_be_graded_exits_non_zero(tmp_path, monkeypatc
     code = main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out" / "book.csv")])
     err = capsys.readouterr().err
     assert code == 1 and "every exercise ended in an error" in err
+
+
+def test_a_students_notebooks_share_one_sandbox_and_a_lone_student_is_split():
+    tasks = [((student, lesson), None, lesson, []) for lesson in ("02", "01") for student in "ab"]
+    runs = selfcheck.by_student(tasks, jobs=2)
+    assert [[task[0] for task in run] for run in runs] == [
+        [("a", "01"), ("a", "02")],
+        [("b", "01"), ("b", "02")],
+    ]
+    alone = [(("a", f"{n:02d}"), None, "", []) for n in range(5)]
+    runs = selfcheck.by_student(alone, jobs=2)
+    assert sorted(len(run) for run in runs) == [2, 3]
+    assert sorted(task[0] for run in runs for task in run) == [task[0] for task in alone]
+    assert selfcheck.by_student([], jobs=2) == []

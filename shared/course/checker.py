@@ -2,19 +2,20 @@
 
 Three processes per notebook, wired by ``run_checks`` (the grader):
 
-- the **worker** (``shared.course.worker``, inside the sandbox): imports torch
-  and the course once, makes itself non-dumpable, then for each exercise forks a child that
+- the **worker** (``shared.course.worker``, inside the student's sandbox): forked by the
+  sandbox's zygote (``shared.course.zygote``), which imported torch and the course once and
+  is non-dumpable; for each exercise it forks a child that
   keeps only that exercise's pair of pipes, runs the learner's program (imports, helpers, the
   definition: nothing else of the notebook) and then only answers requests about the objects
   it holds (``shared.course.remote``): it never sees a check, a comparison or a verdict;
 - the **judge** (``shared.course.judge``, outside the sandbox, trusted code only; one
-  ``JudgeServer`` per grading run forks one per notebook): imports the installed checks and runs each real check against a ``Remote`` proxy of
-  the learner's definition, so every call, attribute and operator travels to the worker as a
+  ``JudgeServer`` per grading run forks one per notebook): imports the installed checks and
+  runs each real check against a ``Remote`` proxy of the learner's definition, so every call, attribute and operator travels to the worker as a
   request and comes back as data. The comparisons, the messages and the result are computed
   here, in a process whose modules learner code never touched; what the worker sends can
   only be answers to the judge's own questions;
-- the grader reads one JSON line per exercise from the judge's result pipe, and kills the
-  worker at the time limit.
+- the grader reads one JSON line per exercise from the judge's result pipe, and then has the
+  zygote kill the worker and all it started (at the time limit, or when the judge is done).
 
 A definition that dies or hangs gets ``error`` or ``timeout``; one that writes anything but
 answers on its pipes fails. Never a pass.
@@ -43,20 +44,21 @@ NO_RESULT = (
 )
 
 
-def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: str, judge=None):
+def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=None):
     """[(status, message)] for ``jobs`` (one per exercise: check, target, program).
 
-    ``judge``: a ``JudgeServer`` (checks imported once per grading run, a judge forked per
-    notebook); without one, a judge process of its own starts for these jobs."""
+    ``place``: the student's sandbox (``shared.course.student_sandbox``), which forks the
+    worker. ``judge``: a ``JudgeServer`` (checks imported once per grading run, a judge forked
+    per notebook); without one, a judge process of its own starts for these jobs."""
+    from shared.course.student_sandbox import SandboxGone
+
     pipes = [(os.pipe(), os.pipe()) for _ in jobs]  # per exercise: judge->worker, worker->judge
     worker_fds = [fd for down, up in pipes for fd in (down[0], up[1])]
     judge_fds = [fd for down, up in pipes for fd in (up[0], down[1])]
     worker_job = {
         "exercises": [{"target": j["target"], "program": j["program"]} for j in jobs],
-        "fds": [[down[0], up[1]] for down, up in pipes],
-        "warm": common["checks_module"],
         "timeout": timeout,
-        "own_pid_namespace": bool(sandbox.enabled),
+        "own_pid_namespace": bool(place.box.enabled),
     }
     judge_job = {
         "exercises": [{"check": j["check"], "target": j["target"]} for j in jobs],
@@ -68,23 +70,24 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
     processes = []
     out, result_w = os.pipe()
     try:
-        worker = _start(sandbox.argv(_command("worker")), sandbox.env(), cwd, worker_fds)
-        processes.append(worker)
         if judge is None:
-            judge = _start(_command("judge"), judge_env(sandbox), "/", [*judge_fds, result_w])
+            argv, env = command("judge"), judge_env(place.box)
+            judge = _start(argv, env, "/", [*judge_fds, result_w])
             processes.append(judge)
             _send(judge, {**judge_job, "out": result_w})
         else:
             judge.submit(judge_job, [*judge_fds, result_w])
-    except OSError as exc:
+        place.start_worker(worker_job, worker_fds)
+    except (OSError, SandboxGone) as exc:
         os.close(out)
+        for process in processes:
+            _kill(process)
         return [("error", f"could not start the checker: {exc}")] * len(jobs)
     finally:
         for fd in [*worker_fds, *judge_fds, result_w]:
             os.close(fd)
     results = []
     try:
-        _send(worker, worker_job)
         data = b""
         limit = STARTUP_ALLOWANCE_S
         for index in range(len(jobs)):
@@ -104,14 +107,18 @@ def run_checks(sandbox, jobs: list[dict], common: dict, *, timeout: float, cwd: 
             _kill(process)
             LIVE.discard(process)
         os.close(out)
+        try:
+            place.reset(files=False)  # the worker and whatever it left running
+        except SandboxGone:
+            pass
     while len(results) < len(jobs):
         results.append(("error", "not checked: the checker stopped on an earlier exercise"))
     return results
 
 
-def _command(role: str) -> list[str]:
+def command(role: str) -> list[str]:
     """A process of ``role``, with nothing of its working folder on its import path."""
-    module = "shared.course.worker" if role == "worker" else "shared.course.judge"
+    module = "shared.course.judge" if role.startswith("judge") else f"shared.course.{role}"
     code = f"import sys; del sys.path[0]; from {module} import {role}_main; {role}_main()"
     return [sys.executable, "-c", code, role]
 
@@ -138,7 +145,7 @@ class JudgeServer:
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            argv = [*_command("judge_server"), checks_module, str(theirs.fileno())]
+            argv = [*command("judge_server"), checks_module, str(theirs.fileno())]
             self.process = _start(argv, judge_env(sandbox), "/", [theirs.fileno()])
         finally:
             theirs.close()

@@ -1,10 +1,11 @@
-"""Run a notebook's cells in a kernel inside the sandbox (``shared.course.sandbox``).
+"""Run a notebook's cells in a kernel inside the student's sandbox (``shared.course.sandbox``).
 
-The kernel is this interpreter's ipykernel, whatever the notebook's metadata says; its command
-line is wrapped in bwrap. With no network in the sandbox the kernel talks to nbclient over
-``ipc`` (Unix sockets) in a per-notebook folder, the one host folder bound read-write. The kernel
-interrupts itself on an ``interrupt_request`` message (``interrupt_mode: message``): a signal
-sent from the grader would reach bwrap, not the kernel.
+The kernel is this interpreter's ipykernel, whatever the notebook's metadata says, forked by
+the zygote of the student's sandbox (``shared.course.student_sandbox``): ``ZygoteProvisioner``
+is jupyter_client's local provisioner with the launch, poll and signals sent to the zygote.
+With no network in the sandbox the kernel talks to nbclient over ``ipc`` (Unix sockets) in a
+per-notebook folder of the one host folder bound read-write. The kernel interrupts itself on an
+``interrupt_request`` message (``interrupt_mode: message``): the grader sends it no signal.
 
 ``SandboxClient`` leaves Ctrl-C to the grader, records cells that timed out, stops a cell that ignores the interrupt
 (``StuckCell``) and caps how much output a cell may pile up.
@@ -16,8 +17,6 @@ import sys
 import time
 from contextlib import asynccontextmanager
 
-from shared.course.sandbox import Sandbox
-
 KERNEL_NAME = "gpt-course-sandbox"
 MAX_CELL_OUTPUT_CHARS = 200_000  # a cell printing forever must not eat the grader's memory
 STUCK_GRACE_S = 10  # after an interrupt, how long a cell may take to stop before the kill
@@ -27,12 +26,11 @@ class StuckCell(Exception):
     """A cell kept running after it was interrupted: the kernel is stopped."""
 
 
-def _spec_manager(sandbox: Sandbox, conn_dir: str):
+def _spec_manager():
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-    command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec = KernelSpec(
-        argv=sandbox.argv(command, rw_paths=(conn_dir,)),
+        argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],  # not run
         display_name="course sandbox",
         language="python",
         interrupt_mode="message",
@@ -46,24 +44,82 @@ def _spec_manager(sandbox: Sandbox, conn_dir: str):
     return SandboxSpecs()
 
 
+def zygote_provisioner(place, km):
+    """A provisioner for ``km`` whose kernel the zygote of ``place`` forks."""
+    import asyncio
+    import signal
+
+    from jupyter_client.provisioning import LocalProvisioner
+
+    from shared.course.student_sandbox import SandboxGone
+
+    class ZygoteProvisioner(LocalProvisioner):
+        kernel_pid = None  # inside the sandbox's PID namespace: only the zygote can use it
+
+        @property
+        def has_process(self) -> bool:
+            return self.kernel_pid is not None
+
+        async def _ask(self, **message) -> dict:
+            return await asyncio.to_thread(place.request, message)
+
+        async def launch_kernel(self, cmd, **kwargs):
+            reply = await self._ask(op="kernel", connection_file=km.connection_file)
+            self.kernel_pid = reply["pid"]
+            return self.connection_info
+
+        async def poll(self):
+            if self.kernel_pid is None:
+                return 0
+            try:
+                return (await self._ask(op="poll", pid=self.kernel_pid))["exit"]
+            except SandboxGone:
+                return -signal.SIGKILL
+
+        async def wait(self):
+            while (code := await self.poll()) is None:
+                await asyncio.sleep(0.1)
+            self.kernel_pid = None
+            return code
+
+        async def send_signal(self, signum: int) -> None:
+            if self.kernel_pid is not None:
+                try:
+                    await self._ask(op="signal", pid=self.kernel_pid, signum=int(signum))
+                except SandboxGone:
+                    pass
+
+        async def kill(self, restart: bool = False) -> None:
+            await self.send_signal(signal.SIGKILL)
+
+        async def terminate(self, restart: bool = False) -> None:
+            await self.send_signal(signal.SIGTERM)
+
+    return ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+
+
 def client_class():
     from nbclient import NotebookClient
 
     class SandboxClient(NotebookClient):
         """nbclient with: the sandboxed kernel, a record of timed-out cells, capped outputs."""
 
-        sandbox: Sandbox
+        place: object  # the student's sandbox (shared.course.student_sandbox)
         conn_dir: str
 
         def create_kernel_manager(self):
+            import uuid
+
             self.kernel_name = KERNEL_NAME
             self.km = self.kernel_manager_class(
                 kernel_name=KERNEL_NAME,
-                kernel_spec_manager=_spec_manager(self.sandbox, self.conn_dir),
+                kernel_spec_manager=_spec_manager(),
                 transport="ipc",
                 connection_file=f"{self.conn_dir}/kernel.json",
                 config=self.config,
             )
+            self.km.kernel_id = str(uuid.uuid4())
+            self.km.provisioner = zygote_provisioner(self.place, self.km)
             return self.km
 
         @asynccontextmanager

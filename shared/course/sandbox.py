@@ -138,8 +138,13 @@ class Sandbox:
         env.update(extra or {})
         return env
 
-    def argv(self, command: list[str], *, rw_paths: tuple[str, ...] = ()) -> list[str]:
-        """``command`` wrapped in bwrap (or as it is, with rlimits, when disabled)."""
+    def argv(
+        self, command: list[str], *, rw_paths: tuple[str, ...] = (), as_pid_1: bool = False
+    ) -> list[str]:
+        """``command`` wrapped in bwrap (or as it is, with rlimits, when disabled).
+
+        ``as_pid_1``: the command is the sandbox's PID 1 (it reaps orphans; nothing inside
+        can kill it) instead of bwrap's own init."""
         limits = []
         if self.prlimit:
             limits = [
@@ -156,6 +161,8 @@ class Sandbox:
         args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
         args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         args += ["--cap-drop", "ALL", "--clearenv"]
+        if as_pid_1:
+            args.append("--as-pid-1")
         for directory in SYSTEM_DIRS:
             if os.path.islink(directory):
                 args += ["--symlink", os.readlink(directory), directory]

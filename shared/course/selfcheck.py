@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +35,9 @@ from shared.course.checker import run_checks
 from shared.course.extract import extract
 from shared.course.kernel import StuckCell, client_class
 from shared.course.sandbox import Sandbox
+from shared.course.student_sandbox import kill_all as kill_sandboxes
 from shared.errors import one_line
 
-KERNELS: set = set()  # notebook clients with a kernel that may be running (kill_all)
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 MAX_MESSAGE_CHARS = 600
 MAX_NOTEBOOK_BYTES = 50_000_000
@@ -103,24 +102,17 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 
 
 def kill_all() -> None:
-    """Kill every sandbox this grader started (Ctrl-C): kernels and checkers."""
+    """Kill every sandbox this grader started (Ctrl-C): students' sandboxes and judges."""
     kill_checkers()
-    for client in list(KERNELS):
-        pid = getattr(getattr(getattr(client, "km", None), "provisioner", None), "pid", None)
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    kill_sandboxes()
 
 
-async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, total: float):
-    """Execute the notebook in a sandboxed kernel; notes about cells that failed or hung."""
+async def run_in_kernel(nb, place, scratch: str, timeout: float, total: float):
+    """Execute the notebook in a kernel in the student's sandbox; notes about cells that failed
+    or hung."""
     from nbclient.exceptions import DeadKernelError
 
-    # Unix socket paths are limited to ~107 bytes: a long TMPDIR falls back to /tmp.
-    short_dir = scratch if len(scratch) <= 48 or not os.path.isdir("/tmp") else "/tmp"
-    conn_dir = tempfile.mkdtemp(prefix="gpt-course-kernel-", dir=short_dir)
+    conn_dir = place.kernel_dir()
     client = client_class()(
         nb,
         timeout=int(max(1, timeout)),
@@ -131,15 +123,14 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
         record_timing=False,
         resources={"metadata": {"path": scratch}},
     )
-    client.sandbox, client.conn_dir = sandbox, conn_dir
+    client.place, client.conn_dir = place, conn_dir
     client.timed_out, client.current_index, client.output_chars = [], None, 0
     client.interrupted_at = {}
     notes: list[str] = []
-    KERNELS.add(client)
 
     async def run() -> None:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        async with client.async_setup_kernel(env=sandbox.env(), **quiet):
+        async with client.async_setup_kernel(env=place.box.env(), **quiet):
             client.reset_execution_trackers()
             for index, cell in enumerate(list(client.nb.cells)):
                 await client.async_execute_cell(cell, index, client.code_cells_executed + 1)
@@ -162,7 +153,6 @@ async def run_in_kernel(nb, sandbox: Sandbox, scratch: str, timeout: float, tota
     except Exception as exc:  # kernel failed to start, ...
         notes.append(f"could not run the notebook: {type(exc).__name__}: {short(exc, 200)}")
     finally:
-        KERNELS.discard(client)
         shutil.rmtree(conn_dir, ignore_errors=True)
     for index in client.timed_out:
         notes.append(f"cell {index + 1} did not finish within {timeout:g} s and was interrupted")
@@ -185,7 +175,7 @@ async def grade_notebook_async(
     lesson: str,
     exercises: list[Exercise],
     *,
-    sandbox: Sandbox,
+    place,
     scratch: str,
     checks_module: str,
     timeout: float = 120,
@@ -193,14 +183,15 @@ async def grade_notebook_async(
     run_notebook: bool = True,
     judge=None,
 ) -> NotebookReport:
-    """Run ``path`` in the sandbox (notes only), then check each exercise's definition."""
+    """Run ``path`` in the student's sandbox ``place`` (notes only), then check each
+    exercise's definition."""
     try:
         nb = read_notebook(path)
     except (OSError, ValueError) as exc:
         return report_for_all(lesson, str(path), exercises, "error", str(exc))
     report = NotebookReport(lesson, str(path))
     if run_notebook:
-        report.notes = await run_in_kernel(nb, sandbox, scratch, timeout, total)
+        report.notes = await run_in_kernel(nb, place, scratch, timeout, total)
     cells = [dict(c) for c in nb.cells]
     extractions = {ex.name: extract(cells, ex.target) for ex in exercises}
     to_check = [ex for ex in exercises if not extractions[ex.name].fail]
@@ -215,7 +206,7 @@ async def grade_notebook_async(
     checked = {}
     if jobs:
         outcomes = await asyncio.to_thread(
-            run_checks, sandbox, jobs, common, timeout=timeout, cwd=scratch, judge=judge
+            run_checks, place, jobs, common, timeout=timeout, judge=judge
         )
         checked = {ex.name: outcome for ex, outcome in zip(to_check, outcomes, strict=True)}
     for ex in exercises:
@@ -235,9 +226,41 @@ def usable_cores() -> int:
     return measured_usable_cores()
 
 
+def by_student(tasks, jobs: int) -> list[list]:
+    """``tasks`` in runs that share a sandbox: one per student (the key's first item), split
+    while there are fewer runs than ``jobs``; the longest first."""
+    runs: dict = {}
+    for task in tasks:
+        key = task[0]
+        runs.setdefault(key[0] if isinstance(key, tuple) else None, []).append(task)
+    chunks = [sorted(run, key=lambda task: str(task[0])) for run in runs.values()]
+    while len(chunks) < jobs and max(map(len, chunks), default=0) > 1:
+        longest = max(chunks, key=len)
+        chunks.remove(longest)
+        chunks += [longest[: len(longest) // 2], longest[len(longest) // 2 :]]
+    return sorted(chunks, key=len, reverse=True)
+
+
+def ready_sandbox(place, box: Sandbox, scratch: str, checks_module: str):
+    """``place`` emptied for the next notebook, or a new sandbox if it is gone."""
+    from shared.course.student_sandbox import SandboxGone, StudentSandbox
+
+    if place is not None and place.alive:
+        try:
+            place.reset()
+            return place
+        except SandboxGone:
+            pass
+    if place is not None:
+        place.close()
+    return StudentSandbox(box, scratch, checks_module)
+
+
 async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **options) -> None:
     """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
 
+    A student's notebooks run one after another in one sandbox of their own
+    (``shared.course.student_sandbox``), ``jobs`` students at a time.
     ``progress``: a bar with the notebooks done and the time left on stderr.
     Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
@@ -245,24 +268,41 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
 
     from tqdm import tqdm
 
+    from shared.course.student_sandbox import SandboxGone
+
     semaphore = asyncio.Semaphore(max(1, jobs))
     loop = asyncio.get_running_loop()
     stopped = []
     bar = tqdm(total=len(tasks), unit="notebook", file=sys.stderr, disable=not progress,
                desc="grading", dynamic_ncols=True)  # fmt: skip
+    where = (options["sandbox"], options["scratch"], options["checks_module"])
+    options = {k: v for k, v in options.items() if k != "sandbox"}
 
-    async def one(key, path, lesson, exercises):
+    async def one(place, key, path, lesson, exercises):
+        try:
+            place = await asyncio.to_thread(ready_sandbox, place, *where)
+            report = await grade_notebook_async(path, lesson, exercises, place=place, **options)
+        except SandboxGone as exc:
+            report = report_for_all(lesson, str(path), exercises, "error", f"not graded: {exc}")
+        except Exception as exc:  # never let one notebook stop the class
+            message = f"grader error: {type(exc).__name__}: {exc}"
+            report = report_for_all(lesson, str(path), exercises, "error", message)
+        if not stopped:
+            done[key] = report
+            bar.update(1)
+        return place
+
+    async def one_student(chunk):
         async with semaphore:
+            place = None
             try:
-                report = await grade_notebook_async(path, lesson, exercises, **options)
-            except Exception as exc:  # never let one notebook stop the class
-                message = f"grader error: {type(exc).__name__}: {exc}"
-                report = report_for_all(lesson, str(path), exercises, "error", message)
-            if not stopped:
-                done[key] = report
-                bar.update(1)
+                for task in chunk:
+                    place = await one(place, *task)
+            finally:
+                if place is not None:
+                    place.close()
 
-    running = [asyncio.ensure_future(one(*task)) for task in tasks]
+    running = [asyncio.ensure_future(one_student(chunk)) for chunk in by_student(tasks, jobs)]
 
     def on_interrupt():
         stopped.append(True)

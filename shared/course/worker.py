@@ -1,14 +1,14 @@
 """The worker: a learner's definitions, in the sandbox, answering the judge's requests.
 
-``worker_main`` imports torch and the course once, makes itself non-dumpable, then for each
-exercise forks a child that keeps only that exercise's pipes, runs the learner's program
-(imports, helpers, the definition: nothing else of the notebook) and lends the definition to
-the judge (``shared.course.remote``): it never sees a check, a comparison or a verdict.
+Forked by the student sandbox's zygote (``shared.course.zygote``: torch and the course
+already imported, non-dumpable), ``serve_job`` forks, for each exercise, a child that keeps
+only that exercise's pipes, runs the learner's program (imports, helpers, the definition:
+nothing else of the notebook) and lends the definition to the judge
+(``shared.course.remote``): it never sees a check, a comparison or a verdict.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -103,12 +103,8 @@ def _in_child(exercise: dict, fds: list[int], mine: tuple[int, int], job: dict) 
         pass
 
 
-def worker_main() -> None:  # pragma: no cover - runs in the sandbox (tested through run_checks)
-    import importlib
-
-    job = json.loads(sys.stdin.read())
-    importlib.import_module(job["warm"])  # once, before any clock starts: torch etc.
-    _not_dumpable()
+def serve_job(job: dict) -> None:
+    """Every exercise of ``job``, one forked child each, in order; then this process ends."""
     pairs = [tuple(pair) for pair in job["fds"]]
     open_fds = [fd for pair in pairs for fd in pair]
     for exercise, pair in zip(job.pop("exercises"), pairs, strict=True):
