@@ -8,18 +8,25 @@ the sandbox, --jobs = usable cores), as an instructor would. Printed: the load a
 time in all and per notebook, and the extrapolation to 30 students (linear: the notebooks are
 independent and run --jobs at a time, so time grows with their number).
 
+``--compare REV`` grades the same class with the grader of git revision REV (a temporary
+worktree, first on PYTHONPATH) and with today's, alternating, ``--rounds`` times: the ratio of
+two runs on the same machine at the same load, and whether every grade is the same.
+``--lessons N`` builds the class from the first N lessons only (the issue's 8).
+
 ``--judge-ratio`` also times the definitions' checks alone (no kernels), the same notebooks
 through the grader's checker of before #23 (verdict inside the sandboxed process: ``git show
 COMMIT:shared/course/checker.py``) and through today's (judge + worker), alternating, and prints
 the after/before ratio: both measured in one run, on the same machine and load.
 
     python benchmarks/bench_grade.py --students 6
+    python benchmarks/bench_grade.py --students 6 --compare cd75ba2 --rounds 1
     python benchmarks/bench_grade.py --students 2 --judge-ratio --no-grade
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import subprocess
@@ -48,7 +55,7 @@ def partial(solution: nbformat.NotebookNode, rng: random.Random, solved: float):
     return nb
 
 
-def build_class(root: Path, students: int, seed: int) -> int:
+def build_class(root: Path, students: int, seed: int, lessons: list[str]) -> int:
     """students/<name>/<lesson>.ipynb: a third solved, a third stubs, a third partial work."""
     rng = random.Random(seed)
     count = 0
@@ -56,7 +63,7 @@ def build_class(root: Path, students: int, seed: int) -> int:
         kind = ("solved", "stub", "partial")[index % 3]
         folder = root / f"student{index:02d}_{kind}"
         folder.mkdir(parents=True)
-        for lesson in EXERCISES:
+        for lesson in lessons:
             solution = nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", as_version=4)
             if kind == "solved":
                 nb = solution
@@ -69,11 +76,12 @@ def build_class(root: Path, students: int, seed: int) -> int:
     return count
 
 
-def grade(submissions: Path, out: Path, extra: list[str]) -> float:
+def grade(submissions: Path, out: Path, extra: list[str], cwd: Path = ROOT, env=None) -> float:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "shared", "grade", str(submissions), "--out", str(out), *extra],
-        cwd=ROOT,
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
     )
@@ -82,6 +90,52 @@ def grade(submissions: Path, out: Path, extra: list[str]) -> float:
         raise SystemExit(f"grade failed ({result.returncode}):\n{result.stderr[-2000:]}")
     print(result.stdout.strip().splitlines()[-1])
     return elapsed
+
+
+def load() -> str:
+    return open("/proc/loadavg", encoding="utf-8").read().split()[0]
+
+
+def statuses(csv_path: Path) -> list[tuple]:
+    import csv
+
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        return [
+            (r["student"], r["lesson"], r["exercise"], r["status"]) for r in csv.DictReader(handle)
+        ]
+
+
+def compare(submissions: Path, count: int, rev: str, rounds: int, extra: list[str]) -> None:
+    """The same class graded by REV's grader and today's, alternating, ``rounds`` times."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    tree = scratch / "tree"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tree), "GPT_COURSE_DATA_DIR": str(ROOT / "data")}
+    walls: dict[str, float] = {rev: 0.0, "today": 0.0}
+    grades = {}
+    extra = [*extra, "--no-cache"]
+    try:
+        for _ in range(rounds):
+            for name, cwd, environment in ((rev, tree, env), ("today", ROOT, None)):
+                out = scratch / name / "gradebook.csv"
+                before = load()
+                wall = grade(submissions, out, extra, cwd, environment)
+                walls[name] += wall
+                grades[name] = statuses(out)
+                print(f"  {name}: {wall:.0f} s, {wall / count:.2f} s per notebook "
+                      f"(load {before} -> {load()})", flush=True)  # fmt: skip
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    n = count * rounds
+    same = "the same grade" if grades[rev] == grades["today"] else "DIFFERENT GRADES"
+    print(
+        f"compare: {rev} {walls[rev] / n:.2f} s per notebook, today {walls['today'] / n:.2f} s; "
+        f"today/{rev} = {walls['today'] / walls[rev]:.2f}; {same} for all "
+        f"{len(grades['today'])} exercises"
+    )
 
 
 def old_checker(scratch: Path):
@@ -118,8 +172,8 @@ def judge_ratio(submissions: Path, students: int, rounds: int, checks_only: bool
         shutil.copytree(folder, subset / folder.name)
     count = len(list(subset.glob("*/*.ipynb")))
 
-    def before(sandbox, jobs, common, *, timeout, cwd, judge=None):
-        return old.run_checks(sandbox, jobs, common, timeout=timeout, cwd=cwd)
+    def before(place, jobs, common, *, timeout, judge=None):
+        return old.run_checks(place.box, jobs, common, timeout=timeout, cwd=place.conn_dir)
 
     for run_notebook in (False, True)[: 1 if checks_only else 2]:
         totals = {"before": 0.0, "after": 0.0}
@@ -169,23 +223,30 @@ def main() -> None:
     )
     parser.add_argument("--no-grade", action="store_true", help="skip the full grading run")
     parser.add_argument("--rerun", action="store_true", help="grade twice (the cache's effect)")
+    parser.add_argument(
+        "--compare", metavar="REV", help="also grade with REV's grader, alternating"
+    )
+    parser.add_argument("--lessons", type=int, default=len(EXERCISES), help="the first N lessons")
     args, extra = parser.parse_known_args()
+    lessons = list(EXERCISES)[: args.lessons]
     print(f"load average before: {open('/proc/loadavg').read().strip()} (shared machine)")
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
         submissions = Path(tmp) / "class"
-        count = build_class(submissions, args.students, args.seed)
-        print(f"class: {args.students} students x {len(EXERCISES)} lessons = {count} notebooks")
+        count = build_class(submissions, args.students, args.seed, lessons)
+        print(f"class: {args.students} students x {len(lessons)} lessons = {count} notebooks")
         if not args.no_grade:
             out = Path(tmp) / "out" / "gradebook.csv"
             wall = grade(submissions, out, extra)
             print(
                 f"grade (default flags{' ' + ' '.join(extra) if extra else ''}): {wall:.0f} s "
-                f"in all, {wall / count:.1f} s per notebook; 30 students x 8 lessons "
-                f"~ {wall / count * 240 / 60:.1f} min (linear)"
+                f"in all, {wall / count:.1f} s per notebook; 30 students x {len(lessons)} "
+                f"lessons ~ {wall / args.students * 30 / 60:.1f} min (linear in students)"
             )
             if args.rerun:
                 again = grade(submissions, out, extra)
                 print(f"re-run, nothing changed: {again:.1f} s")
+        if args.compare:
+            compare(submissions, count, args.compare, args.rounds, extra)
         if args.judge_ratio:
             judge_ratio(submissions, args.ratio_students, args.rounds, args.checks_only)
     print(f"load average after: {open('/proc/loadavg').read().strip()}")

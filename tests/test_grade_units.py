@@ -283,15 +283,20 @@ def test_a_run_where_nothing_could_be_graded_exits_non_zero(tmp_path, monkeypatc
     assert code == 1 and "every exercise ended in an error" in err
 
 
-def test_a_students_notebooks_share_one_sandbox_and_a_lone_student_is_split():
-    tasks = [((student, lesson), None, lesson, []) for lesson in ("02", "01") for student in "ab"]
-    runs = selfcheck.by_student(tasks, jobs=2)
-    assert [[task[0] for task in run] for run in runs] == [
-        [("a", "01"), ("a", "02")],
-        [("b", "01"), ("b", "02")],
-    ]
-    alone = [(("a", f"{n:02d}"), None, "", []) for n in range(5)]
-    runs = selfcheck.by_student(alone, jobs=2)
-    assert sorted(len(run) for run in runs) == [2, 3]
-    assert sorted(task[0] for run in runs for task in run) == [task[0] for task in alone]
-    assert selfcheck.by_student([], jobs=2) == []
+def test_the_schedule_keeps_a_students_notebooks_together_and_no_core_idle():
+    tasks = [((student, lesson), None, lesson, []) for lesson in ("02", "01") for student in "abc"]
+    tasks.append((("c", "03"), None, "03", []))
+    schedule = selfcheck.Schedule(tasks)
+    first = schedule.next(object())
+    assert first[0] == "c" and first[1][0] == ("c", "01")  # the most notebooks first, in order
+    assert schedule.next("c")[1][0] == ("c", "02")
+    second = schedule.next(object())  # another sandbox: a student nobody has started
+    assert second[0] == "a" and second[1][0] == ("a", "01")
+    assert schedule.next("c")[1][0] == ("c", "03")
+    assert schedule.next("c")[0] == "b"  # c is done: the next fresh student, never shared
+    assert schedule.next("b")[1][0] == ("b", "02")
+    assert schedule.next("b")[1][0] == ("a", "02")  # nobody left to start: help a's sandbox
+    assert schedule.next("a") is None and schedule.next(object()) is None
+    alone = selfcheck.Schedule([(f"{n}.ipynb", None, "", []) for n in range(3)])  # `check`
+    picked = [alone.next(None), alone.next(object()), alone.next(None)]
+    assert [task[0] for _, task in picked] == ["0.ipynb", "1.ipynb", "2.ipynb"]

@@ -52,6 +52,10 @@ def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=N
     per notebook); without one, a judge process of its own starts for these jobs."""
     from shared.course.student_sandbox import SandboxGone
 
+    try:
+        place.reset()  # nothing the notebook left running or wrote sees the checks
+    except (OSError, SandboxGone) as exc:
+        return [("error", f"could not start the checker: {exc}")] * len(jobs)
     pipes = [(os.pipe(), os.pipe()) for _ in jobs]  # per exercise: judge->worker, worker->judge
     worker_fds = [fd for down, up in pipes for fd in (down[0], up[1])]
     judge_fds = [fd for down, up in pipes for fd in (up[0], down[1])]
@@ -109,7 +113,7 @@ def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=N
         os.close(out)
         try:
             place.reset(files=False)  # the worker and whatever it left running
-        except SandboxGone:
+        except (OSError, SandboxGone):
             pass
     while len(results) < len(jobs):
         results.append(("error", "not checked: the checker stopped on an earlier exercise"))

@@ -5,9 +5,10 @@
 
 ``grade SUBMISSIONS_DIR`` grades ``SUBMISSIONS_DIR/<student>/<NN_name>.ipynb`` for every lesson
 in ``shared.checks.EXERCISES``: a CSV (everything), a Markdown summary next to it (to share)
-and a student x lesson grid on screen. Every notebook runs in a bubblewrap sandbox and every
-exercise is checked from the notebook's own definition in a fresh sandbox of its own
-(``shared.course.selfcheck``). Without bwrap grading refuses, unless ``--no-sandbox``.
+and a student x lesson grid on screen. Each student's notebooks run in a bubblewrap sandbox of
+that student's, emptied between notebooks, and every exercise is checked from the notebook's
+own definition in a process that runs nothing else (``shared.course.selfcheck``). Without
+bwrap grading refuses, unless ``--no-sandbox``.
 """
 
 from __future__ import annotations

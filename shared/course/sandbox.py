@@ -292,7 +292,7 @@ def probe(box: Sandbox) -> None:
 
     try:
         result = subprocess.run(
-            box.argv([sys.executable, "-c", "pass"]),
+            box.argv([sys.executable, "-c", "pass"], as_pid_1=True),  # as students' sandboxes
             capture_output=True,
             text=True,
             timeout=60,

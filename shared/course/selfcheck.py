@@ -2,13 +2,16 @@
 
 This is the engine behind ``python -m shared check`` and ``python -m shared grade``:
 
-1. the notebook runs top to bottom in a fresh kernel inside the sandbox
-   (``shared.course.sandbox``, ``shared.course.kernel``): per-cell timeout (the cell is
+1. the notebook runs top to bottom in a fresh kernel inside the student's sandbox
+   (``shared.course.student_sandbox``, ``shared.course.kernel``): per-cell timeout (the cell is
    interrupted and the next one runs), a total time cap, failing cells noted. This only
    produces notes ("cell 5 raised NameError"): nothing the kernel does reaches the grade;
 2. each exercise's definition is taken from the cell sources (``shared.course.extract``) and
-   checked with the installed checks in a fresh sandboxed process of its own
-   (``shared.course.checker``), which runs nothing else of the notebook.
+   checked with the installed checks (``shared.course.checker``): the definition runs in a
+   process of its own that runs nothing else of the notebook, the verdict in a judge outside.
+
+A student's notebooks share one sandbox, one after another: between two notebooks every process
+in it is killed and its writable folders are emptied, so each notebook starts as in a new one.
 
 So a notebook's own check cells, printed text, patched libraries, hooks or background
 processes cannot change its grade, and a definition cannot hide what it calls: the program the
@@ -226,19 +229,32 @@ def usable_cores() -> int:
     return measured_usable_cores()
 
 
-def by_student(tasks, jobs: int) -> list[list]:
-    """``tasks`` in runs that share a sandbox: one per student (the key's first item), split
-    while there are fewer runs than ``jobs``; the longest first."""
-    runs: dict = {}
-    for task in tasks:
-        key = task[0]
-        runs.setdefault(key[0] if isinstance(key, tuple) else None, []).append(task)
-    chunks = [sorted(run, key=lambda task: str(task[0])) for run in runs.values()]
-    while len(chunks) < jobs and max(map(len, chunks), default=0) > 1:
-        longest = max(chunks, key=len)
-        chunks.remove(longest)
-        chunks += [longest[: len(longest) // 2], longest[len(longest) // 2 :]]
-    return sorted(chunks, key=len, reverse=True)
+class Schedule:
+    """Which notebook a sandbox grades next: its student's next one; when that student is done,
+    a student nobody has started (the one with the most notebooks first); at the end, a
+    notebook of the student with the most left, in a second sandbox for that student, so that
+    no core waits idle while one student's notebooks finish."""
+
+    def __init__(self, tasks):
+        self.left: dict = {}  # student (the key's first item) -> tasks in lesson order
+        for task in tasks:
+            key = task[0]
+            self.left.setdefault(key[0] if isinstance(key, tuple) else None, []).append(task)
+        for run in self.left.values():
+            run.sort(key=lambda task: str(task[0]))
+        self.started: set = set()
+
+    def next(self, student):
+        """(student, task) for a sandbox now holding ``student``'s notebooks; None when done."""
+        if self.left.get(student):
+            return student, self.left[student].pop(0)
+        waiting = [s for s, run in self.left.items() if run]
+        if not waiting:
+            return None
+        fresh = [s for s in waiting if s not in self.started]
+        student = max(fresh or waiting, key=lambda s: len(self.left[s]))
+        self.started.add(student)
+        return student, self.left[student].pop(0)
 
 
 def ready_sandbox(place, box: Sandbox, scratch: str, checks_module: str):
@@ -249,7 +265,7 @@ def ready_sandbox(place, box: Sandbox, scratch: str, checks_module: str):
         try:
             place.reset()
             return place
-        except SandboxGone:
+        except (OSError, SandboxGone):
             pass
     if place is not None:
         place.close()
@@ -259,8 +275,8 @@ def ready_sandbox(place, box: Sandbox, scratch: str, checks_module: str):
 async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **options) -> None:
     """Grade ``tasks`` (key, path, lesson, exercises), ``jobs`` at a time, into ``done``.
 
-    A student's notebooks run one after another in one sandbox of their own
-    (``shared.course.student_sandbox``), ``jobs`` students at a time.
+    ``jobs`` sandboxes at a time, each holding one student's notebooks
+    (``shared.course.student_sandbox``), one after another, in the order of ``Schedule``.
     ``progress``: a bar with the notebooks done and the time left on stderr.
     Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
@@ -270,7 +286,6 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
 
     from shared.course.student_sandbox import SandboxGone
 
-    semaphore = asyncio.Semaphore(max(1, jobs))
     loop = asyncio.get_running_loop()
     stopped = []
     bar = tqdm(total=len(tasks), unit="notebook", file=sys.stderr, disable=not progress,
@@ -292,17 +307,21 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
             bar.update(1)
         return place
 
-    async def one_student(chunk):
-        async with semaphore:
-            place = None
-            try:
-                for task in chunk:
-                    place = await one(place, *task)
-            finally:
-                if place is not None:
-                    place.close()
+    async def sandbox_slot():
+        place, student, schedule_next = None, object(), schedule.next
+        try:
+            while (picked := schedule_next(student)) is not None:
+                if picked[0] != student and place is not None:
+                    place.close()  # another student's notebooks never share a sandbox
+                    place = None
+                student = picked[0]
+                place = await one(place, *picked[1])
+        finally:
+            if place is not None:
+                place.close()
 
-    running = [asyncio.ensure_future(one_student(chunk)) for chunk in by_student(tasks, jobs)]
+    schedule = Schedule(tasks)
+    running = [asyncio.ensure_future(sandbox_slot()) for _ in range(max(1, jobs))]
 
     def on_interrupt():
         stopped.append(True)

@@ -96,7 +96,9 @@ class StudentSandbox:
                 why = "did not answer in time" if isinstance(exc, TimeoutError) else "stopped"
                 self._stop(f"the sandbox {why} (out of memory or processes?)")
                 raise SandboxGone(self.gone) from None
-            return reply
+        if "error" in reply:  # it is alive but could not do it (a fork failed)
+            raise OSError(f"the sandbox could not {message.get('op', 'start')}: {reply['error']}")
+        return reply
 
     def kernel_dir(self) -> str:
         """A new folder for a kernel's connection file and sockets, visible inside."""

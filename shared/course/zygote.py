@@ -70,7 +70,15 @@ class Zygote:
             if not data:  # the grader is gone
                 self.kill_all()
                 os._exit(0)
-            reply = self.handle(json.loads(data), fds)
+            try:
+                reply = self.handle(json.loads(data), fds)
+            except Exception as exc:  # fork failed (out of processes, memory): say so, go on
+                for fd in fds:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
             self.control.send(json.dumps(reply).encode("utf-8"))
 
     def handle(self, request: dict, fds: list[int]) -> dict:
