@@ -44,14 +44,16 @@ NO_RESULT = (
 )
 
 
+class SandboxGone(Exception):
+    """A student's sandbox stopped answering (or could not start): it was killed."""
+
+
 def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=None):
     """[(status, message)] for ``jobs`` (one per exercise: check, target, program).
 
     ``place``: the student's sandbox (``shared.course.student_sandbox``), which forks the
     worker. ``judge``: a ``JudgeServer`` (checks imported once per grading run, a judge forked
     per notebook); without one, a judge process of its own starts for these jobs."""
-    from shared.course.student_sandbox import SandboxGone
-
     try:
         place.reset()  # nothing the notebook left running or wrote sees the checks
     except (OSError, SandboxGone) as exc:

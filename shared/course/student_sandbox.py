@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 
-from shared.course.checker import STARTUP_ALLOWANCE_S, command
+from shared.course.checker import STARTUP_ALLOWANCE_S, SandboxGone, command
 
 # Imported once per student, before any learner code: what kernels and checks use.
 PRELOAD = (
@@ -43,10 +43,6 @@ PRELOAD = (
 )
 REQUEST_S = 60  # a reset waits for every process of the sandbox to die
 LIVE: set[StudentSandbox] = set()  # killed on Ctrl-C (kill_all)
-
-
-class SandboxGone(Exception):
-    """The student's sandbox stopped answering (or could not start): it was killed."""
 
 
 class StudentSandbox:
