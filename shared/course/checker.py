@@ -87,7 +87,7 @@ def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=N
     except (OSError, SandboxGone) as exc:
         os.close(out)
         for process in processes:
-            _kill(process)
+            kill_process(process)
         return [("error", f"could not start the checker: {exc}")] * len(jobs)
     finally:
         for fd in [*worker_fds, *judge_fds, result_w]:
@@ -110,7 +110,7 @@ def run_checks(place, jobs: list[dict], common: dict, *, timeout: float, judge=N
             results.append(_parse_record(line, index))
     finally:
         for process in processes:
-            _kill(process)
+            kill_process(process)
             LIVE.discard(process)
         os.close(out)
         try:
@@ -165,7 +165,7 @@ class JudgeServer:
 
     def close(self) -> None:
         self.socket.close()
-        _kill(self.process)
+        kill_process(self.process)
         LIVE.discard(self.process)
 
 
@@ -233,7 +233,8 @@ def kill_all() -> None:
             pass
 
 
-def _kill(process: subprocess.Popen) -> None:
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL ``process``'s group (it was started in a session of its own), then reap it."""
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGKILL)

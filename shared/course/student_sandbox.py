@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 
-from shared.course.checker import STARTUP_ALLOWANCE_S, SandboxGone, command
+from shared.course.checker import STARTUP_ALLOWANCE_S, SandboxGone, command, kill_process
 
 # Imported once per student, before any learner code: what kernels and checks use.
 PRELOAD = (
@@ -120,19 +120,10 @@ class StudentSandbox:
 
     def _stop(self, why: str) -> None:
         self.gone = self.gone or why
-        _kill(self.process)
+        kill_process(self.process)
         self.socket.close()
         shutil.rmtree(self.conn_dir, ignore_errors=True)
         LIVE.discard(self)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            process.kill()
-    process.wait()
 
 
 def kill_all() -> None:
