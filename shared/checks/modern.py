@@ -82,6 +82,9 @@ def check_rmsnorm(RMSNorm) -> None:
         if not isinstance(weight, torch.Tensor) or weight.shape != (C,):
             fail(name, f"RMSNorm({C}) should have a learned gain `self.weight` of shape ({C},), "
                  f"got {shape_of(weight)}.")  # fmt: skip
+        if not isinstance(weight, nn.Parameter):  # a buffer or plain tensor: never learned
+            fail(name, "`self.weight` is not an nn.Parameter, so it gets no gradient: wrap it "
+                 "in nn.Parameter so that the optimizer learns it.")  # fmt: skip
         if not torch.equal(weight.detach(), torch.ones(C)):
             fail(name, "`self.weight` should start at ones (the norm starts as pure scaling).")
         with torch.no_grad():
