@@ -51,7 +51,7 @@ def zygote_provisioner(place, km):
 
     from jupyter_client.provisioning import LocalProvisioner
 
-    from shared.course.student_sandbox import SandboxGone
+    from shared.course.checker import SandboxGone
 
     class ZygoteProvisioner(LocalProvisioner):
         kernel_pid = None  # inside the sandbox's PID namespace: only the zygote can use it

@@ -259,7 +259,8 @@ class Schedule:
 
 def ready_sandbox(place, box: Sandbox, scratch: str, checks_module: str):
     """``place`` emptied for the next notebook, or a new sandbox if it is gone."""
-    from shared.course.student_sandbox import SandboxGone, StudentSandbox
+    from shared.course.checker import SandboxGone
+    from shared.course.student_sandbox import StudentSandbox
 
     if place is not None and place.alive:
         try:
@@ -284,7 +285,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
 
     from tqdm import tqdm
 
-    from shared.course.student_sandbox import SandboxGone
+    from shared.course.checker import SandboxGone
 
     loop = asyncio.get_running_loop()
     stopped = []
