@@ -127,6 +127,9 @@ def write_notebook(path: Path, sources: list[str]) -> None:
 # --------------------------------------------------------------------- the checks through a proxy
 
 
+PROXY_DEADLINE_S = 120  # one check through the proxy, on a loaded CI machine
+
+
 def through_proxy(check, target) -> None:
     """``check(target)`` with ``target`` behind a ``Remote`` proxy, served over a pipe.
 
@@ -136,11 +139,13 @@ def through_proxy(check, target) -> None:
     """
     import os
     import threading
+    import time
 
     from shared.course.remote import ChannelClosed, Link
 
     down, up = os.pipe(), os.pipe()
-    judge = Link(up[0], down[1], trusted=True)
+    # An answer that never comes fails the test (``Deadline``) instead of hanging the run.
+    judge = Link(up[0], down[1], trusted=True, deadline=time.monotonic() + PROXY_DEADLINE_S)
     worker = Link(down[0], up[1], trusted=False)
 
     def serve():
@@ -157,7 +162,7 @@ def through_proxy(check, target) -> None:
         check(judge.decode(judge.receive()["candidate"]))
     finally:
         judge.send({"op": "bye"})
-        thread.join()
+        thread.join(timeout=PROXY_DEADLINE_S)
         for fd in (*down, *up):
             os.close(fd)
 
