@@ -92,10 +92,6 @@ def grade(submissions: Path, out: Path, extra: list[str], cwd: Path = ROOT, env=
     return elapsed
 
 
-def load() -> str:
-    return open("/proc/loadavg", encoding="utf-8").read().split()[0]
-
-
 def statuses(csv_path: Path) -> list[tuple]:
     import csv
 
@@ -120,12 +116,12 @@ def compare(submissions: Path, count: int, rev: str, rounds: int, extra: list[st
         for _ in range(rounds):
             for name, cwd, environment in ((rev, tree, env), ("today", ROOT, None)):
                 out = scratch / name / "gradebook.csv"
-                before = load()
+                before = os.getloadavg()[0]
                 wall = grade(submissions, out, extra, cwd, environment)
                 walls[name] += wall
                 grades[name] = statuses(out)
                 print(f"  {name}: {wall:.0f} s, {wall / count:.2f} s per notebook "
-                      f"(load {before} -> {load()})", flush=True)  # fmt: skip
+                      f"(load {before:.2f} -> {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
     finally:
         subprocess.run([*git, "worktree", "remove", "--force", str(tree)], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)

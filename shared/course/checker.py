@@ -4,16 +4,17 @@ Three processes per notebook, wired by ``run_checks`` (the grader):
 
 - the **worker** (``shared.course.worker``, inside the student's sandbox): forked by the
   sandbox's zygote (``shared.course.zygote``), which imported torch and the course once and
-  is non-dumpable; for each exercise it forks a child that
-  keeps only that exercise's pair of pipes, runs the learner's program (imports, helpers, the
-  definition: nothing else of the notebook) and then only answers requests about the objects
-  it holds (``shared.course.remote``): it never sees a check, a comparison or a verdict;
+  is non-dumpable; for each exercise it forks a child that keeps only that exercise's pair of
+  pipes, runs the learner's program (imports, helpers, the definition: nothing else of the
+  notebook) and then only answers requests about the objects it holds
+  (``shared.course.remote``): it never sees a check, a comparison or a verdict;
 - the **judge** (``shared.course.judge``, outside the sandbox, trusted code only; one
   ``JudgeServer`` per grading run forks one per notebook): imports the installed checks and
-  runs each real check against a ``Remote`` proxy of the learner's definition, so every call, attribute and operator travels to the worker as a
-  request and comes back as data. The comparisons, the messages and the result are computed
-  here, in a process whose modules learner code never touched; what the worker sends can
-  only be answers to the judge's own questions;
+  runs each real check against a ``Remote`` proxy of the learner's definition, so every call,
+  attribute and operator travels to the worker as a request and comes back as data. The
+  comparisons, the messages and the result are computed here, in a process whose modules
+  learner code never touched; what the worker sends can only be answers to the judge's own
+  questions;
 - the grader reads one JSON line per exercise from the judge's result pipe, and then has the
   zygote kill the worker and all it started (at the time limit, or when the judge is done).
 

@@ -309,9 +309,9 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
         return place
 
     async def sandbox_slot():
-        place, student, schedule_next = None, object(), schedule.next
+        place, student = None, object()  # a sandbox starts with nobody's notebooks
         try:
-            while (picked := schedule_next(student)) is not None:
+            while (picked := schedule.next(student)) is not None:
                 if picked[0] != student and place is not None:
                     place.close()  # another student's notebooks never share a sandbox
                     place = None

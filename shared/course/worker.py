@@ -52,12 +52,12 @@ def _serve(exercise: dict, read_fd: int, write_fd: int) -> None:
             link.serve_one(message)
 
 
-def _not_dumpable() -> None:
-    """Children running learner code cannot ptrace this process or read its memory."""
+def set_dumpable(dumpable: bool) -> None:
+    """``False``: processes running learner code cannot ptrace this one or read its memory."""
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+        ctypes.CDLL(None).prctl(4, int(dumpable), 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except (OSError, AttributeError):
         pass
 

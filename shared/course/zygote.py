@@ -43,9 +43,9 @@ def zygote_main() -> None:  # pragma: no cover - runs in the sandbox (tested thr
             importlib.import_module(name)
         except Exception:  # a notebook that needs it says so itself
             pass
-    from shared.course.worker import _not_dumpable
+    from shared.course.worker import set_dumpable
 
-    _not_dumpable()
+    set_dumpable(False)
     for signum in IGNORED:  # only the grader stops this process (SIGKILL, or closing the socket)
         signal.signal(signum, signal.SIG_IGN)
     Zygote(control, own_namespace=config["own_pid_namespace"]).serve()
@@ -128,10 +128,12 @@ class Zygote:
         self.children[pid] = None
         return pid
 
-    def reap(self) -> None:
+    def reap(self, wait: bool = False) -> None:
+        """Collect finished children (``wait``: until none is left), keeping our children's
+        exit codes; orphans of learner code end here too."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, 0 if wait else os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -146,37 +148,22 @@ class Zygote:
                 os.kill(-1, signal.SIGKILL)  # PID 1 and its namespace: everyone else, at once
             except OSError:
                 pass
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, 0)
-                except ChildProcessError:
-                    break
-                if pid in self.children:
-                    self.children[pid] = os.waitstatus_to_exitcode(status)
-            return
-        for pid, code in self.children.items():
-            if code is None:
+        else:
+            for pid in [p for p, code in self.children.items() if code is None]:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        for pid in [p for p, code in self.children.items() if code is None]:
-            try:
-                self.children[pid] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-            except ChildProcessError:
-                self.children[pid] = -1
+        self.reap(wait=True)
 
 
 def _run_kernel(connection_file: str) -> None:
     """A Jupyter kernel, as ``python -m ipykernel_launcher -f FILE`` started in the work folder."""
     from ipykernel.kernelapp import IPKernelApp
 
-    try:
-        import ctypes
+    from shared.course.worker import set_dumpable
 
-        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: a kernel like any other
-    except (OSError, AttributeError):
-        pass
+    set_dumpable(True)  # a kernel like any other (the zygote and the worker stay non-dumpable)
     sys.path.insert(0, os.getcwd())
     sys.argv = [sys.executable, "-f", connection_file]
     IPKernelApp.launch_instance(argv=["-f", connection_file])
