@@ -43,6 +43,15 @@ class GPTConfig:
         if not 0.0 <= self.dropout < 1.0:  # also rejects NaN
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
+    def check_length(self, t_total: int) -> None:
+        """A model of this config sees at most ``block_size`` positions: say so, and what to do."""
+        if t_total > self.block_size:
+            raise ValueError(
+                f"sequence of length {t_total} is longer than block_size={self.block_size}, "
+                f"the maximum this model supports; crop the input to its last "
+                f"{self.block_size} tokens"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain ints/floats only, so checkpoints load with ``torch.load(weights_only=True)``."""
         return {
@@ -93,19 +102,11 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def _check_length(self, t_total: int) -> None:
-        if t_total > self.config.block_size:
-            raise ValueError(
-                f"sequence of length {t_total} is longer than block_size={self.config.block_size}, "
-                f"the maximum this model supports; crop the input to its last "
-                f"{self.config.block_size} tokens"
-            )
-
     def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """idx (B, T) -> x (B, T, C): what each character is + where it sits (positions start at
         ``start``, which the KV cache in ``shared.kv_cache`` uses to continue a sequence)."""
         B, T = idx.shape
-        self._check_length(start + T)
+        self.config.check_length(start + T)
         pos = torch.arange(start, start + T, device=idx.device)  # (T,)
         return self.drop(self.token_embedding(idx) + self.position_embedding(pos))  # (B, T, C)
 

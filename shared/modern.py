@@ -226,17 +226,9 @@ class ModernGPT(nn.Module):
             nn.init.zeros_(block.ffwd.c_proj.weight)
         nn.init.zeros_(self.lm_head.weight)
 
-    def _check_length(self, t_total: int) -> None:
-        if t_total > self.config.block_size:
-            raise ValueError(
-                f"sequence of length {t_total} is longer than block_size={self.config.block_size}"
-                f", the maximum this model supports; crop the input to its last "
-                f"{self.config.block_size} tokens"
-            )
-
     def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """idx (B, T) -> x (B, T, C): what each character is (positions come from RoPE)."""
-        self._check_length(start + idx.size(1))
+        self.config.check_length(start + idx.size(1))  # GPTConfig's rule
         return self.token_embedding(idx)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
