@@ -197,18 +197,23 @@ def fake_book(folder: Path) -> None:
     (folder / "pg2000.txt").write_text(book, encoding="utf-8")
 
 
+def torchrun_train(flags: list) -> subprocess.CompletedProcess:
+    """``python -m shared train FLAGS`` as two processes under torchrun, one thread each."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "shared", "train", *map(str, flags)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240,
+    )  # fmt: skip
+
+
 def test_the_same_command_line_trains_on_two_processes_under_torchrun(tmp_path):
     fake_book(tmp_path)
     out = tmp_path / "gpt.pt"
     flags = ["--data-dir", tmp_path, "--out", out, "--device", "cpu", "--quiet",
              "--block-size", 16, "--batch-size", 4, "--n-layer", 1, "--n-head", 2,
              "--n-embd", 16, "--eval-iters", 2, "--max-iters", 4, "--time-budget", "none"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "shared", "train", *map(str, flags)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240,
-    )  # fmt: skip
+    proc = torchrun_train(flags)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("world size 2") == 1, proc.stdout
     assert proc.stdout.count("saved ") == 1 and "step 4" in proc.stdout

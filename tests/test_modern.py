@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -172,19 +169,14 @@ def test_the_modern_recipe_is_small_in_quick_mode(monkeypatch):
 
 
 def test_train_recipe_modern_runs_from_the_command_line_under_torchrun(tmp_path):
-    from test_distributed import fake_book
+    from test_distributed import fake_book, torchrun_train
 
     fake_book(tmp_path)
     out = tmp_path / "gpt.pt"
     flags = ["--recipe", "modern", "--data-dir", tmp_path, "--out", out, "--device", "cpu",
              "--quiet", "--block-size", 16, "--batch-size", 4, "--n-layer", 1, "--n-head", 2,
              "--n-embd", 16, "--eval-iters", 2, "--max-iters", 3, "--time-budget", "none"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "shared", "train", *map(str, flags)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240,
-    )  # fmt: skip
+    proc = torchrun_train(flags)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "recipe: modern" in proc.stdout and "world size 2" in proc.stdout
     assert isinstance(load_checkpoint(out).model, ModernGPT)
