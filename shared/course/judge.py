@@ -27,6 +27,17 @@ def _uses_reference(candidate, target: str, packages: list[str]) -> str:
     return ""
 
 
+def _channel_outcome(exc: BaseException, late: str, timeout: float) -> tuple[str, str]:
+    """The result when the channel to the worker fails: too late, forged, or gone."""
+    from shared.course import remote
+
+    if isinstance(exc, remote.Deadline):
+        return "timeout", f"{late} in {timeout:g} s"
+    if isinstance(exc, remote.Tampered):
+        return "fail", TAMPERED
+    return "error", NO_RESULT
+
+
 def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
     """Run one real check here against the learner's definition, which lives in the worker."""
     import contextlib
@@ -40,12 +51,8 @@ def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
         if "fail" in first:
             return "fail", str(first["fail"])[:2000]
         candidate = link.decode(first.get("candidate"))
-    except remote.Deadline:
-        return "timeout", f"the definition did not finish loading in {job['timeout']:g} s"
-    except remote.Tampered:
-        return "fail", TAMPERED
-    except remote.ChannelClosed:
-        return "error", NO_RESULT
+    except (remote.Deadline, remote.ChannelClosed) as exc:  # ChannelClosed: Tampered too
+        return _channel_outcome(exc, "the definition did not finish loading", job["timeout"])
     if not isinstance(candidate, remote.Remote):
         return "error", "no result from the checker (a malformed definition)"
     reference = _uses_reference(candidate, exercise["target"], job["reference_packages"])
@@ -56,12 +63,8 @@ def judge_one(link, exercise: dict, job: dict, checks) -> tuple[str, str]:
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             check(candidate)
-    except remote.Deadline:
-        return "timeout", f"the check did not finish in {job['timeout']:g} s"
-    except remote.Tampered:
-        return "fail", TAMPERED
-    except remote.ChannelClosed:
-        return "error", NO_RESULT
+    except (remote.Deadline, remote.ChannelClosed) as exc:
+        return _channel_outcome(exc, "the check did not finish", job["timeout"])
     except AssertionError as exc:
         return "fail", str(exc) or "the check failed"
     except Exception as exc:
