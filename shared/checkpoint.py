@@ -16,13 +16,16 @@ built from your own per-head Block is converted on save (``shared.convert``), so
 checkpoint loads the same way; ``source`` says which model was trained.
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``): an interrupted save
-never leaves a half-written checkpoint behind.
+never leaves a half-written checkpoint behind. A new training run never replaces a model trained
+earlier: ``keep_aside`` first moves it to a dated name next to it (``gpt.2026-12-07-1405.pt``).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,7 @@ from typing import Any
 
 import torch
 
-from shared.errors import CourseError
+from shared.errors import CourseError, shared_command
 from shared.tempfiles import remove_abandoned, temp_prefix
 
 FORMAT = "gpt-quijote-checkpoint"
@@ -126,15 +129,17 @@ def _umask() -> int:
 def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict; any unreadable file becomes one clear ``CourseError``."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
         raise CourseError(
-            f"no checkpoint at {path}; train one first with `python -m shared train` "
-            "(or run lesson 06_train)"
+            f"{path} is a folder, not a checkpoint file; give the file inside it, e.g. "
+            f"{path / 'gpt.pt'}"
         )
+    if not path.is_file():
+        raise CourseError(f"no checkpoint at {path}; {missing_advice(path)}")
     if foreign_file(path):  # a text file, an image: the user's file, not a damaged checkpoint
         raise CourseError(
             f"{path} is not a checkpoint (it is some other kind of file); give the path of a "
-            "checkpoint made by `python -m shared train` (default: checkpoints/gpt.pt)"
+            f"checkpoint made by `{shared_command('train')}` (default: checkpoints/gpt.pt)"
         )
     try:
         with warnings.catch_warnings():  # a plain pickle: torch's warning, then our clear line
@@ -143,15 +148,70 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # truncated zip, random bytes, pickled code, ...
         raise CourseError(
             f"{path} is not a readable checkpoint: truncated, corrupted, or not made by this "
-            f"course ({type(exc).__name__}); delete it and train again with `python -m shared train`"
+            f"course ({type(exc).__name__}); {TRAIN_AGAIN}"
         ) from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise CourseError(
             f"{path} is not a checkpoint made by this course (missing model/config/vocab); "
-            "train one with `python -m shared train`"
+            f"train one with `{shared_command('train')}`"
         )
     check_payload(payload, path)
     return payload
+
+
+def missing_advice(path: Path) -> str:
+    """What to do when ``path`` holds no checkpoint: the models kept aside next to it, if any."""
+    kept = kept_versions(path)
+    if kept:
+        names = ", ".join(p.name for p in kept[:3])
+        return f"earlier models kept next to it: {names}; give one as `checkpoint`"
+    return f"train one first with `{shared_command('train')}` (or run lesson 06_train)"
+
+
+def kept_versions(path: str | Path) -> list[Path]:
+    """The dated copies ``keep_aside`` made of ``path`` (``gpt.2026-12-07-1405.pt``), newest
+    first."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = [p for p in path.parent.glob(f"{path.stem}.*{path.suffix}") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def keep_aside(path: str | Path) -> Path | None:
+    """Move the file at ``path`` to a dated name next to it, named after the time it was last
+    saved (``gpt.pt`` -> ``gpt.2026-12-07-1405.pt``; ``-2``, ``-3``... if that name is taken:
+    nothing is ever overwritten). Returns the new path; None when there was no file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    stamp = time.strftime("%Y-%m-%d-%H%M", time.localtime(path.stat().st_mtime))
+    for n in itertools.count(1):
+        target = path.with_name(f"{path.stem}.{stamp}{'' if n == 1 else f'-{n}'}{path.suffix}")
+        try:
+            os.link(path, target)  # refuses an existing target: atomic "never overwrite"
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if target.exists():
+                continue
+            os.rename(path, target)
+            return target
+        path.unlink()
+        return target
+    return None  # unreachable: count() never ends
+
+
+def describe_file(path: str | Path) -> str:
+    """``modern GPT, BPE tokens, step 1,150``: what a checkpoint holds, in a few words."""
+    try:
+        payload = read_checkpoint(path)
+    except CourseError:
+        return "not a readable checkpoint"
+    tokenizer = payload.get("tokenizer") if isinstance(payload.get("tokenizer"), dict) else {}
+    tokens = "BPE tokens" if tokenizer.get("type") == "bpe" else "characters"
+    architecture = "modern GPT" if payload.get("architecture") == "modern" else "classic GPT"
+    return f"{architecture}, {tokens}, step {payload['step']:,}"
 
 
 def foreign_file(path: str | Path) -> bool:
@@ -223,12 +283,15 @@ HISTORY_CURVES = ("step", "train", "val")  # the periodic estimates: parallel li
 TRAINING_ONLY_HISTORY = ("elapsed", "lr", "iter_loss")
 
 
+TRAIN_AGAIN = (
+    "use another checkpoint, or train a new one (training keeps this file aside under a dated "
+    "name, it never overwrites it)"
+)
+
+
 def damaged(path, what: str) -> CourseError:
     """The one error for a checkpoint that loads but whose contents are wrong."""
-    return CourseError(
-        f"checkpoint {path} is damaged: {what}; delete it and train again with "
-        "`python -m shared train` (or use another checkpoint)"
-    )
+    return CourseError(f"checkpoint {path} is damaged: {what}; {TRAIN_AGAIN}")
 
 
 def _is_number(value) -> bool:

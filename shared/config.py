@@ -7,6 +7,8 @@ from pathlib import Path
 
 QUICK_ENV = "GPT_COURSE_QUICK"
 DATA_DIR_ENV = "GPT_COURSE_DATA_DIR"
+CHECKPOINT_DIR_ENV = "GPT_COURSE_CHECKPOINT_DIR"  # the test suite points these two at a
+OUTPUTS_DIR_ENV = "GPT_COURSE_OUTPUTS_DIR"  # temporary folder: never the learner's files
 
 
 def quick_mode() -> bool:
@@ -41,13 +43,27 @@ def default_data_dir() -> Path:
 
 
 def default_checkpoint_path() -> Path:
-    """Where lesson 06 and ``python -m shared train`` save the trained model."""
-    return project_root() / "checkpoints" / "gpt.pt"
+    """Where lesson 06 and ``python -m shared train`` save the trained model:
+    ``$GPT_COURSE_CHECKPOINT_DIR/gpt.pt`` if set, else ``checkpoints/gpt.pt`` at the root."""
+    env = os.environ.get(CHECKPOINT_DIR_ENV)
+    return (Path(env).expanduser() if env else project_root() / "checkpoints") / "gpt.pt"
 
 
 def default_outputs_dir() -> Path:
-    """Where ``python -m shared run`` writes samples and the attention GIF."""
-    return project_root() / "outputs"
+    """Where ``python -m shared run`` writes samples and the attention GIF:
+    ``$GPT_COURSE_OUTPUTS_DIR`` if set, else ``outputs/`` at the project root."""
+    env = os.environ.get(OUTPUTS_DIR_ENV)
+    return Path(env).expanduser() if env else project_root() / "outputs"
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the project root when it lies inside it (``outputs/a.gif``), else
+    the full path."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def pick_device(requested: str = "auto") -> str:

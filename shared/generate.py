@@ -89,8 +89,10 @@ def generate_ids(
     use_cache: bool = True,
     on_token: Callable[[int], None] | None = None,
     num_threads: int | None = None,
+    done: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
     """idx (B, T) -> (B, T + max_new_tokens): the one sampling loop (CLI, lessons, GIF).
+    ``done()``, if given, is asked after each token: True stops early (fewer new tokens).
 
     ``model(idx)`` must return ``(logits, loss)``; it sees at most its last block_size ids. The
     KV cache is used when asked for and the model supports it (``shared.kv_cache``). The first
@@ -100,14 +102,15 @@ def generate_ids(
     with torch.inference_mode(), tuned_threads(num_threads) as tuner:
         idx = _sample_loop(
             model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token,
-            tuner,
+            tuner, done,
         )  # fmt: skip
     return idx.clone()  # a normal tensor again, usable anywhere (even as training input)
 
 
 def _sample_loop(
-    model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token, tuner
-) -> torch.Tensor:
+    model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache, on_token, tuner,
+    done=None,
+) -> torch.Tensor:  # fmt: skip
     block_size = context_size(model)
     use_cache = use_cache and supports_cache(model)
     cache = None
@@ -130,6 +133,8 @@ def _sample_loop(
         idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
         if on_token is not None:
             on_token(int(next_id[0, 0]))
+        if done is not None and done():
+            break
     return idx
 
 
@@ -151,7 +156,9 @@ def generate(
     stream: Callable[[str], None] | None = None,
     num_threads: int | None = None,
 ) -> str:
-    """Continue ``prompt``; returns prompt + continuation. ``stream(ch)`` gets each new char;
+    """Continue ``prompt`` by ``max_new_chars`` characters (also with a BPE tokenizer, whose
+    tokens hold several); returns prompt + continuation. ``stream(text)`` gets the new text as
+    it comes;
     ``num_threads``: CPU threads (default: the fastest, timed on the first characters)."""
     _check_sampling(temperature, top_k, top_p, max_new_chars)
     ids = encode_prompt(tokenizer, prompt)
@@ -162,17 +169,38 @@ def generate(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(int(seed))
-    on_token = token_stream(tokenizer, stream) if stream else None  # whole characters
+    counter = CharCounter(max_new_chars, stream)  # BPE tokens hold several characters
+    on_token = token_stream(tokenizer, counter.write)  # whole characters
+    byte_level = getattr(tokenizer, "byte_level", False)
+    # a character is at most 4 bytes, and a byte-level token at least 1: enough tokens for any text
+    max_tokens = 4 * max_new_chars if byte_level else max_new_chars
     was_training = model.training
     model.eval()
     try:
         out = generate_ids(
-            model, idx, max_new_chars, temperature, top_k, top_p, generator, use_cache, on_token,
-            num_threads,
+            model, idx, max_tokens, temperature, top_k, top_p, generator, use_cache, on_token,
+            num_threads, done=counter.full if byte_level else None,
         )  # fmt: skip
     finally:
         model.train(was_training)
-    return prompt + tokenizer.decode(out[0, idx.size(1) :].tolist())
+    return prompt + tokenizer.decode(out[0, idx.size(1) :].tolist())[:max_new_chars]
+
+
+class CharCounter:
+    """Passes the first ``limit`` characters of the streamed text to ``stream`` (if any) and
+    says when that many have arrived (``full``)."""
+
+    def __init__(self, limit: int, stream: Callable[[str], None] | None = None):
+        self.limit, self.count, self.stream = limit, 0, stream
+
+    def write(self, text: str) -> None:
+        text = text[: max(0, self.limit - self.count)]
+        self.count += len(text)
+        if text and self.stream is not None:
+            self.stream(text)
+
+    def full(self) -> bool:
+        return self.count >= self.limit
 
 
 def _check_sampling(temperature, top_k, top_p, max_new_chars) -> None:

@@ -24,7 +24,13 @@ import torch
 
 from shared import distributed
 from shared.bpe_corpus import bits_per_char
-from shared.checkpoint import read_checkpoint, restore_training_state, save_checkpoint
+from shared.checkpoint import (
+    describe_file,
+    keep_aside,
+    read_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
 from shared.config import pick_device
 from shared.data import get_batch
 from shared.model import GPT
@@ -176,7 +182,8 @@ def train(
     reference one; its ``model.config`` replaces ``config.model``. ``source``: a note saved in
     the checkpoint saying which model this is.
     Ctrl-C (KeyboardInterrupt) stops cleanly: the checkpoint is saved and the result returned
-    with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Started by
+    with ``stopped == "interrupted"``; ``resume=True`` continues from ``out``; otherwise a model
+    already at ``out`` is kept under a dated name next to it, never replaced. Started by
     ``torchrun``, every rank trains the same model on its own batches (``shared.distributed``);
     rank 0 alone evaluates, shows progress and saves. On one CPU process the first steps also
     pick the thread count (``shared.threads``; ``config.num_threads`` forces one), and
@@ -210,6 +217,8 @@ def train(
         saved_step = step
     elif resume and out and progress:
         print(f"nothing to resume at {out}; starting a fresh run")
+    elif out is not None and out.is_file() and rank.is_main:
+        keep_earlier_model(out)
     ddp_model = distributed.prepare_model(model, rank, config.seed, step, batch_gen, config.compile)
     autocast = autocast_for(device)
 
@@ -225,8 +234,9 @@ def train(
         if not history["step"] or history["step"][-1] != step:
             for key, value in (("step", step), ("elapsed", elapsed), *losses.items()):
                 history[key].append(value)
+            unit = "nats/token" if per_token else "nats/char"
             report.write(
-                f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} "
+                f"step {step:5d}: train {losses['train']:.4f}, val {losses['val']:.4f} {unit} "
                 f"({bits_per_char(losses['val'], corpus):.3f} bits/char) ({elapsed:.0f}s)"
             )
         save(step, elapsed, final)
@@ -256,7 +266,8 @@ def train(
     start = time.perf_counter() - elapsed_before
     stopped = "max_iters"
     # Threads: timed on the first steps (they train too); progress: a bar, or lines in a log.
-    report = TrainReport(config, step, elapsed_before, enabled=progress)
+    per_token = (getattr(corpus, "chars_per_token", None) or {}).get("val")
+    report = TrainReport(config, step, elapsed_before, enabled=progress, chars_per_token=per_token)
     tuner = tuner_for(device, config.num_threads, rank.world_size, on_change=report.chose)
     report.start(device, model, tuner)
     interrupt, loss = distributed.InterruptFlag(rank).install(), 0.0
@@ -304,6 +315,15 @@ def train(
     return TrainResult(
         model, tokenizer, config, history, step, elapsed, stopped, out, summary, threads
     )
+
+
+def keep_earlier_model(out: Path) -> Path:
+    """A new run (not ``resume``) never replaces the model at ``out``: it moves to a dated name
+    next to it first (``shared.checkpoint.keep_aside``), and one line says where."""
+    what = describe_file(out)
+    kept = keep_aside(out)
+    print(f"{out} held an earlier model ({what}); kept it as {kept} (this run writes {out.name})")
+    return kept
 
 
 def plot_history(history: dict, ax=None):

@@ -114,14 +114,14 @@ def check_resumable(saved: dict, path: Path, tokenizer, model_config) -> None:
     if list(saved["vocab"]) != list(mine.get("chars", [])) or saved.get("tokenizer", mine) != mine:
         raise CourseError(
             f"cannot resume from {path}: it was trained on a different vocabulary or tokenizer "
-            f"(this corpus has {tokenizer.vocab_size} tokens); "
-            "drop `resume` or choose another `out`"
+            f"(this corpus has {tokenizer.vocab_size} tokens); to continue it, train with its "
+            "tokenizer; to train a new model, give `out` a new file name"
         )
     mine = model_config.to_dict()
     theirs = saved["model_config"]
     diff = [f"{k} {theirs.get(k)} vs {mine[k]}" for k in mine if theirs.get(k) != mine[k]]
     if diff:
         raise CourseError(
-            f"cannot resume from {path}: its model differs ({', '.join(diff)}); "
-            "use the same model settings, drop `resume`, or choose another `out`"
+            f"cannot resume from {path}: its model differs ({', '.join(diff)}); to continue it, "
+            "use the same model settings; to train a new model, give `out` a new file name"
         )

@@ -41,8 +41,11 @@ def model_size(model) -> str:
 class TrainReport:
     """Progress and summary of one ``train()`` call (silent when ``enabled`` is False)."""
 
-    def __init__(self, config, step: int, elapsed_before: float, enabled: bool = True):
+    def __init__(
+        self, config, step: int, elapsed_before: float, enabled: bool = True, chars_per_token=None
+    ):
         self.config, self.enabled, self.tuner = config, enabled, None
+        self.chars_per_token = chars_per_token  # of the validation text; None: characters
         self.first_step, self.elapsed_before = step, elapsed_before
         self.step, self.elapsed = step, elapsed_before  # as of the last update()
         self.tokens_per_step = config.batch_size * config.model.block_size
@@ -109,19 +112,28 @@ class TrainReport:
         steps = step - self.first_step
         seconds = elapsed - self.elapsed_before
         speed = steps * self.tokens_per_step / seconds if seconds > 0 else 0.0
-        val = f", final val loss {val_loss:.3f}" if val_loss is not None else ""
+        val = f", final val loss {self.loss_text(val_loss)}" if val_loss is not None else ""
         lines = [
             f"trained {steps:,} steps (step {step:,}) in {duration(seconds)}: "
             f"{speed:,.0f} tokens/s{val}; stopped by {stopped}"
         ]
-        warning = self.few_steps_warning(step, stopped) or self.slow_machine_note(step, seconds)
+        warning = self.few_steps_warning(step, stopped) or self.slow_machine_note(
+            step, seconds, stopped
+        )
         return "\n".join([*lines, warning] if warning else lines)
 
-    def slow_machine_note(self, step: int, seconds: float) -> str | None:
+    def loss_text(self, loss: float) -> str:
+        """``1.270 nats/char``; with tokens of several characters, also bits per character."""
+        if not self.chars_per_token:
+            return f"{loss:.3f} nats/char"
+        return f"{loss:.3f} nats/token = {loss / self.chars_per_token / math.log(2):.3f} bits/char"
+
+    def slow_machine_note(self, step: int, seconds: float, stopped: str = "time_budget"):
         """The CPU recipe, stopped by its clock far short of the steps it needs: say so, and
-        how long this machine would need."""
+        how long this machine would need. Not after --max-iters or Ctrl-C: then the run was
+        short by choice, not by speed."""
         expected = recipe_steps(self.config)
-        if expected is None or not self.by_time or step >= 0.6 * expected:
+        if expected is None or stopped != "time_budget" or step >= 0.6 * expected:
             return None
         if step <= self.first_step:
             return None

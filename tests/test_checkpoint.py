@@ -146,3 +146,98 @@ def test_ensure_checkpoint_uses_an_existing_one_or_trains_a_small_one(
     made = ensure_checkpoint(tmp_path / "small.pt")
     assert made == tmp_path / "small.pt" and load_checkpoint(made).step > 0
     assert "Training a small" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- never lose a model
+def _stamp(path) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d-%H%M", time.localtime(path.stat().st_mtime))
+
+
+def test_keep_aside_moves_to_a_dated_name_and_never_overwrites(tmp_path):
+    from shared.checkpoint import keep_aside, kept_versions
+
+    path = tmp_path / "gpt.pt"
+    assert keep_aside(path) is None  # nothing there: nothing to do
+    path.write_bytes(b"first")
+    stamp = _stamp(path)
+    taken = tmp_path / f"gpt.{stamp}.pt"
+    taken.write_bytes(b"an older copy with the same minute")
+    kept = keep_aside(path)
+    assert kept == tmp_path / f"gpt.{stamp}-2.pt" and kept.read_bytes() == b"first"
+    assert not path.exists() and taken.read_bytes() == b"an older copy with the same minute"
+    assert set(kept_versions(path)) == {taken, kept}
+
+
+def test_a_new_run_keeps_the_earlier_model_and_resume_continues_it(tmp_path, capsys):
+    out = tmp_path / "gpt.pt"
+    train(tiny_corpus(), tiny_config(max_iters=4), out=out, progress=False)
+    first = out.read_bytes()
+    capsys.readouterr()
+    train(tiny_corpus(), tiny_config(max_iters=3), out=out, progress=False)
+    said = capsys.readouterr().out
+    kept = sorted(tmp_path.glob("gpt.*.pt"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first  # the 4-step model, intact
+    assert f"kept it as {kept[0]}" in said and "step 4" in said
+    assert read_checkpoint(out)["step"] == 3
+    train(tiny_corpus(), tiny_config(max_iters=5), out=out, resume=True, progress=False)
+    assert len(list(tmp_path.glob("gpt.*.pt"))) == 1  # resuming replaces nothing
+    assert read_checkpoint(out)["step"] == 5
+
+
+def test_a_folder_or_a_missing_file_says_what_it_is_and_names_kept_models(tmp_path):
+    with pytest.raises(CourseError, match="is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path)
+    kept = tmp_path / "gpt.2026-01-02-0304.pt"
+    kept.write_bytes(b"PK\x03\x04")
+    with pytest.raises(CourseError, match="earlier models kept next to it: gpt.2026-01-02-0304.pt"):
+        read_checkpoint(tmp_path / "gpt.pt")
+
+
+def test_no_checkpoint_error_advises_deleting_a_model(trained, tmp_path):
+    from shared.train_guards import check_resumable
+
+    _, path = trained
+    broken = tmp_path / "gpt.pt"
+    broken.write_bytes(path.read_bytes()[:200])
+    messages = []
+    for attempt in (
+        lambda: read_checkpoint(broken),
+        lambda: check_resumable(
+            read_checkpoint(path), path, tiny_corpus("abc " * 50).tokenizer, None
+        ),
+        lambda: train(tiny_corpus(), tiny_config(n_embd=32), out=path, resume=True),
+    ):
+        with pytest.raises(CourseError) as caught:
+            attempt()
+        messages.append(str(caught.value))
+    for message in messages:
+        assert not any(word in message for word in ("delete", "drop `resume`", "remove it"))
+    assert "new file name" in messages[1] and "new file name" in messages[2]
+
+
+def test_lessons_open_the_kept_lesson_gpt_when_gpt_pt_holds_a_modern_one(
+    trained, tmp_path, capsys
+):
+    from shared.modern import ModernConfig, ModernGPT
+
+    _, path = trained
+    wanted = tmp_path / "gpt.pt"
+    kept = tmp_path / "gpt.2026-01-02-0304.pt"
+    kept.write_bytes(path.read_bytes())  # lesson 06's GPT, kept aside by a later run
+    ckpt = load_checkpoint(path)
+    modern = ModernGPT(ModernConfig(vocab_size=ckpt.tokenizer.vocab_size, block_size=16,
+                                    n_layer=1, n_head=2, n_embd=16))  # fmt: skip
+    save_checkpoint(wanted, model=modern, tokenizer=ckpt.tokenizer)
+    assert ensure_checkpoint(wanted, quick_train_if_missing=False) == kept
+    assert f"uses {kept.name}, kept from an earlier run" in capsys.readouterr().out
+
+
+def test_the_test_suite_never_uses_the_learners_folders():
+    from shared.config import default_checkpoint_path, default_outputs_dir, project_root
+    from shared.lesson_checkpoint import quick_checkpoint_path
+
+    root = project_root()
+    for path in (default_checkpoint_path(), quick_checkpoint_path(), default_outputs_dir()):
+        assert not path.resolve().is_relative_to(root), path  # conftest points them elsewhere

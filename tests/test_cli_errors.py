@@ -21,6 +21,7 @@ import shared.data
 import shared.train as train_module
 import shared.train_guards as train_guards
 from shared.course.cli import main
+from shared.errors import shared_command
 from shared.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,7 +287,7 @@ def test_an_unexpected_exception_is_one_line_with_a_log(checkpoint, capsys, monk
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "Traceback" not in err
-    assert lines[0].startswith("error: unexpected failure in `python -m shared generate`")
+    assert lines[0].startswith(f"error: unexpected failure in `{shared_command('generate')}`")
     log = Path(lines[0].split("the full traceback is in ")[1].split(";")[0])
     try:
         text = log.read_text(encoding="utf-8")

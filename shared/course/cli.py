@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shared.course import cli_types, commands, streams
 from shared.course.defaults import CPU_RECIPE, RECIPES
-from shared.errors import CourseError, one_line
+from shared.errors import CourseError, one_line, python_command, shared_command
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 SIZE_FLAGS = (
@@ -80,7 +80,9 @@ def add_train(subparsers) -> None:
         help="total seconds of wall clock (a resumed run counts its earlier time), or 'none'",
     )  # fmt: skip
     p.add_argument("--max-iters", type=cli_types.positive(int))
-    p.add_argument("--resume", action="store_true", help="continue from --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the model in --out (its own recipe and tokenizer); without it, "
+                   "a model already there is kept under a dated name, never replaced")  # fmt: skip
     p.add_argument("--device", choices=DEVICES, help="default: auto (cuda, then mps, then cpu)")
     # Upper bounds keep a typo (--batch-size 1000000000) from exhausting memory.
     for flag, kind, high in SIZE_FLAGS:
@@ -92,8 +94,9 @@ def add_train(subparsers) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char",
-                   help="characters (default) or byte-level BPE (lesson 09)")  # fmt: skip
+    p.add_argument("--tokenizer", choices=["char", "bpe"],
+                   help="characters (default) or byte-level BPE (lesson 09); --resume keeps "
+                   "the checkpoint's own")  # fmt: skip
     p.add_argument("--vocab-size", type=cli_types.number(int, 256, 65536, low_inclusive=True),
                    help="BPE vocabulary: 256 bytes + merges (default with bpe: 1024)")  # fmt: skip
     add_recipe(p)
@@ -212,7 +215,7 @@ COMMANDS = [add_data, add_train, add_generate, add_viz, add_run, add_grading, ad
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CourseArgumentParser(
-        prog="python -m shared",
+        prog=shared_command(),
         description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, check, grade.",
     )
     subparsers = parser.add_subparsers(
@@ -297,18 +300,35 @@ def main(argv: list[str] | None = None) -> int:
         streams.silence_stdout()
         return 0
     except Exception as exc:  # the net: a case nobody thought of is still one line
+        if missing_package(exc):
+            print(f"error: {missing_package(exc)}", file=sys.stderr)
+            return 2
         if streams.out_of_memory(exc):
             print(
-                f"error: `python -m shared {command}` ran out of memory; use smaller sizes "
+                f"error: `{shared_command(command)}` ran out of memory; use smaller sizes "
                 "(--batch-size, --block-size, --n-embd, --n-layer) or fewer --max-new-chars",
                 file=sys.stderr,
             )
             return 2
         log = streams.write_traceback_log(command, exc, argv)
         print(
-            f"error: unexpected failure in `python -m shared {command}` "
+            f"error: unexpected failure in `{shared_command(command)}` "
             f"({type(exc).__name__}: {one_line(exc, 160)}); the full traceback is in {log}; "
             "please report it",
             file=sys.stderr,
         )
         return 1
+
+
+def missing_package(exc: BaseException) -> str | None:
+    """The line for a package this Python lacks (a setup slip, not a bug): which Python to use,
+    or what to install; None for any other error."""
+    name = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    if not name or name.split(".")[0] == "shared":
+        return None
+    return (
+        f"this Python ({python_command()}) has no {name.split('.')[0]!r} package, which the "
+        "course needs: run the command with the Python of the course's setup (the README's "
+        "`.venv/bin/python -m shared ...`), or install the course into this one: "
+        f"`{python_command()} -m pip install -e .`"
+    )

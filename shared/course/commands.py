@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared.config import default_checkpoint_path, default_outputs_dir, pick_device
 from shared.course.paths import writable_dir, writable_file
-from shared.errors import CourseError
+from shared.errors import CourseError, shared_command
 
 
 def data(args) -> int:
@@ -40,11 +40,13 @@ def train(args) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
-    if getattr(args, "vocab_size", None) is not None and getattr(args, "tokenizer", "") != "bpe":
+    saved = resumed_checkpoint(args)
+    tokenizer = choose_tokenizer(args, saved)
+    if getattr(args, "vocab_size", None) is not None and tokenizer != "bpe":
         raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
-        name = getattr(args, "recipe", None) or (resumed_recipe(args) if args.resume else None)
+        name = getattr(args, "recipe", None) or resumed_recipe(saved)
         recipe, config = recipe_by_name(name, device, **overrides)
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
@@ -59,7 +61,7 @@ def train(args) -> int:
         with distributed.main_first(rank):  # one download and one clean-up, not one per process
             if rank.is_main:
                 remove_abandoned_temps(out)
-            corpus = load_training_corpus(args)
+            corpus = load_training_corpus(args, tokenizer, saved)
         check_fits(config, corpus)
         result = train_model(
             corpus, config, out=out, resume=args.resume, progress=not args.quiet and rank.is_main
@@ -69,7 +71,8 @@ def train(args) -> int:
     if args.quiet:  # train() printed it already when it showed progress
         say(result.summary)
     losses = result.final_losses
-    summary = f", val loss {losses['val']:.3f}" if losses else ""
+    unit = "nats/token" if getattr(corpus, "chars_per_token", None) else "nats/char"
+    summary = f", val loss {losses['val']:.3f} {unit}" if losses else ""
     if losses:  # comparable across tokenizers: bits per character of the same validation text
         summary += f" = {bits_per_char(losses['val'], corpus):.3f} bits/char"
     saved = result.checkpoint or out
@@ -81,21 +84,58 @@ def train(args) -> int:
         )
     if result.stopped == "interrupted":
         return 130
-    say(f'try: python -m shared generate --checkpoint {out} --prompt "En un lugar de la Mancha, "')
+    say(
+        f'try: {shared_command("generate")} --checkpoint {out} --prompt "En un lugar de la Mancha, "'
+    )
     return 0
 
 
-def resumed_recipe(args) -> str | None:
-    """The recipe of the checkpoint ``--resume`` continues (None: none there, or unreadable,
+def resumed_checkpoint(args) -> dict | None:
+    """The checkpoint ``--resume`` continues (None: not resuming, none there, or unreadable,
     which the training run reports in its own words)."""
     from shared.checkpoint import read_checkpoint
 
-    path = args.out or default_checkpoint_path()
+    if not args.resume:
+        return None
     try:
-        architecture = read_checkpoint(path).get("architecture", "gpt")
+        return read_checkpoint(args.out or default_checkpoint_path())
     except Exception:
         return None
-    return "modern" if architecture == "modern" else "classic"
+
+
+def resumed_recipe(saved: dict | None) -> str | None:
+    """The recipe of the checkpoint ``--resume`` continues (None: a fresh run)."""
+    if saved is None:
+        return None
+    return "modern" if saved.get("architecture", "gpt") == "modern" else "classic"
+
+
+def choose_tokenizer(args, saved: dict | None) -> str:
+    """``--tokenizer`` if given, else the resumed checkpoint's own, else characters. Asking a
+    resumed checkpoint for another tokenizer is refused with the two ways that keep the model."""
+    tokenizer = saved.get("tokenizer") if saved else None
+    kind = (tokenizer.get("type") or "char") if isinstance(tokenizer, dict) else "char"
+    asked = getattr(args, "tokenizer", None)
+    if saved is None or asked in (None, kind) and not _other_vocab(args, tokenizer):
+        return asked or kind
+    path = args.out or default_checkpoint_path()
+    names = {"char": "characters", "bpe": "BPE tokens"}
+    wanted = (
+        f"--tokenizer {asked}" if asked not in (None, kind) else f"--vocab-size {args.vocab_size}"
+    )
+    raise CourseError(
+        f"--resume continues {path}, a model of {names.get(kind, kind)}; {wanted} needs a new "
+        f"model: leave out {wanted.split()[0]} to continue this one, or give --out a new file "
+        "name to train the new model next to it"
+    )
+
+
+def _other_vocab(args, tokenizer) -> bool:
+    """``--vocab-size`` given and different from the resumed BPE checkpoint's."""
+    vocab = getattr(args, "vocab_size", None)
+    if vocab is None or not isinstance(tokenizer, dict) or tokenizer.get("type") != "bpe":
+        return False
+    return vocab != 256 + len(tokenizer.get("merges") or [])
 
 
 def refuse_to_overwrite(path: Path, flag: str) -> None:
@@ -109,14 +149,19 @@ def refuse_to_overwrite(path: Path, flag: str) -> None:
         )
 
 
-def load_training_corpus(args):
-    """Characters (the default) or BPE tokens (``--tokenizer bpe --vocab-size N``, shared.bpe)."""
-    from shared.bpe_corpus import load_bpe_corpus
+def load_training_corpus(args, tokenizer: str = "char", saved: dict | None = None):
+    """Characters (the default) or BPE tokens (``--tokenizer bpe --vocab-size N``, shared.bpe);
+    a resumed BPE checkpoint brings its own merges."""
+    from shared.bpe import tokenizer_from_dict
+    from shared.bpe_corpus import bpe_corpus, load_bpe_corpus
     from shared.data import load_corpus
 
-    if getattr(args, "tokenizer", "char") == "bpe":
-        return load_bpe_corpus(args.vocab_size or 1024, args.data_dir)
-    return load_corpus(args.data_dir)
+    if tokenizer != "bpe":
+        return load_corpus(args.data_dir)
+    if saved is not None:
+        chars = load_corpus(args.data_dir)
+        return bpe_corpus(chars.text, tokenizer_from_dict(saved["tokenizer"]), path=chars.path)
+    return load_bpe_corpus(args.vocab_size or 1024, args.data_dir)
 
 
 def _size(config) -> int:
@@ -220,7 +265,7 @@ def lessons(args) -> int:
     changed = generate_all(project_root(), check_only=args.check)
     if args.check and changed:
         print("lessons/ is out of date for: " + ", ".join(changed))
-        print("run `python -m shared lessons` and commit the result")
+        print(f"run `{shared_command('lessons')}` and commit the result")
         return 1
     verb = "would change" if args.check else "regenerated"
     print(f"{verb}: {', '.join(changed)}" if changed else "lessons/ is up to date")

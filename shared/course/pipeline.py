@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared.config import default_checkpoint_path, default_outputs_dir
 from shared.course.defaults import RUN_PROMPT
-from shared.errors import CourseError
+from shared.errors import CourseError, shared_command
 from shared.progress import duration
 
 DEFAULT_PROMPT = RUN_PROMPT
@@ -102,7 +102,7 @@ def write_sample(result, corpus, prompt, max_new_chars, seed, outputs_dir, progr
         checkpoint = result.checkpoint
         raise CourseError(
             f"cannot write {sample_path} ({exc.strerror}); the trained model is safe at "
-            f"{checkpoint}: `python -m shared generate --checkpoint {checkpoint}` samples from it"
+            f"{checkpoint}: `{shared_command('generate')} --checkpoint {checkpoint}` samples from it"
         ) from None
     print(f"    full sample: {sample_path}")
     return sample_path
@@ -113,7 +113,7 @@ def summary(result, written: dict, seconds: float) -> str:
     files = "\n".join(f"    {what}: {path}" for what, path in written.items())
     return (
         f"done in {duration(seconds)}. {result.summary}\nwrote:\n{files}\n"
-        f"next: python -m shared generate --checkpoint {written['checkpoint']} "
+        f"next: {shared_command('generate')} --checkpoint {written['checkpoint']} "
         f'--prompt "{DEFAULT_PROMPT}"  (more text from your model)'
     )
 
