@@ -89,12 +89,24 @@ def test_bits_per_char_in_the_summary(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     evals = [line for line in out.splitlines() if line.startswith("step ")]
     assert evals and all("bits/char" in line for line in evals)
-    assert "bits/char" in out.splitlines()[-2]  # the summary: "saved ... = x bits/char"
+    assert "nats/token = " in out.splitlines()[-2]  # the summary: "saved ... = x bits/char"
+    assert "final val loss" in out and "nats/token = " in out.split("final val loss")[1]
     ckpt = load_checkpoint(tmp_path / "b.pt")
     assert ckpt.tokenizer.vocab_size == ckpt.model.config.vocab_size == 280
     code, out, err = run_cli(["generate", "--checkpoint", tmp_path / "b.pt", "--prompt", UNSEEN,
                               "--max-new-chars", 3], capsys)  # fmt: skip
     assert code == 0 and out.startswith(UNSEEN), err
+    code, out, err = run_cli(["generate", "--checkpoint", tmp_path / "b.pt", "--prompt", "",
+                              "--max-new-chars", 40, "--seed", 1], capsys)  # fmt: skip
+    assert code == 0 and len(out) == 40 + 1, err  # 40 characters, not 40 tokens; then "\n"
+    # --resume continues the BPE model without being told --tokenizer bpe again
+    sizes = argv[7:]  # --time-budget none ... --out b.pt
+    code, out, err = run_cli(["train", "--tokenizer", "char", "--resume", *sizes], capsys)
+    assert code == 2 and "leave out --tokenizer to continue this one" in err
+    assert "--out a new file name" in err and "drop" not in err
+    code, out, err = run_cli(["train", "--max-iters", 5, "--resume", *sizes], capsys)
+    assert code == 0 and "(step 5, " in out and not list(tmp_path.glob("b.*.pt")), err
+    assert load_checkpoint(tmp_path / "b.pt").tokenizer.vocab_size == 280
 
 
 def test_vocab_size_without_bpe_is_one_error_line(capsys):

@@ -407,3 +407,31 @@ def test_run_keeps_the_model_when_the_sample_cannot_be_written(
     )  # fmt: skip
     assert_one_error_line(code, err, "No space left", "safe at", "generate --checkpoint")
     assert (tmp_path / "gpt.pt").is_file()
+
+
+def test_a_missing_package_names_the_python_to_use_not_a_bug(checkpoint, capsys, monkeypatch):
+    import shared.generate
+
+    def no_tqdm(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tqdm'", name="tqdm")
+
+    monkeypatch.setattr(shared.generate, "generate", no_tqdm)
+    code = main(["generate", "--checkpoint", str(checkpoint)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'tqdm'" in err and "please report" not in err and "pip install -e ." in err
+
+
+def test_suggested_commands_use_the_python_the_user_ran(tmp_path, monkeypatch):
+    from shared.errors import python_command
+
+    venv_python = tmp_path / "course" / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.touch()
+    monkeypatch.chdir(tmp_path / "course")
+    monkeypatch.setattr(sys, "executable", str(venv_python))
+    assert shared_command("train") == os.path.join(".venv", "bin", "python") + " -m shared train"
+    elsewhere = tmp_path / "other" / "python3.11"
+    monkeypatch.setattr(sys, "executable", str(elsewhere))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # `python` finds nothing: the full path
+    assert python_command() == str(elsewhere)

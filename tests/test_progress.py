@@ -71,8 +71,12 @@ def test_the_summary_says_steps_speed_loss_and_time():
     tokens_per_s = 900 * config.batch_size * config.model.block_size / 100
     assert text == (
         f"trained 900 steps (step 900) in 1 min 40 s: {tokens_per_s:,.0f} tokens/s, "
-        "final val loss 1.234; stopped by time_budget"
+        "final val loss 1.234 nats/char; stopped by time_budget"
     )
+    per_token = TrainReport(config, 0, 0.0, enabled=False, chars_per_token=2.0)
+    assert "final val loss 1.234 nats/token = 0.890 bits/char" in per_token.summary(
+        900, 100.0, "time_budget", 1.234
+    )  # 1.234 / 2 characters per token / ln 2
 
 
 def test_far_fewer_steps_than_the_probe_promised_is_explained():
@@ -139,6 +143,8 @@ def test_the_cpu_recipe_cut_short_by_a_slow_machine_says_why_and_how_long_it_nee
     assert "only" not in text and "note: 600 steps" in text and "rougher text" in text
     assert "--time-budget 600" in text  # 1,500 steps at 0.4 s
     assert "note" not in report.summary(1400, 240.0, "time_budget", 1.5)
+    for short_by_choice in ("max_iters", "interrupted"):  # --max-iters 5, Ctrl-C: not slowness
+        assert "note" not in report.summary(600, 240.0, short_by_choice, 1.9)
     small = TrainReport(tiny_config(time_budget=240.0), 0, 0.0, enabled=False)
     small.start("cpu", None, FakeTuner(0.4))
     assert "note" not in small.summary(600, 240.0, "time_budget", 1.9)  # not the recipe
