@@ -472,3 +472,23 @@ def test_a_rerun_regrades_only_what_changed(fake_course, tmp_path):
     third = grade.grade_class(root, checks.EXERCISES, timeout=10, cache=cache, run_notebook=False)
     assert any("1 unchanged notebooks" in note for note in third.notes)
     assert third.total("bob") == third.total("ana") == "3/4"  # 02_other is missing
+
+
+def test_grading_into_a_log_writes_plain_lines_not_redraws(
+    fake_course, tmp_path, capfd, monkeypatch
+):
+    import shared.progress
+
+    checks, _, _ = fake_course
+    root = tmp_path / "subs"
+    for student in ("ana", "bob"):
+        write_notebook(root / student / "01_fake.ipynb", SOLVED)
+    original = shared.progress.Progress.__init__
+
+    def every_update(self, *args, **kwargs):  # a line per notebook instead of every ~15 s
+        original(self, *args, **{**kwargs, "every": 0.0})
+
+    monkeypatch.setattr(shared.progress.Progress, "__init__", every_update)
+    grade.grade_class(root, checks.EXERCISES, timeout=10, run_notebook=False, progress=True)
+    err = capfd.readouterr().err
+    assert "\r" not in err and "grading: 2/2 notebooks" in err

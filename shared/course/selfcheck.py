@@ -278,19 +278,18 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
 
     ``jobs`` sandboxes at a time, each holding one student's notebooks
     (``shared.course.student_sandbox``), one after another, in the order of ``Schedule``.
-    ``progress``: a bar with the notebooks done and the time left on stderr.
+    ``progress``: the notebooks done and the time left on stderr (a bar in a terminal, a plain
+    line every ~15 s in a log: ``shared.progress``).
     Ctrl-C kills every sandbox at once and raises KeyboardInterrupt; ``done`` keeps what finished.
     """
     import sys
 
-    from tqdm import tqdm
-
     from shared.course.checker import SandboxGone
+    from shared.progress import Progress
 
     loop = asyncio.get_running_loop()
     stopped = []
-    bar = tqdm(total=len(tasks), unit="notebook", file=sys.stderr, disable=not progress,
-               desc="grading", dynamic_ncols=True)  # fmt: skip
+    bar = Progress(len(tasks), "grading", "notebooks", enabled=progress, stream=sys.stderr)
     where = (options["sandbox"], options["scratch"], options["checks_module"])
     options = {k: v for k, v in options.items() if k != "sandbox"}
 
@@ -305,7 +304,7 @@ async def grade_many(tasks, done: dict, *, jobs: int, progress: bool = False, **
             report = report_for_all(lesson, str(path), exercises, "error", message)
         if not stopped:
             done[key] = report
-            bar.update(1)
+            bar.update(bar.done + 1)
         return place
 
     async def sandbox_slot():
