@@ -231,6 +231,17 @@ def _refuse_if_too_big(size: int | str) -> None:
         )
 
 
+def _refuse_if_not_web(url: str, path: Path) -> None:
+    """Only http(s) downloads: a local file (``file://``, a path) is copied into the cache."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise CourseError(
+            f"`url` {url} is not a web address (http:// or https://); to use a copy of the book "
+            f"you already have, copy the file to {path} (the cache; `data_dir` picks its folder)"
+        )
+
+
 def _remove_abandoned_parts(folder: Path) -> None:
     """Temporary files of downloads killed hard (no cleanup ran): their process is gone."""
     remove_abandoned(folder, CORPUS_FILENAME, ".part")
@@ -272,6 +283,7 @@ def download_corpus(
                 f"({one_line(exc)}); delete it by hand and run again"
             ) from None
         print(f"the cached {path.name} is invalid ({stale}); downloading it again")
+    _refuse_if_not_web(url, path)
     _remove_abandoned_parts(path.parent)
     print(f"downloading {url} ...")
     try:

@@ -217,9 +217,7 @@ def test_no_checkpoint_error_advises_deleting_a_model(trained, tmp_path):
     assert "new file name" in messages[1] and "new file name" in messages[2]
 
 
-def test_lessons_open_the_kept_lesson_gpt_when_gpt_pt_holds_a_modern_one(
-    trained, tmp_path, capsys
-):
+def test_lessons_open_the_kept_lesson_gpt_when_gpt_pt_holds_a_modern_one(trained, tmp_path, capsys):
     from shared.modern import ModernConfig, ModernGPT
 
     _, path = trained

@@ -435,3 +435,23 @@ def test_suggested_commands_use_the_python_the_user_ran(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(elsewhere))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # `python` finds nothing: the full path
     assert python_command() == str(elsewhere)
+
+
+def test_a_prompt_pasted_with_windows_line_ends_is_accepted(checkpoint, capsys):
+    code = main(["generate", "--checkpoint", str(checkpoint), "--prompt", "En un lugar\r\nde la",
+                 "--max-new-chars", "5", "--seed", "0"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and out.startswith("En un lugar\nde la") and "\r" not in out, err
+
+
+def test_every_flag_of_the_issue_has_help_and_train_takes_url():
+    from shared.course.cli import _subcommands, build_parser
+
+    commands = _subcommands(build_parser())
+    for command, flag in (("run", "--no-gif"), ("generate", "--top-k"), ("generate", "--top-p")):
+        (action,) = [a for a in commands[command]._actions if flag in a.option_strings]
+        assert action.help and len(action.help.split()) >= 4, (command, flag)
+    args = build_parser().parse_args(["train", "--url", "https://example.org/book.txt"])
+    assert args.url == "https://example.org/book.txt"
+    grade_help = commands["grade"].format_help()
+    assert "gradebook.cache.json" in grade_help and "OUT.cache.json" not in grade_help

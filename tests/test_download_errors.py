@@ -116,3 +116,12 @@ def test_a_part_file_of_a_killed_download_is_removed_at_once(server, tmp_path):
     download.download_corpus(server.route("/pg2000.txt", lambda h, c: h.reply(200, BOOK)), tmp_path)
     assert not dead.exists() and mine_running.exists()
     assert (tmp_path / download.CORPUS_FILENAME).read_bytes() == BOOK
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/pg2000.txt", "/home/me/pg2000.txt", "ftp://x/y"])
+def test_a_url_that_is_no_web_address_says_how_to_use_a_local_copy(tmp_path, url):
+    with pytest.raises(CourseError) as caught:
+        download.download_corpus(url, tmp_path)
+    message = str(caught.value)
+    assert "is not a web address" in message and str(tmp_path / "pg2000.txt") in message
+    assert "adapter" not in message and not list(tmp_path.iterdir())  # nothing written

@@ -74,6 +74,9 @@ def add_train(subparsers) -> None:
         "torchrun --standalone --nproc_per_node N -m shared train [flags]",
     )
     p.add_argument("--data-dir", type=Path, help="folder with pg2000.txt (downloaded if missing)")
+    p.add_argument(
+        "--url", help="where to download the book (default: $GPT_COURSE_DATA_URL or Gutenberg)"
+    )
     p.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/gpt.pt)")
     p.add_argument(
         "--time-budget", type=cli_types.time_budget, default=argparse.SUPPRESS,
@@ -109,13 +112,17 @@ def add_train(subparsers) -> None:
 def add_generate(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample text from a trained checkpoint")
     p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
-    p.add_argument("--prompt", default="", help="text to continue (default: a new paragraph)")
+    p.add_argument("--prompt", type=cli_types.prompt, default="",
+                   help="text to continue (default: a new paragraph)")  # fmt: skip
     p.add_argument(
-        "--max-new-chars", type=cli_types.number(int, 0, 10**6, low_inclusive=True), default=500
-    )
+        "--max-new-chars", type=cli_types.number(int, 0, 10**6, low_inclusive=True), default=500,
+        help="characters to write (characters also with a BPE model)",
+    )  # fmt: skip
     p.add_argument("--temperature", type=TEMPERATURE, default=0.8)
-    p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True))
-    p.add_argument("--top-p", type=TOP_P)
+    p.add_argument("--top-k", type=cli_types.number(int, 1, low_inclusive=True),
+                   help="sample only from the K most likely next characters (default: all of them)")  # fmt: skip
+    p.add_argument("--top-p", type=TOP_P, help="sample only from the most likely characters "
+                   "whose probabilities add up to P, e.g. 0.9 (default: all of them)")  # fmt: skip
     p.add_argument("--seed", type=cli_types.SEED, help="same seed, same text")
     p.add_argument("--no-cache", action="store_true", help="sample without the KV cache")
     p.add_argument("--device", choices=DEVICES, default="cpu")
@@ -134,8 +141,9 @@ def add_viz(subparsers) -> None:
     )
     p.add_argument("--checkpoint", help="checkpoint file (default: checkpoints/gpt.pt)")
     p.add_argument(
-        "--prompt", default=DEFAULT_PROMPT, help=f"text to start from (default: {DEFAULT_PROMPT!r})"
-    )
+        "--prompt", type=cli_types.prompt, default=DEFAULT_PROMPT,
+        help=f"text to start from (default: {DEFAULT_PROMPT!r})",
+    )  # fmt: skip
     p.add_argument("--layer", type=INDEX, help="layer to show (default: the last)")
     p.add_argument("--head", type=INDEX, help="head to show (default: average of all heads)")
     p.add_argument("--max-new-chars", type=cli_types.positive(int, 2000), default=DEFAULT_NEW_CHARS,
@@ -172,7 +180,7 @@ def add_run(subparsers) -> None:
                    help=f"training steps at most (default: {CPU_RECIPE['max_iters']})")  # fmt: skip
     p.add_argument("--num-threads", type=cli_types.positive(int, 1024),
                    help="CPU threads (default: the fastest count, measured on the first steps)")  # fmt: skip
-    p.add_argument("--prompt", default=DEFAULT_PROMPT,
+    p.add_argument("--prompt", type=cli_types.prompt, default=DEFAULT_PROMPT,
                    help=f"text the sample continues (default: {DEFAULT_PROMPT!r})")  # fmt: skip
     p.add_argument(
         "--max-new-chars", type=cli_types.number(int, 1, 10**6, low_inclusive=True), default=1000,
@@ -181,7 +189,8 @@ def add_run(subparsers) -> None:
     p.add_argument("--seed", type=cli_types.SEED,
                    help="seed for training and sampling (default: 1337 for training, 0 for sampling)")  # fmt: skip
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--no-gif", action="store_true")
+    p.add_argument("--no-gif", action="store_true",
+                   help="skip step 4, the attention GIF")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_recipe(p)
     p.set_defaults(func=commands.run)

@@ -76,3 +76,9 @@ def time_budget(text: str) -> float | None:
             f"must be seconds > 0 and <= 1e+08, or 'none' for no time limit, got {text}"
         )
     return value
+
+
+def prompt(text: str) -> str:
+    """A prompt as the book writes line ends: a text pasted from Windows (CRLF) or an old Mac
+    (CR) gets "\\n", the only line end the model knows (``shared.data`` does the same)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -155,7 +155,10 @@ def load_training_corpus(args, tokenizer: str = "char", saved: dict | None = Non
     from shared.bpe import tokenizer_from_dict
     from shared.bpe_corpus import bpe_corpus, load_bpe_corpus
     from shared.data import load_corpus
+    from shared.download import download_corpus
 
+    if getattr(args, "url", None):  # downloaded once into --data-dir; every reader uses the cache
+        download_corpus(args.url, args.data_dir)
     if tokenizer != "bpe":
         return load_corpus(args.data_dir)
     if saved is not None:

@@ -376,7 +376,7 @@ def add_cli(subparsers) -> None:
         "--no-cache",
         action="store_true",
         help="grade every notebook again (default: unchanged notebooks keep their results, "
-        "kept in OUT.cache.json)",
+        "kept next to --out: gradebook.cache.json for gradebook.csv)",
     )
     _common(grade)
     add_report_options(grade)  # --points
