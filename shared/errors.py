@@ -25,7 +25,7 @@ def python_command() -> str:
     except ValueError:  # another drive on Windows
         inside = os.pardir
     if not inside.startswith(os.pardir):
-        return inside
+        return inside if os.sep in inside else os.path.join(os.curdir, inside)  # ./python
     for name in ("python", "python3"):
         found = shutil.which(name)
         if found and os.path.abspath(found) == exe:
