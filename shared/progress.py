@@ -67,7 +67,7 @@ class Progress:
             bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]"
             self.bar = tqdm(
                 total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
-                leave=True, bar_format=bar_format if unit == "s" else None,
+                leave=True, bar_format=bar_format if unit == "s" else None, file=self.stream,
             )  # fmt: skip
 
     def update(self, done: float, **fields) -> None:
@@ -95,7 +95,7 @@ class Progress:
     def write(self, message: str) -> None:
         """A message that does not break the bar."""
         if self.bar is not None:
-            self.bar.write(message)
+            self.bar.write(message, file=self.stream)
         elif self.enabled:
             print(message, file=self.stream, flush=True)
 
