@@ -12,6 +12,7 @@ from test_cli import ROOT, assert_one_error_line, run_cli, tiny_data  # noqa: F4
 import shared.course.pipeline
 from shared.course.cli import build_parser
 from shared.course.defaults import CPU_RECIPE
+from shared.errors import shared_command
 
 
 def test_building_the_parser_does_not_import_torch():
@@ -66,12 +67,12 @@ def test_every_optional_flag_with_a_default_says_it():
 def test_an_unknown_flag_names_the_closest_and_its_commands_help(capsys, argv, suggestion, command):
     code, out, err = run_cli(argv, capsys)
     assert_one_error_line(code, err, "unrecognized arguments", suggestion)
-    assert f"`python -m shared {command} --help`" in err and out == ""
+    assert f"`{shared_command(command)} --help`" in err and out == ""
 
 
 def test_an_unknown_flag_far_from_every_flag_gets_no_guess(capsys):
     code, _, err = run_cli(["train", "--zzzz"], capsys)
-    assert_one_error_line(code, err, "--zzzz", "`python -m shared train --help`")
+    assert_one_error_line(code, err, "--zzzz", f"`{shared_command('train')} --help`")
     assert "did you mean" not in err
 
 
@@ -103,7 +104,7 @@ def test_run_trains_max_iters_and_ends_with_what_happened(tmp_path, tiny_data, c
     assert code == 0
     assert "trained 3 steps (step 3)" in out and "tokens/s" in out and "final val loss" in out
     assert f"checkpoint: {tmp_path / 'gpt.pt'}" in out and "sample.txt" in out
-    assert f"next: python -m shared generate --checkpoint {tmp_path / 'gpt.pt'}" in out
+    assert f"next: {shared_command('generate')} --checkpoint {tmp_path / 'gpt.pt'}" in out
     sample = (tmp_path / "out" / "sample.txt").read_text(encoding="utf-8")
     assert sample.startswith("En un lugar de la Mancha, ")  # not glued to the sample
 
