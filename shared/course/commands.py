@@ -40,13 +40,13 @@ def train(args) -> int:
     overrides = {
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
-    saved = resumed_checkpoint(args)
-    tokenizer = choose_tokenizer(args, saved)
+    resumed = resumed_checkpoint(args)
+    tokenizer = choose_tokenizer(args, resumed)
     if getattr(args, "vocab_size", None) is not None and tokenizer != "bpe":
         raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
-        name = getattr(args, "recipe", None) or resumed_recipe(saved)
+        name = getattr(args, "recipe", None) or resumed_recipe(resumed)
         recipe, config = recipe_by_name(name, device, **overrides)
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
@@ -61,7 +61,7 @@ def train(args) -> int:
         with distributed.main_first(rank):  # one download and one clean-up, not one per process
             if rank.is_main:
                 remove_abandoned_temps(out)
-            corpus = load_training_corpus(args, tokenizer, saved)
+            corpus = load_training_corpus(args, tokenizer, resumed)
         check_fits(config, corpus)
         result = train_model(
             corpus, config, out=out, resume=args.resume, progress=not args.quiet and rank.is_main
