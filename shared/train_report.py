@@ -87,7 +87,7 @@ class TrainReport:
         speed = (step - self.first_step) * self.tokens_per_step / max(run_seconds, 1e-9)
         fields = {
             "step": step,
-            "loss": f"{loss:.3f}",
+            "loss": f"{loss:.3f} {'nats/token' if self.chars_per_token else 'nats/char'}",
             "lr": f"{lr:.1e}",
             "tokens/s": f"{speed:,.0f}",
         }

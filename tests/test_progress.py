@@ -101,8 +101,18 @@ def test_train_in_a_log_prints_the_start_line_and_the_summary(capsys):
     assert "\r" not in out  # pytest's captured stdout is no terminal: no tqdm redraws
     assert re.search(r"device: cpu, model: [\d,]+ parameters; threads: 1 thread \(forced", out)
     assert result.summary in out and result.summary.startswith("trained 6 steps (step 6)")
-    assert f"final val loss {result.final_losses['val']:.3f}" in result.summary
+    assert f"final val loss {result.final_losses['val']:.3f} nats/char" in result.summary
+    evals = [line for line in out.splitlines() if line.startswith("step ")]
+    assert evals and all(" nats/char (" in line and "bits/char" in line for line in evals)
     assert result.threads == 1
+
+
+def test_the_plain_progress_line_names_the_loss_unit():
+    stream = io.StringIO()
+    report = TrainReport(tiny_config(max_iters=100), 0, 0.0, chars_per_token=3.0)
+    report.bar = Progress(100, "training", "it", stream=stream, every=0.0)
+    report.update(step=5, loss=4.25, lr=1e-3, elapsed=1.0)
+    assert "loss 4.250 nats/token" in stream.getvalue()
 
 
 def test_the_start_line_and_the_choice_say_how_threads_were_picked(capsys):
