@@ -18,6 +18,7 @@ FEW_STEPS = 0.5  # fewer than half the predicted steps: say so and why
 # ~1,500 steps (val ~1.47), the modern one ~1,150 (val ~1.27, bigger steps: block 128, Muon); both
 # write text that reads as Spanish. Far fewer steps: say why the text is rougher.
 RECIPE_STEPS = 1500
+RECIPE_SECONDS = 240.0
 MODERN_RECIPE_STEPS = 1150
 
 
@@ -130,10 +131,13 @@ class TrainReport:
 
     def slow_machine_note(self, step: int, seconds: float, stopped: str = "time_budget"):
         """The CPU recipe, stopped by its clock far short of the steps it needs: say so, and
-        how long this machine would need. Not after --max-iters or Ctrl-C: then the run was
-        short by choice, not by speed."""
+        how long this machine would need. Only when speed is why: not after --max-iters or
+        Ctrl-C, nor when a budget shorter than 240 s got the steps an idle machine makes in it."""
         expected = recipe_steps(self.config)
-        if expected is None or stopped != "time_budget" or step >= 0.6 * expected:
+        if expected is None or stopped != "time_budget":
+            return None
+        idle_steps = expected * min(1.0, self.config.time_budget / RECIPE_SECONDS)
+        if step >= 0.6 * idle_steps:
             return None
         if step <= self.first_step:
             return None

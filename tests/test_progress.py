@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 
 from _tiny import tiny_config, tiny_corpus
 
@@ -155,6 +156,9 @@ def test_the_cpu_recipe_cut_short_by_a_slow_machine_says_why_and_how_long_it_nee
     assert "note" not in report.summary(1400, 240.0, "time_budget", 1.5)
     for short_by_choice in ("max_iters", "interrupted"):  # --max-iters 5, Ctrl-C: not slowness
         assert "note" not in report.summary(600, 240.0, short_by_choice, 1.9)
+    short = TrainReport(replace(config, time_budget=60.0), 0, 0.0, enabled=False)
+    assert "note" not in short.summary(300, 60.0, "time_budget", 2.1)  # 60 s: ~375 steps idle
+    assert "slower or busy" in short.summary(100, 60.0, "time_budget", 2.6)
     small = TrainReport(tiny_config(time_budget=240.0), 0, 0.0, enabled=False)
     small.start("cpu", None, FakeTuner(0.4))
     assert "note" not in small.summary(600, 240.0, "time_budget", 1.9)  # not the recipe
