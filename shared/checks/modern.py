@@ -91,7 +91,9 @@ def check_rmsnorm(RMSNorm) -> None:
             weight.copy_(torch.linspace(0.5, 2.0, C))
         ref = nn.RMSNorm(C, eps=eps)
         with torch.no_grad():
-            ref.weight.copy_(weight.detach().clone())  # a plain copy: `weight` may live in a grading sandbox
+            ref.weight.copy_(
+                weight.detach().clone()
+            )  # a plain copy: `weight` may live in a grading sandbox
         x = _input(2, 5, C, seed=C)
         with torch.no_grad():
             out = call(name, norm, x, what=f"RMSNorm({C}, eps={eps})(x)")
