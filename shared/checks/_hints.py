@@ -9,6 +9,7 @@ matches wins, and when none does ``call`` falls back to the generic causes of ``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from shared.errors import one_line
 
@@ -27,3 +28,21 @@ def crash_hint(what: str, rules: Iterable[Rule]) -> Callable[[Exception], str | 
         return None
 
     return hint
+
+
+def torch_errors_unmasked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with torch's "... not implemented for 'Float'" (a ``NotImplementedError``, e.g.
+    ``^`` on floats) raised as a ``RuntimeError``, so ``call`` reports the crash and its hint
+    instead of mistaking it for the untouched stub."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError as exc:
+            if "not implemented for" in str(exc):
+                raise RuntimeError(str(exc)) from None
+            raise
+
+    run.forward = getattr(fn, "forward", fn)  # type: ignore[attr-defined]  # for argument names
+    run.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    return run
