@@ -232,6 +232,7 @@ def in_place_merge(ids, pair, new_id):
         (bug.merge_first_id_only, "only one of its two ids matched"),
         (bug.merge_unordered, "(b, a) was merged too"),
         (bug.merge_step_one, "moves on by one id"),
+        (bug.merge_skipping_first, "the first id is lost"),
         (list_compare_merge, "a list [a, b] never equals a tuple"),
         (index_error_merge, "no next id"),
         (lambda ids, pair, new_id: [pair if i == pair[0] else i for i in ids], "one id, an int"),
@@ -274,6 +275,8 @@ def train(**kw):
         (train(chunks=lambda t: t.split(" ")), "split with str.split"),
         (train(summed=False), "counts were not added up"),
         (train(tie="least"), "least frequent pair"),
+        (train(tie="least, smallest"), "least frequent pair"),
+        (train(tie="pair only"), "whatever its count"),
         (train(merge=bug.merge_nothing), "not updated after a merge"),
         (train(first_id=257, extra=-1), "start at 257"),
         (train(extra=1), "one merge too many"),
@@ -340,6 +343,13 @@ def merged_only_decode(ids, merges):
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
+def no_byte_255_decode(ids, merges):
+    vocab = {i: bytes([i]) for i in range(255)}  # off by one: byte 255 has no entry
+    for (a, b), new_id in merges.items():
+        vocab[new_id] = vocab[a] + vocab[b]
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
 def strict_decode(ids, merges):
     return b"".join(bpe.token_bytes(merges)[i] for i in ids).decode("utf-8")
 
@@ -356,6 +366,7 @@ def strict_decode(ids, merges):
         (lambda ids, m: our_decode(ids, m).encode("utf-8"), "still have to be decoded"),
         (pair_bytes_decode, "bytes([a, b]) only takes single bytes"),
         (merged_only_decode, "Every id needs its bytes"),
+        (no_byte_255_decode, "Every id needs its bytes"),
     ],
 )
 def test_decode_mistakes(mistake, fragment):

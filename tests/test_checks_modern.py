@@ -299,7 +299,7 @@ COEF = (3.4445, -4.7750, 2.0315)
 
 def ns_tall_side(G, steps=5):  # written differently: always X^T X on the right, never transposed
     a, b, c = COEF
-    X = G / G.norm().clamp_min(1e-7)
+    X = G / (G.norm() + 1e-7)
     for _ in range(steps):
         B = X.T @ X
         X = a * X + X @ (b * B + c * B @ B)
@@ -324,6 +324,10 @@ def ns_variant(G, steps, normalise=True, coef=COEF, transpose_back=True, eps=1e-
     return X.T if tall and transpose_back else X
 
 
+def ns_clamped(G, steps):
+    return ns_variant(G, steps, eps=0.0, norm=lambda X: X.norm().clamp_min(1e-7))
+
+
 def test_newton_schulz_check(capsys):
     assert_fails(check_newton_schulz, stub, "not implemented yet")
     assert_passes(check_newton_schulz, ref_newton_schulz, capsys)
@@ -341,6 +345,8 @@ def test_newton_schulz_check(capsys):
         (lambda G, steps: ns_variant(G, steps, transpose_back=False), "shape"),
         (lambda G, steps: ns_variant(G, steps, eps=0.0), "returned NaN"),
         (lambda G, steps: ns_variant(G, steps, eps=0.0) + 1e-7, "returned NaN"),
+        (lambda G, steps: ns_variant(G, steps, eps=-1e-7), "the epsilon is subtracted"),
+        (ns_clamped, "clamped at 1e-7"),
         (lambda G, steps: ns_variant(G, steps - 1), "one step too many or too few"),
         (lambda G, steps: ns_variant(G, steps + 1), "one step too many or too few"),
         (lambda G, steps: ns_variant(G, steps, coef=(COEF[1], COEF[0], COEF[2])), "wrong order"),

@@ -51,6 +51,7 @@ MERGE_MISTAKES = {
     "only the first occurrence was merged: replace every occurrence": bug.merge_first_only,
     "the last id is lost when it is not part of a merge: copy it to the output too":
         bug.merge_dropping_last,
+    "the first id is lost: the scan starts at index 0": bug.merge_skipping_first,
     "nothing was merged, the ids came back as they were: the pair is a tuple, and a list "
     "[a, b] never equals a tuple (a, b) in Python": bug.merge_nothing,
 }  # fmt: skip
@@ -84,8 +85,10 @@ def train_mistakes(text, vocab_size):
         "then the second)": variant(tie="largest"),
         "ties go to the pair seen first in the text (max keeps the first of equal counts); the "
         "rule is the smallest pair, so the result never depends on order": variant(tie="first seen"),
-        "the least frequent pair was merged (min of the counts): merge the most frequent":
-            variant(tie="least"),
+        "the least frequent pair was merged (min of the counts): merge the most frequent": [
+            variant(tie="least"), variant(tie="least, smallest")],
+        "the smallest pair was merged whatever its count (min of the pairs): merge the most "
+        "frequent pair, and use the smallest only to break ties": variant(tie="pair only"),
         "the pairs were counted once, before any merge: after each merge the counts change "
         "(new pairs appear, merged ones vanish), so count again": variant(recount=False),
         "the chunks were not updated after a merge, so the same pair wins every round (each "

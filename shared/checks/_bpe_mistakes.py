@@ -91,6 +91,11 @@ def merge_step_one(ids, pair, new_id):
     return out
 
 
+def merge_skipping_first(ids, pair, new_id):
+    """The scan starts at index 1: the first id is lost."""
+    return merge_pair(ids[1:], tuple(pair), new_id)
+
+
 def merge_nothing(ids, pair, new_id):
     return list(ids)
 
@@ -166,6 +171,10 @@ def counts_presence(ids):
 def _pick(counts, tie):
     if tie == "least":  # min of the counts: the rarest pair
         return min(counts, key=counts.get)
+    if tie == "least, smallest":  # the minus sign dropped from the rule's key
+        return min(counts, key=lambda p: (counts[p], p))
+    if tie == "pair only":  # min(counts): the smallest pair, whatever its count
+        return min(counts)
     if tie == "largest":
         return max(counts, key=lambda p: (counts[p], p))
     if tie == "first seen":  # max() keeps the first of equal counts: dict (text) order

@@ -239,7 +239,7 @@ def check_decode(decode) -> None:
     merges = ENCODE_MERGES
     tok = ref.BPETokenizer(merges)
     cases = [tok.encode(t) for t in ENCODE_TEXTS[:3]]
-    cases += [[32, 97, 195, 177, 111], [262, 195], [195], [32, 97, 261], []]
+    cases += [[32, 97, 195, 177, 111], [262, 195], [195], [32, 97, 261], [0, 255, 104], []]
     for ids in cases:
         what = f"decode({ids}, merges)"
         got = call(name, decode, list(ids), dict(merges), what=what, hint=hints.decode_hint(what))

@@ -109,6 +109,30 @@ def _check_zero(name, newton_schulz):
              f"got {shape_of(out)}.")  # fmt: skip
 
 
+def _check_tiny(name, newton_schulz):
+    """||G|| = 2e-7, the size of the 1e-7: where the epsilon goes, and its sign, show."""
+    __tracebackhide__ = True
+    G = torch.randn(5, 3, generator=torch.Generator().manual_seed(7))
+    G = G / G.norm() * 2e-7
+    what = "newton_schulz(G (5, 3) with ||G|| = 2e-7, steps=1)"
+    out = call(name, newton_schulz, G, 1, what=what, hint=crash_hint(what, _CRASHES))
+    if close(out, _reference(G, 1), atol=1e-4, rtol=1e-3):
+        return
+
+    def dividing_by(norm):  # _reference adds 1e-7 to what `norm` gives: take it off again
+        return lambda: _reference(G, 1, norm=lambda X: norm(X) - 1e-7)
+
+    mistake = matching_mistake(out, {
+        "the epsilon is subtracted: the spec divides by ||G|| + 1e-7": dividing_by(
+            lambda X: X.norm() - 1e-7),
+        "the norm is clamped at 1e-7 (max(||G||, 1e-7)): the spec adds it, ||G|| + 1e-7": (
+            dividing_by(lambda X: X.norm().clamp_min(1e-7))),
+    }, atol=1e-4, rtol=1e-3)  # fmt: skip
+    fail(name, f"{what} differs from the spec's: " + (
+        f"looks like {mistake}." if mistake else "X starts as G / (||G|| + 1e-7), which for so "
+        "small a G is not G / ||G||."))  # fmt: skip
+
+
 def check_newton_schulz(newton_schulz) -> None:
     """``newton_schulz(G, steps)``: matches Keller Jordan's quintic iteration (float32) and the
     direction ``torch.optim.Muon`` steps in (bfloat16 there, so loosely)."""
@@ -139,6 +163,7 @@ def check_newton_schulz(newton_schulz) -> None:
         fail(name, f"newton_schulz(G {shape}, steps={steps}) differs from the quintic "
              "iteration X <- a X + (b A + c A^2) X, A = X X^T, started from G / ||G||.")  # fmt: skip
     _check_zero(name, newton_schulz)
+    _check_tiny(name, newton_schulz)
     G = torch.randn(16, 48, generator=g)
     out = call(name, newton_schulz, G, 5, what="newton_schulz(G (16, 48), 5)")
     singular = torch.linalg.svdvals(out)
