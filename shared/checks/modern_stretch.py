@@ -74,7 +74,16 @@ def _mistakes(G, steps):
 
 
 def _muon_direction(G: torch.Tensor) -> torch.Tensor:
-    """The update direction ``torch.optim.Muon`` takes for gradient G (one step, no momentum)."""
+    """The update direction ``torch.optim.Muon`` takes for gradient G (one step, no momentum).
+
+    Its own orthogonalisation when this torch has it (a private function: checked by name and
+    signature, else one optimiser step, which costs ~6 s the first time as it loads dynamo)."""
+    try:
+        from torch.optim._muon import _zeropower_via_newtonschulz as orthogonalise
+
+        return orthogonalise(G, COEFFICIENTS, 5, 1e-7).float()
+    except (ImportError, TypeError):
+        pass
     p = torch.nn.Parameter(torch.zeros_like(G))
     p.grad = G.clone()
     opt = torch.optim.Muon([p], lr=1.0, momentum=0.0, nesterov=False, weight_decay=0.0,
