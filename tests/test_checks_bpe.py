@@ -367,6 +367,8 @@ def strict_decode(ids, merges):
         (pair_bytes_decode, "bytes([a, b]) only takes single bytes"),
         (merged_only_decode, "Every id needs its bytes"),
         (no_byte_255_decode, "Every id needs its bytes"),
+        (lambda ids, m: bug.decode_variant(ids, m, part=0), "kept only one part's bytes"),
+        (lambda ids, m: bug.decode_variant(ids, m, part=1), "kept only one part's bytes"),
     ],
 )
 def test_decode_mistakes(mistake, fragment):

@@ -125,6 +125,26 @@ def no_keepdim(self, x):
     return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
+def mean_wrong_dim(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - x.mean(1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def var_of_everything(self, x):
+    var = x.var(unbiased=False)
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def mean_added(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x + x.mean(-1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def times_std(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - x.mean(-1, keepdim=True)) * torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
 class LayerNormPlain:  # a bare normalisation, eps 1e-5
     eps, weight, bias = 1e-5, 1.0, 0.0
 
@@ -172,6 +192,10 @@ def test_layer_norm_check_leaves_the_global_rng_alone():
         (make_layer_norm(gain_times_bias), "the bias multiplies too"),
         (make_layer_norm(no_keepdim), "keepdim=True"),
         (DefaultEps, "its default is not 1e-5"),
+        (make_layer_norm(mean_wrong_dim), "over different dimensions"),
+        (make_layer_norm(var_of_everything), "over different dimensions"),
+        (make_layer_norm(mean_added), "the mean is added"),
+        (make_layer_norm(times_std), "it is divided by it"),
         (NoEpsKept, "keep the eps given to __init__"),
         (make_layer_norm(ours, params=False), "not a learnable parameter"),
         (make_layer_norm(ours, init=(0.0, 0.0)), "should start at ones"),

@@ -535,6 +535,13 @@ def block_bug(bug):
         if bug == "residual_twice":
             x = x + x + self.sa(self.ln1(x))
             return x + x + self.ffwd(self.ln2(x))
+        if bug == "no_attention":
+            return x + self.ffwd(self.ln2(x))
+        if bug == "no_ffwd":
+            return x + self.sa(self.ln1(x))
+        if bug == "subtracted":
+            x = x - self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
         if bug == "extra_dropout":
             x = x + F.dropout(self.sa(self.ln1(x)), 0.1, self.training)
             return x + self.ffwd(self.ln2(x))
@@ -564,6 +571,9 @@ def test_block_check_accepts_reference_and_alternative(capsys):
         (block_bug("sa_twice"), "attention is used twice"),
         (block_bug("ffwd_twice"), "feed-forward is used twice"),
         (block_bug("residual_twice"), "residual is added twice"),
+        (block_bug("no_attention"), "the attention step is missing"),
+        (block_bug("no_ffwd"), "the feed-forward step is missing"),
+        (block_bug("subtracted"), "subtracted from the stream"),
     ],
 )
 def test_block_check_names_the_mistake(block, fragment):

@@ -122,6 +122,11 @@ def test_rmsnorm_check(capsys):
         (rms_times_rsqrt_wrong, "multiplies by the root mean square"),
         (rms_gain_first, "gain is applied before the normalisation"),
         (rms_no_keepdim, "keepdim=True"),
+        (lambda self, x: x * self.weight, "x is not normalised"),
+        (
+            lambda self, x: x / (x.mean(-1, keepdim=True) + self.eps).sqrt() * self.weight,
+            "the mean of x itself",
+        ),
     ],
 )
 def test_rmsnorm_mistakes_get_their_hint(forward, fragment):

@@ -157,6 +157,9 @@ DECODE_MISTAKES = {
         lambda ids, merges: bug.decode_variant(ids, merges, per_token=True, errors="ignore")],
     "a merged token's bytes are the first part's then the second's (a + b), not b + a":
         lambda ids, merges: bug.decode_variant(ids, merges, swapped=True),
+    "a merged token kept only one part's bytes: its bytes are its first part's followed by its "
+    "second part's": [lambda ids, merges: bug.decode_variant(ids, merges, part=0),
+                      lambda ids, merges: bug.decode_variant(ids, merges, part=1)],
     "the bytes were read as Latin-1 (chr of each byte): decode them as UTF-8":
         lambda ids, merges: bug.decode_variant(ids, merges, latin1=True),
 }  # fmt: skip

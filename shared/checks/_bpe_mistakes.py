@@ -265,12 +265,16 @@ def encode_variant(text, merges, *, chunks=True, code_points=False, order="rank"
     return out
 
 
-def decode_variant(ids, merges, *, per_token=False, swapped=False, latin1=False, errors="replace"):
+def decode_variant(
+    ids, merges, *, per_token=False, swapped=False, latin1=False, errors="replace", part=None
+):
+    """The reference decoder with one thing changed; ``part`` 0 or 1: a merged token keeps only
+    its first or its second part's bytes."""
     merges = {tuple(p): i for p, i in merges.items()}
-    if swapped:
+    if swapped or part is not None:
         vocab = {i: bytes([i]) for i in range(BASE_VOCAB)}
         for (a, b), new_id in merges.items():
-            vocab[new_id] = vocab[b] + vocab[a]
+            vocab[new_id] = vocab[b] + vocab[a] if part is None else vocab[(a, b)[part]]
     else:
         vocab = token_bytes(merges)
     if per_token:

@@ -212,6 +212,15 @@ def _block_mistakes(x, ln1, sa, ln2, ffwd) -> dict:
         "feed-forward's": [lambda: h + sa(ln2(h)), lambda: h + sa(ln1(h))],
         "the feed-forward is used twice and the attention never: the first step is the "
         "attention's": [lambda: pre_ff(ln1, ln2)],
+        "the attention step is missing: x + sa(ln1(x)) comes first": lambda: x + ffwd(ln2(x)),
+        "the feed-forward step is missing: after the attention step, add ffwd(ln2(x))": (lambda: h),
+        "a sub-layer's output is subtracted from the stream or multiplies it: the residual "
+        "connection adds it": [
+            lambda: (x - sa(ln1(x))) + ffwd(ln2(x - sa(ln1(x)))),
+            lambda: h - ffwd(ln2(h)),
+            lambda: (x * sa(ln1(x))) + ffwd(ln2(x * sa(ln1(x)))),
+            lambda: h * ffwd(ln2(h)),
+        ],
         "the residual is added twice (x + x + sub-layer): the stream is added once, x + "
         "sub-layer(LayerNorm(x))": [
             lambda: (2 * x + sa(ln1(x))) * 2 + ffwd(ln2(2 * x + sa(ln1(x)))),

@@ -67,6 +67,21 @@ def _mistakes(x, weight, bias, eps) -> dict:
         "of C features (the last dimension)": [
             lambda d=d: affine(norm(dim=d)) for d in (0, 1)
         ] + [lambda: affine((x - x.mean()) / torch.sqrt(x.var(correction=0) + eps))],
+        "the mean and the variance are taken over different dimensions: both are statistics of "
+        "each position's C features (the last dimension)": [
+            lambda d=d: affine((x - x.mean(d, keepdim=True))
+                               / torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))
+            for d in (0, 1)] + [
+            lambda d=d: affine((x - x.mean(-1, keepdim=True))
+                               / torch.sqrt(x.var(d, keepdim=True, correction=0) + eps))
+            for d in (0, 1)] + [
+            lambda: affine((x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(correction=0) + eps))],
+        "the mean is added: each row is centred by subtracting it": [
+            lambda: affine((x + x.mean(-1, keepdim=True))
+                           / torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))],
+        "the centred x is multiplied by sqrt(var + eps): it is divided by it": [
+            lambda: affine((x - x.mean(-1, keepdim=True))
+                           * torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))],
         "the gain and bias are not applied: scale by self.weight, then add self.bias": [
             lambda: norm(), lambda: norm() * weight, lambda: norm() + bias,
         ],

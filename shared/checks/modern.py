@@ -74,6 +74,10 @@ def _rmsnorm_mistakes(x, w, eps):
             lambda c=c: x / (x.var(-1, keepdim=True, correction=c) + eps).sqrt() * w for c in (0, 1)
         ]
         + [lambda: x / (x.std(-1, keepdim=True) + eps) * w],
+        "x is not normalised (only the gain is applied): divide each vector by its root mean "
+        "square first": lambda: x * w,
+        "it divides by sqrt(mean(x) + eps), the mean of x itself: RMSNorm averages the squares, "
+        "mean(x^2)": lambda: x / (x.mean(-1, keepdim=True) + eps).sqrt() * w,
         "it divides by the mean absolute value: RMSNorm squares first, sqrt(mean(x^2) + eps)": [
             lambda: x / (x.abs().mean(-1, keepdim=True) + eps) * w
         ],
