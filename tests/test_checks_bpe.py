@@ -18,6 +18,7 @@ from shared.checks import (
     check_pair_counts,
     check_train_merges,
 )
+from shared.checks import _bpe_hints as hints
 from shared.checks import _bpe_mistakes as bug
 from shared.checks import bpe as checks
 
@@ -176,12 +177,43 @@ def test_the_reference_passes(capsys):
         (bug.counts_missing_last, "the last pair is missing"),
         (bug.counts_reversed, "the pairs are reversed"),
         (bug.counts_presence, "every pair has count 1"),
+        (bug.counts_stride_two, "only every other position starts a pair"),
+        (bug.counts_skip_after_repeat, "jumps past a run's pair"),
+        (bug.counts_missing_first, "the first pair is missing"),
+        (bug.counts_wrapping, "not a ring"),
+        (bug.counts_plus_one, "one too high"),
+        (lambda ids: {(ids[i], ids[i + 1]): 1 for i in range(len(ids))}, "no id after it"),
+        (lambda ids: {[a, b]: 1 for a, b in zip(ids, ids[1:], strict=False)}, "not a list"),
         (lambda ids: {f"{a},{b}": n for (a, b), n in bpe.pair_counts(ids).items()}, "tuples"),
         (lambda ids: list(bpe.pair_counts(ids).items()), "expected a dict"),
     ],
 )
 def test_pair_count_mistakes(mistake, fragment):
     assert_fails(check_pair_counts, mistake, fragment)
+
+
+def list_compare_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if [ids[i], ids[i + 1] if i + 1 < len(ids) else None] == pair:  # never a tuple
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def index_error_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
 
 
 def in_place_merge(ids, pair, new_id):
@@ -196,12 +228,31 @@ def in_place_merge(ids, pair, new_id):
         (bug.merge_from_the_right, "scans from the right"),
         (bug.merge_first_only, "only the first occurrence"),
         (bug.merge_dropping_last, "the last id is lost"),
+        (bug.merge_either_id, "only one of its two ids matched"),
+        (bug.merge_first_id_only, "only one of its two ids matched"),
+        (bug.merge_unordered, "(b, a) was merged too"),
+        (bug.merge_step_one, "moves on by one id"),
+        (bug.merge_skipping_first, "the first id is lost"),
+        (list_compare_merge, "a list [a, b] never equals a tuple"),
+        (index_error_merge, "no next id"),
+        (lambda ids, pair, new_id: [pair if i == pair[0] else i for i in ids], "one id, an int"),
         (in_place_merge, "changed its input in place"),
         (lambda ids, pair, new_id: None, "returned None"),
     ],
 )
 def test_merge_mistakes(mistake, fragment):
     assert_fails(check_merge_pair, mistake, fragment)
+
+
+def no_break_train(text, vocab_size):
+    chunks = [list(c.encode("utf-8")) for c in split_chunks(text)]
+    merges = {}
+    for new_id in range(256, vocab_size):
+        counts = Counter(p for ids in chunks for p in zip(ids, ids[1:], strict=False))
+        pair = min(counts, key=lambda p: (-counts[p], p))  # ValueError once nothing is left
+        merges[pair] = new_id
+        chunks = [bpe.merge_pair(ids, pair, new_id) for ids in chunks]
+    return merges
 
 
 def train(**kw):
@@ -220,6 +271,18 @@ def train(**kw):
         (train(first_id=257), "start at 257"),
         (train(first_id=255), "start at 255"),
         (lambda text, v: dict(reversed(bpe.train_merges(text, v).items())), "wrong order"),
+        (train(chunks=str.split), "split with str.split"),
+        (train(chunks=lambda t: t.split(" ")), "split with str.split"),
+        (train(summed=False), "counts were not added up"),
+        (train(tie="least"), "least frequent pair"),
+        (train(tie="least, smallest"), "least frequent pair"),
+        (train(tie="pair only"), "whatever its count"),
+        (train(merge=bug.merge_nothing), "not updated after a merge"),
+        (train(first_id=257, extra=-1), "start at 257"),
+        (train(extra=1), "one merge too many"),
+        (train(extra=-1), "one merge too few"),
+        (no_break_train, "stop early when the counts are empty"),
+        (lambda text, v: {i: p for p, i in bpe.train_merges(text, v).items()}, "wrong way round"),
         (lambda text, v: {**bpe.train_merges(text, v), (1, 1): v + 5}, "merge"),
     ],
 )
@@ -228,11 +291,17 @@ def test_train_mistakes(mistake, fragment):
 
 
 def test_each_training_mistake_is_told_apart():
-    results = [list(f().items()) for f in checks._train_mistakes(checks.TRAIN_TEXT,
-                                                                 checks.VOCAB_SIZE).values()]  # fmt: skip
-    expected = list(bpe.train_merges(checks.TRAIN_TEXT, checks.VOCAB_SIZE).items())
-    assert expected not in results
-    assert len({repr(r) for r in results}) == len(results)  # every mistake computes its own
+    mistakes = hints.train_mistakes(checks.TRAIN_TEXT, checks.VOCAB_SIZE)
+    expected = repr(list(bpe.train_merges(checks.TRAIN_TEXT, checks.VOCAB_SIZE).items()))
+    results = {message: {repr(list(f().items())) for f in (fs if isinstance(fs, list) else [fs])}
+               for message, fs in mistakes.items()}  # fmt: skip
+    assert all(expected not in r for r in results.values())
+    for a in results:  # no result is shared by two messages
+        assert all(not (results[a] & results[b]) for b in results if b != a), a
+
+
+def per_chunk_encode(text, merges):
+    return [our_encode(chunk, merges) for chunk in split_chunks(text)]
 
 
 def enc(**kw):
@@ -247,10 +316,38 @@ def enc(**kw):
         (enc(chunks=False), "not split into chunks"),
         (enc(order="reverse"), "reverse order"),
         (enc(order="once"), "only one merge was applied"),
+        (enc(order="latest"), "latest-learned first"),
+        (enc(order="frequent"), "most frequent in the chunk"),
+        (enc(order="frequent, smallest"), "most frequent in the chunk"),
+        (enc(order="frequent, earliest"), "most frequent in the chunk"),
+        (enc(order="smallest pair"), "smallest pair (min of the tuples)"),
+        (enc(chunks=str.split), "split with str.split"),
+        (per_chunk_encode, "one per chunk"),
     ],
 )
 def test_encode_mistakes(mistake, fragment):
     assert_fails(check_encode, mistake, fragment)
+
+
+def pair_bytes_decode(ids, merges):
+    vocab = {i: bytes([i]) for i in range(256)}
+    for (a, b), new_id in merges.items():
+        vocab[new_id] = bytes([a, b])  # a part above 255 is not a byte
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def merged_only_decode(ids, merges):
+    vocab = {}
+    for (a, b), new_id in merges.items():
+        vocab[new_id] = vocab.get(a, bytes([a % 256])) + vocab.get(b, bytes([b % 256]))
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def no_byte_255_decode(ids, merges):
+    vocab = {i: bytes([i]) for i in range(255)}  # off by one: byte 255 has no entry
+    for (a, b), new_id in merges.items():
+        vocab[new_id] = vocab[a] + vocab[b]
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
 def strict_decode(ids, merges):
@@ -265,6 +362,13 @@ def strict_decode(ids, merges):
         (lambda ids, m: bug.decode_variant(ids, m, latin1=True), "Latin-1"),
         (strict_decode, "errors='replace'"),
         (lambda ids, m: list(our_decode(ids, m)), "expected a str"),
+        (lambda ids, m: bug.decode_variant(ids, m, errors="ignore"), "errors='ignore'"),
+        (lambda ids, m: our_decode(ids, m).encode("utf-8"), "still have to be decoded"),
+        (pair_bytes_decode, "bytes([a, b]) only takes single bytes"),
+        (merged_only_decode, "Every id needs its bytes"),
+        (no_byte_255_decode, "Every id needs its bytes"),
+        (lambda ids, m: bug.decode_variant(ids, m, part=0), "kept only one part's bytes"),
+        (lambda ids, m: bug.decode_variant(ids, m, part=1), "kept only one part's bytes"),
     ],
 )
 def test_decode_mistakes(mistake, fragment):

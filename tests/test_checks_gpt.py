@@ -25,12 +25,25 @@ def _gpt(body):
 def _features(self, idx, pos=True, ln=True, blocks="all", drop="input"):
     T = idx.size(1)
     x = self.token_embedding(idx)
-    if pos:
+    if pos == "ids":
+        x = x + self.position_embedding(idx)
+    elif pos == "from 1":
+        x = x + self.position_embedding(torch.arange(1, T + 1))
+    elif pos == "times":
+        x = x * self.position_embedding(torch.arange(T))
+    elif pos == "block_size":
+        x = x + self.position_embedding(torch.arange(self.config.block_size))
+    elif pos:
         x = x + self.position_embedding(torch.arange(T, device=idx.device))
     x = self.drop(x) if drop == "input" else x
     h = x
-    for block in self.blocks:
-        h = block(h if blocks == "all" else x)
+    order = list(self.blocks)[::-1] if blocks == "reversed" else self.blocks
+    for block in order:
+        h = block(x if blocks == "each" else h)
+    if blocks == "last":
+        h = self.blocks[-1](x)
+    if blocks == "first":
+        h = self.blocks[0](x)
     if blocks == "none":
         h = x
     h = self.drop(h) if drop == "output" else h
@@ -96,6 +109,30 @@ def test_gpt_forward_passes_correct_code(capsys):
         (_gpt(_with_loss(lambda s, i: _features(s, i, ln=False))), "final LayerNorm is skipped"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="none"))), "blocks are skipped"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="each"))), "previous block's output"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="last"))), "only the last block"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="first"))), "only the first block"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, blocks="reversed"))), "reverse order"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, pos="ids"))), "from the character ids"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, pos="from 1"))), "positions start at 1"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, pos="times"))), "are multiplied"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i, pos="block_size"))), "T = idx.size(1)"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i).softmax(0))), "do not apply softmax"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i).log_softmax(-1))), "nor log_softmax"),
+        (_gpt(_with_loss(loss=lambda lg, t, i: F.cross_entropy(lg, t))), "reads the classes"),
+        (
+            _gpt(_with_loss(loss=lambda lg, t, i: F.cross_entropy(lg.flatten(0, 1), t))),
+            "flattened alike",
+        ),
+        (
+            _gpt(_with_loss(loss=lambda lg, t, i: F.nll_loss(lg.flatten(0, 1), t.flatten()))),
+            "expects log-probabilities",
+        ),
+        (
+            _gpt(
+                _with_loss(loss=lambda lg, t, i: F.cross_entropy(lg.flatten(0, 1), t.T.flatten()))
+            ),
+            "flattened in different orders",
+        ),
         (_gpt(_with_loss(lambda s, i: _features(s, i).softmax(-1))), "do not apply softmax"),
         (_gpt(always_loss), "return (logits, None)"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, drop=None))), "self.drop is never applied"),
@@ -141,10 +178,11 @@ def test_gpt_forward_names_the_mistake(buggy, hint):
 
 
 # ----------------------------------------------------------------------------- sample
-def make_sample(crop="last", pick="sample", use_generator=True, reseed=False):
+def make_sample(crop="last", pick="sample", use_generator=True, reseed=False, steps=0, cat=1):
     def sample(model, idx, max_new_tokens, generator=None):
         bs = model.config.block_size
-        for _ in range(max_new_tokens):
+        prompt = idx
+        for _ in range(max_new_tokens + steps):
             if reseed:
                 generator.manual_seed(0)
             if crop == "last":
@@ -153,18 +191,30 @@ def make_sample(crop="last", pick="sample", use_generator=True, reseed=False):
                 context = idx[:, :bs]
             elif crop == "one_short":
                 context = idx[:, -(bs - 1) :]
+            elif crop == "one_long":
+                context = idx[:, -(bs + 1) :]
+            elif crop == "column":
+                context = idx[:, -bs]
+            elif crop == "prompt":
+                context = prompt[:, -bs:]
             else:
                 context = idx
-            logits, _ = model(context)
-            logits = logits[:, 0, :] if pick == "first" else logits[:, -1, :]
+            full, _ = model(context)
+            logits = full[:, 0, :] if pick == "first" else full[:, -1, :]
             if pick == "argmax":
                 next_id = logits.argmax(-1, keepdim=True)
+            elif pick == "raw":
+                next_id = torch.multinomial(logits, 1, generator=generator)
+            elif pick == "time":
+                probs = F.softmax(full, dim=1)[:, -1, :]
+                next_id = torch.multinomial(probs, 1, generator=generator)
             else:
-                probs = F.softmax(logits, dim=-1)
+                probs = F.softmax(logits, dim=0 if pick == "batch" else -1)
                 next_id = torch.multinomial(
                     probs, 1, generator=generator if use_generator else None
                 )
-            idx = torch.cat([idx, next_id], dim=1)
+            next_id = next_id.squeeze(-1) if cat == "squeezed" else next_id
+            idx = torch.cat([idx, next_id], dim=0 if cat == 0 else 1)
         return idx
 
     return sample
@@ -213,7 +263,17 @@ def test_sample_check_leaves_the_global_rng_and_prompt_alone():
     "buggy, hint",
     [
         (stub, "not implemented yet"),
-        (make_sample(crop="none"), "Crop the context"),
+        (make_sample(crop="none"), "crop the context to the last block_size"),
+        (make_sample(crop="one_long"), "block_size + 1 is off by one"),
+        (make_sample(crop="column"), "picks one column"),
+        (make_sample(crop="prompt"), "drawn from the prompt's context"),
+        (make_sample(pick="batch"), "over the batch dimension"),
+        (make_sample(pick="time"), "over the positions (dim=1)"),
+        (make_sample(pick="raw"), "not the raw logits"),
+        (make_sample(steps=1), "returned 7 new ids"),
+        (make_sample(steps=-1), "returned 5 new ids"),
+        (make_sample(cat=0), "not as new rows"),
+        (make_sample(cat="squeezed"), "keep the column"),
         (make_sample(crop="front"), "cropped from the front"),
         (make_sample(crop="one_short"), "off by one"),
         (make_sample(pick="first"), "first position's logits"),

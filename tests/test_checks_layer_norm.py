@@ -99,6 +99,67 @@ def weight_detached(self, x):
     return no_affine(self, x) * self.weight.detach() + self.bias
 
 
+def unbiased_std(self, x):
+    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + self.eps) * (
+        self.weight
+    ) + self.bias
+
+
+def eps_after_division(self, x):
+    centred = x - x.mean(-1, keepdim=True)
+    return (centred / centred.pow(2).mean(-1, keepdim=True).sqrt() + self.eps) * self.weight + (
+        self.bias
+    )
+
+
+def gain_plus_bias(self, x):
+    return ours(LayerNormPlain(), x) * (self.weight + self.bias)
+
+
+def gain_times_bias(self, x):
+    return ours(LayerNormPlain(), x) * self.weight * self.bias
+
+
+def no_keepdim(self, x):
+    mean, var = x.mean(-1), x.var(-1, unbiased=False)
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def mean_wrong_dim(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - x.mean(1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def var_of_everything(self, x):
+    var = x.var(unbiased=False)
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def mean_added(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x + x.mean(-1, keepdim=True)) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def times_std(self, x):
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - x.mean(-1, keepdim=True)) * torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class LayerNormPlain:  # a bare normalisation, eps 1e-5
+    eps, weight, bias = 1e-5, 1.0, 0.0
+
+
+class DefaultEps(make_layer_norm(ours)):
+    def __init__(self, n_embd, eps=1e-6):  # another default than nn.LayerNorm's
+        super().__init__(n_embd, eps)
+
+
+class NoEpsKept(make_layer_norm(ours)):
+    def __init__(self, n_embd, eps=1e-5):
+        super().__init__(n_embd, eps)
+        del self.eps
+
+
 def test_layer_norm_passes_correct_code(capsys):
     for body in (ours, other_way, with_functional):
         assert_passes(check_layer_norm, make_layer_norm(body), capsys)
@@ -125,6 +186,17 @@ def test_layer_norm_check_leaves_the_global_rng_alone():
         (make_layer_norm(no_affine), "gain and bias are not applied"),
         (make_layer_norm(bias_first), "bias is added before the gain"),
         (make_layer_norm(swapped), "swapped"),
+        (make_layer_norm(unbiased_std), "unbiased standard deviation (x.std"),
+        (make_layer_norm(eps_after_division), "added after the division"),
+        (make_layer_norm(gain_plus_bias), "x_hat * (weight + bias)"),
+        (make_layer_norm(gain_times_bias), "the bias multiplies too"),
+        (make_layer_norm(no_keepdim), "keepdim=True"),
+        (DefaultEps, "its default is not 1e-5"),
+        (make_layer_norm(mean_wrong_dim), "over different dimensions"),
+        (make_layer_norm(var_of_everything), "over different dimensions"),
+        (make_layer_norm(mean_added), "the mean is added"),
+        (make_layer_norm(times_std), "it is divided by it"),
+        (NoEpsKept, "keep the eps given to __init__"),
         (make_layer_norm(ours, params=False), "not a learnable parameter"),
         (make_layer_norm(ours, init=(0.0, 0.0)), "should start at ones"),
         (make_layer_norm(ours, dtype=torch.float64), "float32"),

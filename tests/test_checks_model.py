@@ -478,6 +478,8 @@ def test_feedforward_check_accepts_reference_and_alternative(capsys):
         (feedforward(lambda n, p, a: [nn.Linear(NOTEBOOK_N_EMBD, 4 * NOTEBOOK_N_EMBD), act(a),
                                       nn.Linear(4 * NOTEBOOK_N_EMBD, n)]), "n_embd argument"),
         (FeedForwardList, "not a module"),
+        (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n), nn.GELU, nn.Linear(4 * n, n)]),
+         "without calling it"),
         (feedforward(lambda n, p, a: [nn.Linear(n, 4 * n, bias=False), act(a), nn.Linear(4 * n, n), nn.Dropout(p)]),
          "with a bias"),
         (FeedForwardFunctionalDropout, "random in eval mode"),
@@ -524,6 +526,22 @@ def block_bug(bug):
         if bug == "ffwd_first":
             x = x + self.ffwd(self.ln2(x))
             return x + self.sa(self.ln1(x))
+        if bug == "sa_twice":
+            x = x + self.sa(self.ln1(x))
+            return x + self.sa(self.ln2(x))
+        if bug == "ffwd_twice":
+            x = x + self.ffwd(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
+        if bug == "residual_twice":
+            x = x + x + self.sa(self.ln1(x))
+            return x + x + self.ffwd(self.ln2(x))
+        if bug == "no_attention":
+            return x + self.ffwd(self.ln2(x))
+        if bug == "no_ffwd":
+            return x + self.sa(self.ln1(x))
+        if bug == "subtracted":
+            x = x - self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
         if bug == "extra_dropout":
             x = x + F.dropout(self.sa(self.ln1(x)), 0.1, self.training)
             return x + self.ffwd(self.ln2(x))
@@ -550,6 +568,12 @@ def test_block_check_accepts_reference_and_alternative(capsys):
         (block_bug("in_place"), "changed the x passed in"),
         (block_bug("ffwd_first"), "feed-forward runs before the attention"),
         (block_bug("extra_dropout"), "adds no randomness of its own"),
+        (block_bug("sa_twice"), "attention is used twice"),
+        (block_bug("ffwd_twice"), "feed-forward is used twice"),
+        (block_bug("residual_twice"), "residual is added twice"),
+        (block_bug("no_attention"), "the attention step is missing"),
+        (block_bug("no_ffwd"), "the feed-forward step is missing"),
+        (block_bug("subtracted"), "subtracted from the stream"),
     ],
 )
 def test_block_check_names_the_mistake(block, fragment):

@@ -63,6 +63,35 @@ def rms_no_sqrt(self, x):
     return x / (x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def rms_eps_hard_coded(self, x):
+    return x / (x.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt() * self.weight
+
+
+def rms_std(self, x):
+    return x / (x.std(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rms_var(self, x):
+    return x / (x.var(-1, keepdim=True, unbiased=False) + self.eps).sqrt() * self.weight
+
+
+def rms_abs(self, x):
+    return x / (x.abs().mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rms_times_rsqrt_wrong(self, x):
+    return x / torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rms_gain_first(self, x):
+    y = x * self.weight
+    return y / (y.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()
+
+
+def rms_no_keepdim(self, x):
+    return x / (x.pow(2).mean(-1) + self.eps).sqrt() * self.weight
+
+
 class RMSNormDetachedGain(ref.RMSNorm):
     def __init__(self, dim, eps=1e-6):
         super().__init__(dim, eps)
@@ -86,6 +115,18 @@ def test_rmsnorm_check(capsys):
         (rms_wrong_dim, "wrong dimension"),
         (rms_norm_not_mean, "not the root *mean* square"),
         (rms_no_sqrt, "without the square root"),
+        (rms_eps_hard_coded, "left out or hard-coded"),
+        (rms_std, "standard deviation"),
+        (rms_var, "standard deviation"),
+        (rms_abs, "mean absolute value"),
+        (rms_times_rsqrt_wrong, "multiplies by the root mean square"),
+        (rms_gain_first, "gain is applied before the normalisation"),
+        (rms_no_keepdim, "keepdim=True"),
+        (lambda self, x: x * self.weight, "x is not normalised"),
+        (
+            lambda self, x: x / (x.mean(-1, keepdim=True) + self.eps).sqrt() * self.weight,
+            "the mean of x itself",
+        ),
     ],
 )
 def test_rmsnorm_mistakes_get_their_hint(forward, fragment):
@@ -141,6 +182,30 @@ def rope_absolute(x, cos, sin):  # adds a position-dependent vector: not relativ
     return x + torch.cat([cos, sin], -1)
 
 
+def rope_read_interleaved_write_halves(x, cos, sin):
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.cat([a * cos - b * sin, a * sin + b * cos], -1)
+
+
+def rope_read_halves_write_interleaved(x, cos, sin):
+    a, b = _halves(x)
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], -1).flatten(-2)
+
+
+def rope_both_minus(x, cos, sin):
+    a, b = _halves(x)
+    return torch.cat([a * cos - b * sin, b * cos - a * sin], -1)
+
+
+def rope_first_half_only(x, cos, sin):
+    a, b = _halves(x)
+    return torch.cat([a * cos - b * sin, b], -1)
+
+
+def rope_transposed_angles(x, cos, sin):
+    return x * cos.T.repeat(1, 2)
+
+
 def rope_in_place(x, cos, sin):
     a, b = _halves(x)
     new = torch.cat([a * cos - b * sin, a * sin + b * cos], -1)
@@ -165,6 +230,11 @@ def test_apply_rope_check(capsys):
         (rope_unpaired, "without pairing"),
         (rope_absolute, "lengths changed"),
         (rope_in_place, "changed its input in place"),
+        (rope_read_interleaved_write_halves, "pairing layouts are mixed"),
+        (rope_read_halves_write_interleaved, "pairing layouts are mixed"),
+        (rope_both_minus, "both sin terms carry a minus"),
+        (rope_first_half_only, "only the first half was rotated"),
+        (rope_transposed_angles, "cos and sin are (T, hs // 2)"),
     ],
 )
 def test_apply_rope_mistakes_get_their_hint(fn, fragment):
@@ -205,6 +275,11 @@ def test_relu2_mlp_check(capsys):
         (lambda self, x: self.c_proj(F.gelu(self.c_fc(x))), "GELU"),
         (lambda self, x: F.relu(self.c_proj(F.relu(self.c_fc(x)) ** 2)) ** 2, "follows c_proj"),
         (lambda self, x: self.c_proj(self.c_fc(x)), "no non-linearity"),
+        (lambda self, x: self.c_proj(F.relu(self.c_fc(x)) * 2), "doubled, not squared"),
+        (lambda self, x: self.c_proj(self.c_fc(F.relu(x) ** 2)), "comes before c_fc"),
+        (lambda self, x: F.relu(self.c_fc(x)) ** 2, "c_proj brings it back"),
+        (lambda self, x: self.c_proj(F.relu(self.c_fc(x)) ^ 2), "bitwise XOR"),
+        (lambda self, x: self.c_fc(F.relu(self.c_proj(x)) ** 2), "each Linear must get the size"),
     ],
 )
 def test_relu2_mlp_mistakes_get_their_hint(forward, fragment):
@@ -229,23 +304,33 @@ COEF = (3.4445, -4.7750, 2.0315)
 
 def ns_tall_side(G, steps=5):  # written differently: always X^T X on the right, never transposed
     a, b, c = COEF
-    X = G / G.norm()
+    X = G / (G.norm() + 1e-7)
     for _ in range(steps):
         B = X.T @ X
         X = a * X + X @ (b * B + c * B @ B)
     return X
 
 
-def ns_variant(G, steps, normalise=True, coef=COEF, transpose_back=True):
+def ns_variant(G, steps, normalise=True, coef=COEF, transpose_back=True, eps=1e-7, norm=None,
+               update="right"):  # fmt: skip
     a, b, c = coef
     tall = G.size(0) > G.size(1)
     X = G.T if tall else G
-    if normalise:
-        X = X / (X.norm() + 1e-7)
+    if norm is not None:
+        X = X / (norm(X) + eps)
+    elif normalise:
+        X = X / (X.norm() + eps)
     for _ in range(steps):
-        A = X @ X.T
-        X = a * X + (b * A + c * A @ A) @ X
+        A = X @ X.T if update != "elementwise" else X * X
+        if update == "no_x":
+            X = a * X + (b * A + c * A @ A)
+        else:
+            X = a * X + (b * A + c * A @ A) @ X
     return X.T if tall and transpose_back else X
+
+
+def ns_clamped(G, steps):
+    return ns_variant(G, steps, eps=0.0, norm=lambda X: X.norm().clamp_min(1e-7))
 
 
 def test_newton_schulz_check(capsys):
@@ -258,9 +343,23 @@ def test_newton_schulz_check(capsys):
     "fn, fragment",
     [
         (lambda G, steps: ns_variant(G, steps, normalise=False), "not divided by its norm"),
-        (lambda G, steps: ns_variant(G, steps, coef=(COEF[0], COEF[2], COEF[1])), "blew up"),
+        (lambda G, steps: ns_variant(G, steps, coef=(COEF[0], COEF[2], COEF[1])), "wrong order"),
+        (lambda G, steps: ns_variant(G, steps, coef=COEF[::-1]), "wrong order"),
+        (lambda G, steps: ns_variant(G, steps) / 0.0, "blew up"),
         (lambda G, steps: ns_variant(G, 5), "`steps` is ignored"),
         (lambda G, steps: ns_variant(G, steps, transpose_back=False), "shape"),
+        (lambda G, steps: ns_variant(G, steps, eps=0.0), "returned NaN"),
+        (lambda G, steps: ns_variant(G, steps, eps=0.0) + 1e-7, "returned NaN"),
+        (lambda G, steps: ns_variant(G, steps, eps=-1e-7), "the epsilon is subtracted"),
+        (ns_clamped, "clamped at 1e-7"),
+        (lambda G, steps: ns_variant(G, steps - 1), "one step too many or too few"),
+        (lambda G, steps: ns_variant(G, steps + 1), "one step too many or too few"),
+        (lambda G, steps: ns_variant(G, steps, coef=(COEF[1], COEF[0], COEF[2])), "wrong order"),
+        (lambda G, steps: ns_variant(G, steps, norm=lambda X: X.norm(dim=0)), "another norm"),
+        (lambda G, steps: ns_variant(G, steps, norm=lambda X: X.abs().max()), "another norm"),
+        (lambda G, steps: ns_variant(G, steps, update="no_x"), "multiplies X"),
+        (lambda G, steps: ns_variant(G, steps, update="elementwise"), "(m, m) matrix product"),
+        (lambda G, steps: ns_variant(G.double(), steps), "float32"),
     ],
 )
 def test_newton_schulz_mistakes_get_their_hint(fn, fragment):

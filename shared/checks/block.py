@@ -115,6 +115,18 @@ def _check_ff_output(name, ff, x, activation):
     fail(name, f"{what} differs from expand -> {activation} -> project back (in eval mode).")
 
 
+def _ff_crash(exc: Exception) -> str | None:
+    text = str(exc)
+    if "is not a Module subclass" in text and not text.startswith("list"):
+        return (f"FeedForward(...) raised {type(exc).__name__}: {text}. A layer class was put in "
+                "nn.Sequential without calling it: the Sequential holds module instances, "
+                "made by calling the class (with its arguments, if any).")  # fmt: skip
+    return None
+
+
+_FF_CRASHES = _ff_crash
+
+
 def check_feedforward(FeedForward) -> None:
     """Check ``FeedForward``: expand to 4*n_embd, GELU (or ReLU), project back, dropout."""
     __tracebackhide__ = True
@@ -124,7 +136,8 @@ def check_feedforward(FeedForward) -> None:
         x = _input(C)
         for activation in ("gelu", "relu"):
             with seeded(C):
-                ff = construct(name, FeedForward, C, dropout=0.0, activation=activation)
+                ff = construct(name, FeedForward, C, dropout=0.0, activation=activation,
+                               hint=_FF_CRASHES)  # fmt: skip
             with torch.no_grad():
                 _check_ff_output(name, ff.eval(), x, activation)
 
@@ -157,6 +170,10 @@ def _block_mistakes(x, ln1, sa, ln2, ffwd) -> dict:
     def pre(a, b):  # x + sa(a(x)), then + ffwd(b(.)): pre-norm with the given LayerNorms
         h = x + sa(a(x))
         return h + ffwd(b(h))
+
+    def pre_ff(a, b):  # the feed-forward in both steps
+        g = x + ffwd(a(x))
+        return g + ffwd(b(g))
 
     h = x + sa(ln1(x))
     return {
@@ -191,6 +208,25 @@ def _block_mistakes(x, ln1, sa, ln2, ffwd) -> dict:
         "the feed-forward runs before the attention": (
             lambda: (x + ffwd(ln2(x))) + sa(ln1(x + ffwd(ln2(x))))
         ),
+        "the attention is used twice and the feed-forward never: the second step is the "
+        "feed-forward's": [lambda: h + sa(ln2(h)), lambda: h + sa(ln1(h))],
+        "the feed-forward is used twice and the attention never: the first step is the "
+        "attention's": [lambda: pre_ff(ln1, ln2)],
+        "the attention step is missing: x + sa(ln1(x)) comes first": lambda: x + ffwd(ln2(x)),
+        "the feed-forward step is missing: after the attention step, add ffwd(ln2(x))": (lambda: h),
+        "a sub-layer's output is subtracted from the stream or multiplies it: the residual "
+        "connection adds it": [
+            lambda: (x - sa(ln1(x))) + ffwd(ln2(x - sa(ln1(x)))),
+            lambda: h - ffwd(ln2(h)),
+            lambda: (x * sa(ln1(x))) + ffwd(ln2(x * sa(ln1(x)))),
+            lambda: h * ffwd(ln2(h)),
+        ],
+        "the residual is added twice (x + x + sub-layer): the stream is added once, x + "
+        "sub-layer(LayerNorm(x))": [
+            lambda: (2 * x + sa(ln1(x))) * 2 + ffwd(ln2(2 * x + sa(ln1(x)))),
+            lambda: (2 * x + sa(ln1(x))) + ffwd(ln2(2 * x + sa(ln1(x)))),
+            lambda: 2 * h + ffwd(ln2(h)),
+        ],
     }
 
 

@@ -11,9 +11,12 @@ only when the learner's result equals what that mistake computes (``_bpe_mistake
 from __future__ import annotations
 
 from shared import bpe as ref
-from shared.checks import _bpe_mistakes as bug
+from shared.checks import _bpe_hints as hints
 from shared.checks._calls import call
 from shared.checks._core import Exercise, fail, passed, require_callable
+from shared.checks._hints import crash_hint
+
+BASE = ref.BASE_VOCAB
 
 EXERCISES = [
     Exercise(name="pair_counts", check="check_pair_counts", target="pair_counts",
@@ -38,6 +41,13 @@ def _as_dict(name, value, what):
     __tracebackhide__ = True
     if not isinstance(value, dict):
         fail(name, f"{what} returned {type(value).__name__}; expected a dict {{(a, b): ...}}.")
+    if (
+        value
+        and all(isinstance(k, int) for k in value)
+        and all(isinstance(v, tuple) for v in value.values())
+    ):
+        fail(name, f"{what} returned the dict the wrong way round, {{new_id: pair}}: the keys "
+             "are the pairs (a, b) and the values the new ids, so encode can look a pair up.")  # fmt: skip
     bad = [k for k in value if not (isinstance(k, tuple) and len(k) == 2)]
     if bad:
         fail(name, f"{what} has the key {bad[0]!r}; keys must be pairs of ids, tuples (a, b) "
@@ -51,31 +61,37 @@ def _as_ids(name, value, what):
         fail(name, f"{what} returned None: build a new list and return it.")
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         fail(name, f"{what} returned {type(value).__name__} {value!r:.60}; expected a list of ids.")
-    return [int(i) for i in value]
+    value = list(value)
+    nested = [v for v in value if isinstance(v, (list, tuple))]
+    if nested and name == "encode":
+        fail(name, f"{what} returned a list of {len(value)} lists, one per chunk: return one "
+             "flat list of ids, the chunks' ids one after the other (extend the result with "
+             "each chunk's ids rather than append the chunk's list).")  # fmt: skip
+    bad = [v for v in value if not hasattr(v, "__index__")]
+    if bad:
+        fail(name, f"{what} returned a list holding {bad[0]!r} ({type(bad[0]).__name__}): every "
+             "entry must be one id, an int.")  # fmt: skip
+    return [int(v) for v in value]
 
 
 def _mistake(got, mistakes: dict, *args) -> str | None:
-    """The first mistake whose ``compute(*args)`` equals ``got``, else None."""
-    for message, compute in mistakes.items():
-        try:
-            if got == compute(*args):
-                return message
-        except Exception:  # the mistake's code does not apply to this input
-            continue
+    """The first mistake whose ``compute(*args)`` (or any of a list of them) equals ``got``."""
+    for message, computes in mistakes.items():
+        for compute in computes if isinstance(computes, list) else [computes]:
+            try:
+                if got == compute(*args):
+                    return message
+            except Exception:  # the mistake's code does not apply to this input
+                continue
     return None
 
 
 # ----------------------------------------------------------------------------- pair_counts
 
-_COUNT_MISTAKES = {
-    "overlapping pairs are not all counted: [7, 7, 7, 7] holds three adjacent (7, 7) pairs "
-    "(positions 0-1, 1-2, 2-3). Count at every position; the overlap only matters when "
-    "merging": bug.counts_without_overlap,
-    "the last pair is missing: a list of n ids has n - 1 adjacent pairs": bug.counts_missing_last,
-    "the pairs are reversed: (a, b) means a comes first, then b": bug.counts_reversed,
-    "every pair has count 1: count how many times each pair occurs, not just whether it does":
-        bug.counts_presence,
-}  # fmt: skip
+# Pairs that repeat without overlap (each off-by-one gives its own counts), overlapping runs,
+# ids > 255, a count of 3.
+_COUNT_CASES = ([1, 2, 3, 4, 1, 2, 3], [7, 7, 7, 7, 1, 2, 1, 2, 9], [1, 2, 3, 1, 2], [104, 111, 108, 97],
+                [300, 5, 5, 300, 5, 5, 300], [5], [])  # fmt: skip
 
 
 def check_pair_counts(pair_counts) -> None:
@@ -83,13 +99,15 @@ def check_pair_counts(pair_counts) -> None:
     __tracebackhide__ = True
     name = "pair_counts"
     require_callable(name, pair_counts, "your pair_counts function")
-    for ids in ([7, 7, 7, 7, 1, 2, 1, 2, 9], [1, 2, 3, 1, 2], [104, 111, 108, 97], [5], []):
+    for ids in _COUNT_CASES:
         what = f"pair_counts({ids})"
-        got = _as_dict(name, call(name, pair_counts, list(ids), what=what), what)
+        got = call(name, pair_counts, list(ids), what=what,
+                   hint=crash_hint(what, hints.COUNT_CRASHES))  # fmt: skip
+        got = _as_dict(name, got, what)
         expected = ref.pair_counts(ids)
         if got == expected:
             continue
-        mistake = _mistake(got, _COUNT_MISTAKES, ids)
+        mistake = _mistake(got, hints.COUNT_MISTAKES, ids)
         fail(name, f"{what} returned {got}, expected {expected}" +
              (f": {mistake}." if mistake else "."))  # fmt: skip
     passed(name, "adjacent pairs counted, overlapping runs included")
@@ -97,22 +115,16 @@ def check_pair_counts(pair_counts) -> None:
 
 # ----------------------------------------------------------------------------- merge_pair
 
-_MERGE_MISTAKES = {
-    "an id was used by two merges: in [7, 7, 7] the middle 7 can join the first or the last, "
-    "not both. After a merge, jump past both ids": bug.merge_reusing_ids,
-    "the merge scans from the right; the rule is left to right, so [7, 7, 7] -> [X, 7]":
-        bug.merge_from_the_right,
-    "only the first occurrence was merged: replace every occurrence": bug.merge_first_only,
-    "the last id is lost when it is not part of a merge: copy it to the output too":
-        bug.merge_dropping_last,
-}  # fmt: skip
-
 _MERGE_CASES = [
     ([1, 2, 3, 1, 2], (1, 2), 256),
     ([7, 7, 7], (7, 7), 300),
     ([7, 7, 7, 7, 7], (7, 7), 300),
     ([3, 1, 2, 9], (1, 2), 256),
     ([2, 1, 2, 1], (2, 1), 257),
+    ([3, 2, 1, 2, 5], (1, 2), 256),  # 2 (the pair's second) follows another id first
+    ([1, 3, 1, 2, 1], (1, 2), 256),  # 1 (the pair's first) followed by another id, and last
+    ([2, 1, 3, 1, 2], (1, 2), 256),  # the reversed pair (2, 1) must stay
+    ([5, 5, 6, 5, 5, 5, 6], (5, 6), 299),  # 5 5 6: the pair at the second 5 only
     ([4], (4, 4), 256),
     ([], (1, 2), 256),
 ]
@@ -125,41 +137,19 @@ def check_merge_pair(merge_pair) -> None:
     require_callable(name, merge_pair, "your merge_pair function")
     for ids, pair, new_id in _MERGE_CASES:
         what = f"merge_pair({ids}, {pair}, {new_id})"
-        got = _as_ids(name, call(name, merge_pair, list(ids), pair, new_id, what=what), what)
+        got = call(name, merge_pair, list(ids), pair, new_id, what=what,
+                   hint=crash_hint(what, hints.MERGE_CRASHES))  # fmt: skip
+        got = _as_ids(name, got, what)
         expected = ref.merge_pair(ids, pair, new_id)
         if got == expected:
             continue
-        mistake = _mistake(got, _MERGE_MISTAKES, ids, pair, new_id)
+        mistake = _mistake(got, hints.MERGE_MISTAKES, ids, pair, new_id)
         fail(name, f"{what} returned {got}, expected {expected}" +
              (f": {mistake}." if mistake else "."))  # fmt: skip
     passed(name, "every occurrence merged left to right, overlapping runs included")
 
 
 # ----------------------------------------------------------------------------- train_merges
-
-
-def _train_mistakes(text, vocab_size):
-    def variant(**kw):
-        return lambda: bug.train_variant(text, vocab_size, **kw)
-
-    return {
-        "the pairs were counted across chunk boundaries (here ('x', '.') wins that way): split "
-        "the text with split_chunks and count pairs inside each chunk only": variant(chunks=False),
-        "the ids are Unicode code points (ord), not UTF-8 bytes: 'ñ' must start as the two "
-        "bytes 195, 177, so the base vocabulary is 0..255": variant(code_points=True),
-        "ties go to the largest pair; the rule is the smallest pair (compare the first ids, "
-        "then the second)": variant(tie="largest"),
-        "ties go to the pair seen first in the text (max keeps the first of equal counts); the "
-        "rule is the smallest pair, so the result never depends on order": variant(tie="first seen"),
-        "the pairs were counted once, before any merge: after each merge the counts change "
-        "(new pairs appear, merged ones vanish), so count again": variant(recount=False),
-        "the merges reuse an id in overlapping runs like 'aaa' (see merge_pair)":
-            variant(merge=bug.merge_reusing_ids),
-        "the new ids start at 257; the first merge gets id 256, right after the bytes":
-            variant(first_id=ref.BASE_VOCAB + 1),
-        "the new ids start at 255, which is already a byte; the first merge gets 256":
-            variant(first_id=ref.BASE_VOCAB - 1),
-    }  # fmt: skip
 
 
 def _first_difference(got: dict, expected: dict) -> str:
@@ -179,7 +169,9 @@ def check_train_merges(train_merges) -> None:
              ("ab ab", 300), ("¿Qué?", 256)]  # fmt: skip
     for text, vocab_size in cases:
         what = f"train_merges({text!r}, vocab_size={vocab_size})"
-        got = _as_dict(name, call(name, train_merges, text, vocab_size, what=what), what)
+        got = call(name, train_merges, text, vocab_size, what=what,
+                   hint=crash_hint(what, hints.TRAIN_CRASHES))  # fmt: skip
+        got = _as_dict(name, got, what)
         expected = ref.train_merges(text, vocab_size)
         if list(got.items()) == list(expected.items()):
             continue
@@ -187,11 +179,10 @@ def check_train_merges(train_merges) -> None:
             fail(name, f"{what}: the right merges in the wrong order; the dict must list them in "
                  "the order they were learned (256 first), because encode applies them in that "
                  "order.")  # fmt: skip
-        if len(got) > len(expected) and vocab_size - ref.BASE_VOCAB > len(expected):
+        mistake = _mistake(got, hints.train_mistakes(text, vocab_size))
+        if not mistake and len(got) > len(expected) and vocab_size - BASE > len(expected):
             fail(name, f"{what} returned {len(got)} merges, expected {len(expected)}: stop when "
                  "no pair is left (every chunk is a single token).")  # fmt: skip
-        mistakes = _train_mistakes(text, vocab_size)
-        mistake = _mistake(got, mistakes)
         detail = _first_difference(got, expected)
         fail(name, f"{what}: {detail}" + (f"; {mistake}." if mistake else "."))
     passed(name, "most frequent pair inside chunks, smallest pair on ties, ids from 256")
@@ -210,24 +201,11 @@ ENCODE_MERGES = {
     (97, 257): 261,  # a + aa
     (259, 111): 262,  # " año"
 }
+# In "abcbc" the most frequent pair, the smallest pair and the earliest-learned pair differ:
+# each way of choosing the next pair to merge gives other ids here.
+RANK_MERGES = {(99, 98): 256, (98, 99): 257, (97, 98): 258, (99, 97): 259}
+RANK_TEXT = "abcbc cbcab"
 ENCODE_TEXTS = ["Un año. aaa", " añoaaaa ¿qué?", "Rocinante 🐴 costó 5 €", "", "ñ"]
-
-
-def _encode_mistakes(text, merges):
-    def variant(**kw):
-        return lambda: bug.encode_variant(text, merges, **kw)
-
-    return {
-        "the ids are Unicode code points (ord), not UTF-8 bytes (text.encode('utf-8'))":
-            variant(code_points=True),
-        "no merges were applied: after taking the bytes, apply the merges": variant(apply=False),
-        "the text was not split into chunks first, so a merge joined two chunks: use "
-        "split_chunks(text) and encode each chunk on its own": variant(chunks=False),
-        "the merges were applied in reverse order; apply the earliest-learned (lowest id) "
-        "first": variant(order="reverse"),
-        "only one merge was applied per chunk; keep merging until no learned pair is left":
-            variant(order="once"),
-    }  # fmt: skip
 
 
 def check_encode(encode) -> None:
@@ -236,42 +214,21 @@ def check_encode(encode) -> None:
     name = "encode"
     require_callable(name, encode, "your encode function")
     trained = ref.train_merges(TRAIN_TEXT, VOCAB_SIZE)
-    cases = [(t, ENCODE_MERGES) for t in ENCODE_TEXTS] + [(TRAIN_TEXT, trained)]
+    cases = [(RANK_TEXT, RANK_MERGES)] + [(t, ENCODE_MERGES) for t in ENCODE_TEXTS]
+    cases += [(TRAIN_TEXT, trained)]
     for text, merges in cases:
         what = f"encode({text!r}, merges)"
         got = _as_ids(name, call(name, encode, text, dict(merges), what=what), what)
         expected = ref.BPETokenizer(merges).encode(text)
         if got == expected:
             continue
-        mistake = _mistake(got, _encode_mistakes(text, merges))
+        mistake = _mistake(got, hints.encode_mistakes(text, merges))
         fail(name, f"{what} returned {got[:20]}, expected {expected[:20]}" +
              (f": {mistake}." if mistake else "."))  # fmt: skip
     passed(name, "UTF-8 bytes of each chunk, merges applied earliest first")
 
 
 # ----------------------------------------------------------------------------- decode
-
-
-def _decode_hint(what):
-    def hint(exc: Exception) -> str | None:
-        if isinstance(exc, UnicodeDecodeError):
-            return (f"{what} raised UnicodeDecodeError: a token can hold half a character "
-                    "(ñ is two bytes), and a model can write bytes that are not UTF-8. Join the "
-                    "bytes of all tokens first, then decode once with errors='replace'.")  # fmt: skip
-        return None
-
-    return hint
-
-
-_DECODE_MISTAKES = {
-    "each token was decoded on its own, which breaks a character whose two bytes sit in two "
-    "tokens: join all the bytes first, then decode once":
-        lambda ids, merges: bug.decode_variant(ids, merges, per_token=True),
-    "a merged token's bytes are the first part's then the second's (a + b), not b + a":
-        lambda ids, merges: bug.decode_variant(ids, merges, swapped=True),
-    "the bytes were read as Latin-1 (chr of each byte): decode them as UTF-8":
-        lambda ids, merges: bug.decode_variant(ids, merges, latin1=True),
-}  # fmt: skip
 
 
 def check_decode(decode) -> None:
@@ -282,16 +239,19 @@ def check_decode(decode) -> None:
     merges = ENCODE_MERGES
     tok = ref.BPETokenizer(merges)
     cases = [tok.encode(t) for t in ENCODE_TEXTS[:3]]
-    cases += [[32, 97, 195, 177, 111], [262, 195], [195], [32, 97, 261], []]
+    cases += [[32, 97, 195, 177, 111], [262, 195], [195], [32, 97, 261], [0, 255, 104], []]
     for ids in cases:
         what = f"decode({ids}, merges)"
-        got = call(name, decode, list(ids), dict(merges), what=what, hint=_decode_hint(what))
+        got = call(name, decode, list(ids), dict(merges), what=what, hint=hints.decode_hint(what))
         expected = tok.decode(ids)
+        if isinstance(got, (bytes, bytearray)):
+            fail(name, f"{what} returned bytes; expected a str: the joined bytes still have to "
+                 "be decoded (UTF-8) into text.")  # fmt: skip
         if not isinstance(got, str):
             fail(name, f"{what} returned {type(got).__name__}; expected a str.")
         if got == expected:
             continue
-        mistake = _mistake(got, _DECODE_MISTAKES, ids, merges)
+        mistake = _mistake(got, hints.DECODE_MISTAKES, ids, merges)
         fail(name, f"{what} returned {got!r}, expected {expected!r}" +
              (f": {mistake}." if mistake else "."))  # fmt: skip
     passed(name, "bytes joined, decoded once as UTF-8, broken bytes as '\ufffd'")

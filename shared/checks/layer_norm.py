@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from shared.checks._calls import call, construct
 from shared.checks._core import close, fail, matching_mistake, passed, require_callable, shape_of
+from shared.checks._hints import crash_hint
 
 _B, _T = 2, 5
 
@@ -41,9 +42,16 @@ def _mistakes(x, weight, bias, eps) -> dict:
         "the unbiased variance (divides by C - 1): LayerNorm uses the biased one, the mean of "
         "the squared deviations (torch.var's default is unbiased: correction=0 or "
         "unbiased=False)": [lambda: affine(norm(correction=1))],
+        "the unbiased standard deviation (x.std divides by C - 1) plus eps: LayerNorm divides by "
+        "sqrt(biased variance + eps), the biased variance under the root with eps": [
+            lambda: affine(norm(correction=1, eps_inside=False))],
         "eps is added to the standard deviation, outside the square root: it belongs inside, "
         "sqrt(var + eps)": [lambda: affine(norm(eps_inside=False))],
-        "eps is ignored (or hard-coded): use the eps given to __init__": [
+        "eps is added after the division, to the normalised values: it belongs inside the "
+        "square root, sqrt(var + eps)": [
+            lambda: affine((x - x.mean(-1, keepdim=True))
+                           / x.var(-1, keepdim=True, correction=0).sqrt() + eps)],
+        "eps is ignored, hard-coded, or its default is not 1e-5: use the eps given to __init__": [
             lambda e=e: affine((x - x.mean(-1, keepdim=True))
                                / torch.sqrt(x.var(-1, keepdim=True, correction=0) + e))
             for e in (0.0, 1e-5, 1e-6, 1e-8)
@@ -59,6 +67,21 @@ def _mistakes(x, weight, bias, eps) -> dict:
         "of C features (the last dimension)": [
             lambda d=d: affine(norm(dim=d)) for d in (0, 1)
         ] + [lambda: affine((x - x.mean()) / torch.sqrt(x.var(correction=0) + eps))],
+        "the mean and the variance are taken over different dimensions: both are statistics of "
+        "each position's C features (the last dimension)": [
+            lambda d=d: affine((x - x.mean(d, keepdim=True))
+                               / torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))
+            for d in (0, 1)] + [
+            lambda d=d: affine((x - x.mean(-1, keepdim=True))
+                               / torch.sqrt(x.var(d, keepdim=True, correction=0) + eps))
+            for d in (0, 1)] + [
+            lambda: affine((x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(correction=0) + eps))],
+        "the mean is added: each row is centred by subtracting it": [
+            lambda: affine((x + x.mean(-1, keepdim=True))
+                           / torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))],
+        "the centred x is multiplied by sqrt(var + eps): it is divided by it": [
+            lambda: affine((x - x.mean(-1, keepdim=True))
+                           * torch.sqrt(x.var(-1, keepdim=True, correction=0) + eps))],
         "the gain and bias are not applied: scale by self.weight, then add self.bias": [
             lambda: norm(), lambda: norm() * weight, lambda: norm() + bias,
         ],
@@ -68,7 +91,23 @@ def _mistakes(x, weight, bias, eps) -> dict:
         "the gain and bias are swapped: weight multiplies, bias is added": [
             lambda: norm() * bias + weight
         ],
+        "the bias is added to the gain, x_hat * (weight + bias): the bias is added after the "
+        "multiplication, to x_hat * weight": [lambda: norm() * (weight + bias)],
+        "the bias multiplies too (x_hat * weight * bias): it is added": [
+            lambda: norm() * weight * bias],
     } if C else {}  # fmt: skip
+
+
+def _hint(what, C):
+    return crash_hint(what, [
+        (None, "must match the size of tensor",
+         "Each position's mean and variance must keep a last dimension of size 1 (keepdim=True): "
+         f"(B, T, 1) broadcasts against x (B, T, {C}), while (B, T) lines up with the wrong "
+         "dimensions."),
+        (("AttributeError",), "eps",
+         "forward reads an attribute __init__ did not set: keep the eps given to __init__ on "
+         "self."),
+    ])  # fmt: skip
 
 
 def _parameters(name, ln, C):
@@ -114,7 +153,7 @@ def check_layer_norm(LayerNorm) -> None:
         weight, bias = ln.weight.detach().clone(), ln.bias.detach().clone()
         what = f"LayerNorm({C}{', eps=' + str(eps) if kwargs else ''})(x)"
         with torch.no_grad():
-            out = call(name, ln, x, what=what)
+            out = call(name, ln, x, what=what, hint=_hint(what, C))
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             fail(name, f"{what} should keep the input's shape {tuple(x.shape)}, got "
                  f"{shape_of(out)}.")  # fmt: skip

@@ -3,14 +3,15 @@ loop that crops the context to block_size."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
-import torch.nn as nn
 from torch.nn import functional as F
 
 from shared.checks._calls import call, construct
-from shared.checks._core import Exercise, close, fail, passed, require_callable, seeded
+from shared.checks._core import Exercise, close, fail, passed, require_callable
+from shared.checks._hints import crash_hint
+from shared.checks._sample import check_sample
+
+__all__ = ["EXERCISES", "check_gpt_forward", "check_sample"]
 
 EXERCISES = [
     Exercise(
@@ -54,18 +55,60 @@ def _pieces(ref, idx):
             h = block(h)
         return h
 
+    def stack_in(order):
+        h = x
+        for block in order:
+            h = block(h)
+        return h
+
     head = ref.lm_head
+    pos_at = ref.position_embedding
     return {
         "no position embedding: add position_embedding(torch.arange(T)) to the token "
         "embeddings, so the model knows where each character sits": [head(ref.ln_f(stack(tok)))],
         "the final LayerNorm is skipped: logits = lm_head(ln_f(x))": [head(stack(x))],
         "the blocks are skipped: run x through every block in self.blocks": [head(ref.ln_f(x))],
-        "every block gets the embeddings instead of the previous block's output: "
-        "x = block(x) inside the loop": [head(ref.ln_f(ref.blocks[-1](x)))],
-        "logits are the raw scores, not probabilities: do not apply softmax": [
-            F.softmax(head(ref.ln_f(stack(x))), dim=-1)
+        "only the last block's output reaches ln_f: either only the last block is applied, or "
+        "each block reads the embeddings instead of the previous block's output (its result "
+        "is then thrown away); the blocks form one stack": [head(ref.ln_f(ref.blocks[-1](x)))],
+        "only the first block is applied: the blocks form one stack, each reading the previous "
+        "one's output": [head(ref.ln_f(ref.blocks[0](x)))],
+        "the blocks run in reverse order: self.blocks[0] comes first": [
+            head(ref.ln_f(stack_in(list(ref.blocks)[::-1])))
         ],
+        "the positions are looked up from the character ids: position_embedding gets each "
+        "position's index 0..T-1, the same for every sequence of the batch": [
+            head(ref.ln_f(stack(tok + pos_at(idx))))
+        ],
+        "the positions start at 1: the first position is 0 (0..T-1)": [
+            head(ref.ln_f(stack(tok + pos_at(torch.arange(1, T + 1)))))
+        ],
+        "the token and position embeddings are multiplied: they are added": [
+            head(ref.ln_f(stack(tok * pos_at(torch.arange(T)))))
+        ],
+        "logits are the raw scores, not probabilities: do not apply softmax (nor log_softmax)": [
+            F.softmax(head(ref.ln_f(stack(x))), dim=d) for d in (-1, 0, 1)
+        ]
+        + [F.log_softmax(head(ref.ln_f(stack(x))), dim=-1)],
     }
+
+
+def _forward_hint(what):
+    return crash_hint(what, [
+        (("AttributeError",), "NoneType",
+         "With targets=None there is no loss to compute: return (logits, None)."),
+        (None, "Expected target size",
+         "F.cross_entropy reads the classes from dimension 1: flatten the logits to (B*T, "
+         "vocab_size) and the targets to (B*T,) first."),
+        (None, "to match target batch_size",
+         "The logits and the targets must be flattened alike: (B*T, vocab_size) and (B*T,)."),
+        (None, "index out of range in self",
+         "An embedding was given an index beyond its table: token_embedding takes the "
+         "character ids (< vocab_size), position_embedding the positions 0..T-1."),
+        (None, "must match the size of tensor",
+         "The token embeddings (B, T, C) and the position embeddings do not line up: this input "
+         "has T = idx.size(1) = 6 positions, fewer than block_size = 8."),
+    ])  # fmt: skip
 
 
 def check_gpt_forward(MyGPT) -> None:
@@ -82,15 +125,12 @@ def check_gpt_forward(MyGPT) -> None:
         fail(name, "keep GPT's __init__ (subclass GPT and write only forward): the weights differ.")
     model.eval()
     g = torch.Generator().manual_seed(1)
-    idx = torch.randint(0, 13, (2, 6), generator=g)  # T=6 < block_size=8
+    idx = torch.randint(0, 8, (2, 6), generator=g)  # T=6 < block_size=8; ids < 8 as well, so
+    # that positions looked up from the ids compute (and are named) rather than crash
     targets = torch.randint(0, 13, (2, 6), generator=g)
     with torch.no_grad(), torch.random.fork_rng():
         want, want_loss = ref(idx, targets)
-        out = call(
-            name, model, idx, what="model(idx)",
-            hint=lambda e: "with targets=None there is no loss to compute: return (logits, None)."
-            if isinstance(e, AttributeError) and "NoneType" in str(e) else None,
-        )  # fmt: skip
+        out = call(name, model, idx, what="model(idx)", hint=_forward_hint("model(idx)"))
         if not (isinstance(out, tuple) and len(out) == 2):
             fail(name, "forward should return a pair (logits, loss), also when targets is None.")
         logits, loss = out
@@ -104,7 +144,8 @@ def check_gpt_forward(MyGPT) -> None:
                 if any(close(logits, c, atol=1e-4) for c in candidates):
                     fail(name, f"looks like {mistake}.")
             fail(name, "the logits differ from embeddings -> blocks -> ln_f -> lm_head.")
-        out = call(name, model, idx, targets, what="model(idx, targets)")
+        what = "model(idx, targets)"
+        out = call(name, model, idx, targets, what=what, hint=_forward_hint(what))
         logits2, loss = out if isinstance(out, tuple) and len(out) == 2 else (None, None)
         if isinstance(logits2, torch.Tensor) and logits2.dim() == 2:
             fail(name, "keep logits (B, T, vocab_size); flatten only for the cross-entropy.")
@@ -121,7 +162,15 @@ def check_gpt_forward(MyGPT) -> None:
             ],
             "the loss compares with idx, not with targets": [F.cross_entropy(flat, idx.view(-1))],
             "cross-entropy takes raw logits (it applies log-softmax itself), not probabilities": [
-                F.cross_entropy(F.softmax(flat, dim=-1), targets.view(-1))
+                F.cross_entropy(F.softmax(flat, dim=-1), targets.view(-1)),
+                F.cross_entropy(F.log_softmax(flat, dim=-1).exp(), targets.view(-1)),
+            ],
+            "nll_loss was given the raw logits: it expects log-probabilities (log_softmax), "
+            "which F.cross_entropy computes itself": [F.nll_loss(flat, targets.view(-1))],
+            "the logits and the targets were flattened in different orders, so each score is "
+            "compared with another position's target: flatten both the same way (B*T, b major)": [
+                F.cross_entropy(flat, targets.t().reshape(-1)),
+                F.cross_entropy(want.transpose(0, 1).reshape(-1, 13), targets.view(-1)),
             ],
         }
         if not close(loss.reshape(()), want_loss, atol=1e-4):
@@ -177,139 +226,3 @@ def _check_dropout(name, MyGPT):
     fail(name, "in training mode (dropout=0.3) the logits differ from the reference's with the "
          "same random draws: apply self.drop once, to the embeddings, then the blocks (their "
          "own dropout), and add no other randomness.")  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- sample
-_BLOCK, _VOCAB = 4, 7
-
-
-class _Recorder(nn.Module):
-    """A stand-in language model with block_size 4 that remembers every context it is given.
-
-    The logits at position t depend on every id up to t and on t itself, so cropping the wrong
-    end, or reading the wrong position, changes what comes out.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.config = SimpleNamespace(block_size=_BLOCK)
-        g = torch.Generator().manual_seed(5)
-        self.tok = torch.randn(_VOCAB, _VOCAB, generator=g) * 2
-        self.pos = torch.randn(_BLOCK, _VOCAB, generator=g) * 2
-        self.contexts: list[torch.Tensor] = []
-
-    def forward(self, idx, targets=None):
-        B, T = idx.shape
-        if T > _BLOCK:
-            raise ValueError(f"sequence of length {T} is longer than block_size={_BLOCK}")
-        self.contexts.append(idx.detach().clone())
-        running = self.tok[idx].cumsum(1) / torch.arange(1, T + 1).view(1, T, 1)  # (B, T, V)
-        return running + self.pos[:T], None
-
-
-def _reference_sample(idx, n, generator, pick="sample", crop="last", reseed=None):
-    model = _Recorder()
-    for _ in range(n):
-        if reseed is not None:
-            generator = torch.Generator().manual_seed(reseed)
-        context = idx[:, -_BLOCK:] if crop == "last" else idx[:, :_BLOCK]
-        logits = model(context)[0]
-        logits = logits[:, -1, :] if pick != "first" else logits[:, 0, :]
-        if pick == "argmax":
-            next_id = logits.argmax(dim=-1, keepdim=True)
-        else:
-            next_id = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
-        idx = torch.cat([idx, next_id], dim=1)
-    return idx
-
-
-def _no_crop_hint(exc: Exception) -> str | None:
-    if "longer than block_size" in str(exc):
-        return (
-            f"the model crashed: it was given more than block_size={_BLOCK} ids ({exc}). Crop "
-            "the context to the last block_size ids before each forward pass."
-        )
-    return None
-
-
-def check_sample(sample) -> None:
-    """Run ``sample`` on a block_size-4 stand-in model; compare with the reference loop."""
-    __tracebackhide__ = True
-    name = "sample"
-    require_callable(name, sample, "the sample function")
-    prompt = torch.tensor([[1, 2], [3, 4]])
-    n = 6
-    with torch.random.fork_rng():
-        torch.manual_seed(100)
-        model = _Recorder()
-        out = call(
-            name, sample, model, prompt.clone(), n, generator=torch.Generator().manual_seed(0),
-            what="sample(model, idx, 6, generator=g)", hint=_no_crop_hint,
-        )  # fmt: skip
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 2 + n):
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            fail(name, f"return idx with the new ids appended: shape (2, 2 + {n}), got {got}.")
-        if not torch.equal(out[:, :2], prompt):
-            fail(name, "the result should start with the prompt idx, then the new ids.")
-        lengths = [c.size(1) for c in model.contexts]
-        if max(lengths, default=0) == _BLOCK - 1:
-            fail(
-                name,
-                f"off by one: the model saw at most {_BLOCK - 1} ids; crop to the last block_size "
-                f"ids, idx[:, -block_size:] (it saw contexts of length {lengths}).",
-            )
-        if any(torch.equal(c, out[:, :_BLOCK]) for c in model.contexts[_BLOCK - 1 :]):
-            fail(
-                name,
-                "the context is cropped from the front: once the text is longer than block_size, "
-                "keep its *last* block_size ids, idx[:, -block_size:].",
-            )
-        want = _reference_sample(prompt, n, torch.Generator().manual_seed(0))
-        if torch.equal(out, want):
-            torch.manual_seed(200)  # a different global state: the result must not change
-            again = sample(
-                _Recorder(), prompt.clone(), n, generator=torch.Generator().manual_seed(0)
-            )
-            if not torch.equal(again, out):
-                fail(
-                    name, "the same generator gave different text: pass generator= to multinomial."
-                )
-            passed(name, f"crops to the last block_size={_BLOCK} ids, samples the last position")
-            return
-        for pick, mistake in (
-            ("argmax", "argmax always picks the most likely id: sample with torch.multinomial"),
-            (
-                "first",
-                "the next id is drawn from the first position's logits: use logits[:, -1, :]",
-            ),
-        ):
-            if torch.equal(
-                out, _reference_sample(prompt, n, torch.Generator().manual_seed(0), pick)
-            ):
-                fail(name, f"looks like {mistake}.")
-        if torch.equal(out, _reference_sample(prompt, n, None, reseed=0)):
-            fail(name, "looks like the generator is reseeded at every step: each draw then "
-                 "reuses the same random number, so the text repeats its choices. Seed once, "
-                 "outside (the caller does), and pass the same generator to every draw.")  # fmt: skip
-        draws = []
-        for other_seed in (200, 201):  # same torch state, other states for numpy and random
-            with seeded(other_seed):
-                torch.manual_seed(200)
-                draws.append(call(name, sample, _Recorder(), prompt.clone(), n,
-                                  generator=torch.Generator().manual_seed(0),
-                                  what="sample again"))  # fmt: skip
-        if not torch.equal(draws[0], draws[1]):
-            fail(name, "the ids change with Python's `random` or numpy's random state: draw with "
-                 "torch.multinomial and the given generator, the RNG the spec names.")  # fmt: skip
-        again = draws[0]
-        if not torch.equal(again, out):
-            fail(
-                name,
-                "the same generator gave different text: the generator is ignored. Pass "
-                "generator=generator to torch.multinomial.",
-            )
-    fail(
-        name,
-        "the ids differ from sampling softmax(logits[:, -1, :]) of the last block_size ids, with "
-        "torch.multinomial(probs, 1, generator=generator).",
-    )

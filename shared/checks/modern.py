@@ -17,6 +17,7 @@ from shared.checks._core import (
     seeded,
     shape_of,
 )
+from shared.checks._hints import crash_hint, torch_errors_unmasked
 
 EXERCISES = [
     Exercise(
@@ -52,9 +53,9 @@ def _rmsnorm_mistakes(x, w, eps):
     return {
         "the mean is subtracted (that is LayerNorm): RMSNorm only divides by the root mean "
         "square": lambda: F.layer_norm(x, (x.size(-1),), w, None, eps),
-        "`eps` is left out: it goes under the square root, mean(x^2) + eps": lambda: (
-            x / ms.sqrt() * w
-        ),
+        "`eps` is left out or hard-coded: self.eps, the eps given to __init__, goes under the "
+        "square root, mean(x^2) + eps": [lambda: x / ms.sqrt() * w]
+        + [lambda e=e: x / (ms + e).sqrt() * w for e in (1e-5, 1e-6, 1e-8) if e != eps],
         "`eps` is added after the square root: it goes inside, sqrt(mean(x^2) + eps)": lambda: (
             x / (ms.sqrt() + eps) * w
         ),
@@ -68,7 +69,34 @@ def _rmsnorm_mistakes(x, w, eps):
             x / (x.pow(2).sum(-1, keepdim=True) + eps).sqrt() * w
         ),
         "it divides by the mean square without the square root": lambda: x / (ms + eps) * w,
+        "it divides by the standard deviation (torch.std/var subtract the mean first): RMSNorm "
+        "uses the mean of the squares, sqrt(mean(x^2) + eps)": [
+            lambda c=c: x / (x.var(-1, keepdim=True, correction=c) + eps).sqrt() * w for c in (0, 1)
+        ]
+        + [lambda: x / (x.std(-1, keepdim=True) + eps) * w],
+        "x is not normalised (only the gain is applied): divide each vector by its root mean "
+        "square first": lambda: x * w,
+        "it divides by sqrt(mean(x) + eps), the mean of x itself: RMSNorm averages the squares, "
+        "mean(x^2)": lambda: x / (x.mean(-1, keepdim=True) + eps).sqrt() * w,
+        "it divides by the mean absolute value: RMSNorm squares first, sqrt(mean(x^2) + eps)": [
+            lambda: x / (x.abs().mean(-1, keepdim=True) + eps) * w
+        ],
+        "it multiplies by the root mean square instead of dividing by it (rsqrt is already "
+        "1/sqrt)": [lambda: x * (ms + eps).sqrt() * w, lambda: x / (ms + eps).rsqrt() * w],
+        "the gain is applied before the normalisation, which then undoes it: normalise x, then "
+        "multiply by self.weight": [
+            lambda: (x * w) / ((x * w).pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        ],
     }
+
+
+_KEEPDIM = [
+    (None, "must match the size of tensor",
+     "The mean of the squares must keep a last dimension of size 1 (keepdim=True), so that it "
+     "broadcasts over the channels of x."),
+    (("AttributeError",), "eps",
+     "forward reads an attribute __init__ did not set: use the given __init__ (it keeps eps)."),
+]  # fmt: skip
 
 
 def check_rmsnorm(RMSNorm) -> None:
@@ -91,10 +119,13 @@ def check_rmsnorm(RMSNorm) -> None:
             weight.copy_(torch.linspace(0.5, 2.0, C))
         ref = nn.RMSNorm(C, eps=eps)
         with torch.no_grad():
-            ref.weight.copy_(weight.detach().clone())  # a plain copy: `weight` may live in a grading sandbox
+            ref.weight.copy_(
+                weight.detach().clone()
+            )  # a plain copy: `weight` may live in a grading sandbox
         x = _input(2, 5, C, seed=C)
         with torch.no_grad():
-            out = call(name, norm, x, what=f"RMSNorm({C}, eps={eps})(x)")
+            what = f"RMSNorm({C}, eps={eps})(x)"
+            out = call(name, norm, x, what=what, hint=crash_hint(what, _KEEPDIM))
             want = ref(x)
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             fail(name, f"the output should keep the input's shape {tuple(x.shape)}, got "
@@ -137,7 +168,13 @@ def _rope_interleaved(x, cos, sin):
 def _rope_mistakes(x, cos, sin):
     half = x.size(-1) // 2
     a, b = x[..., :half], x[..., half:]
+    ia, ib = x[..., 0::2], x[..., 1::2]
     return {
+        "the two pairing layouts are mixed: the pairs are read in one layout (halves: channel i "
+        "with i + hs/2; or interleaved: 2i with 2i + 1) and written back in the other, which "
+        "moves channels around: read and write the pairs the same way": [
+            torch.cat([ia * cos - ib * sin, ia * sin + ib * cos], dim=-1),
+            torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)],
         "the rotation turns the wrong way (the signs of the sin terms are swapped): the spec "
         "asks for (a cos - b sin, a sin + b cos)": [_rope_halves(x, cos, -sin),
                                                      _rope_interleaved(x, cos, -sin)],
@@ -149,7 +186,13 @@ def _rope_mistakes(x, cos, sin):
         "is a cos - b sin": [torch.cat([a * sin + b * cos, a * cos - b * sin], dim=-1)],
         "each channel is multiplied by cos and sin without pairing (x cos + x sin): a rotation "
         "mixes each channel with its partner": [
-            x * torch.cat([cos, cos], -1) + x * torch.cat([sin, sin], -1)],
+            x * torch.cat([cos, cos], -1) + x * torch.cat([sin, sin], -1),
+            x * torch.cat([cos, cos], -1) - x * torch.cat([sin, sin], -1)],
+        "both sin terms carry a minus, (a cos - b sin, -a sin + b cos): that is not a rotation, "
+        "so it changes lengths; the second half is a sin + b cos": [
+            torch.cat([a * cos - b * sin, b * cos - a * sin], dim=-1)],
+        "only the first half was rotated: both channels of a pair change, the second half "
+        "becomes a sin + b cos": [torch.cat([a * cos - b * sin, b], dim=-1)],
     }  # fmt: skip
 
 
@@ -164,6 +207,13 @@ def _scores_by_offset(rope, hs: int, T: int):
     return {d: torch.diagonal(scores, offset=-d) for d in range(-T + 1, T)}
 
 
+_ROPE_CRASHES = [
+    (None, "must match the size of tensor",
+     "cos and sin are (T, hs // 2), the shape of each half of x's last two dimensions: they "
+     "multiply the halves a and b as they are (not the whole x, nor transposed)."),
+]  # fmt: skip
+
+
 def check_apply_rope(apply_rope) -> None:
     """``apply_rope(x, cos, sin)`` rotates pairs (halves or interleaved layout) so that the
     score of q at position m and k at position n depends only on m - n."""
@@ -174,7 +224,8 @@ def check_apply_rope(apply_rope) -> None:
     with seeded(0):
         x = torch.randn(B, nh, T, hs)
     cos, sin = _angles(hs, torch.arange(T))
-    out = call(name, apply_rope, x, cos, sin, what="apply_rope(x (2, 3, 7, 8), cos, sin)")
+    what = "apply_rope(x (2, 3, 7, 8), cos, sin)"
+    out = call(name, apply_rope, x, cos, sin, what=what, hint=crash_hint(what, _ROPE_CRASHES))
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         fail(name, f"the output should keep x's shape {tuple(x.shape)}, got {shape_of(out)}.")
     correct = close(out, _rope_halves(x, cos, sin)) or close(out, _rope_interleaved(x, cos, sin))
@@ -201,8 +252,12 @@ def check_apply_rope(apply_rope) -> None:
 
 
 # ----------------------------------------------------------------------------- ReLU² MLP
-def _mlp_mistakes(down, h):
+def _mlp_mistakes(up, down, h, x):
     return {
+        "the ReLU is doubled, not squared: * 2 doubles, ** 2 (or .square()) squares": lambda: (
+            down(F.relu(h) * 2)),
+        "the activation comes before c_fc: it belongs between c_fc and c_proj": lambda: (
+            down(up(F.relu(x).square()))),
         "the ReLU is not squared: ReLU^2 is relu(h) ** 2": lambda: down(F.relu(h)),
         "h is squared without the ReLU first (relu(h ** 2) is the same: squares are never "
         "negative), so large negative pre-activations become large outputs: relu, then square": (
@@ -212,6 +267,14 @@ def _mlp_mistakes(down, h):
             F.relu(down(F.relu(h).square())).square()),
         "there is no non-linearity: c_proj(c_fc(x)) is one linear map": lambda: down(h),
     }  # fmt: skip
+
+
+_MLP_CRASHES = [
+    (None, "bitwise_xor",
+     "In Python ^ is the bitwise XOR (it does not work on floats); the power is **."),
+    (None, "mat1 and mat2 shapes cannot be multiplied",
+     "c_fc maps C -> 4C and c_proj 4C -> C: each Linear must get the size it was built for."),
+]  # fmt: skip
 
 
 def check_relu2_mlp(ReluSquaredMLP) -> None:
@@ -230,15 +293,25 @@ def check_relu2_mlp(ReluSquaredMLP) -> None:
                 torch.randn(down.weight.shape, generator=torch.Generator().manual_seed(1))
             )
         x = _input(2, 4, C, seed=C)
+        what = f"ReluSquaredMLP({C})(x)"
         with torch.no_grad():
-            out = call(name, mlp, x, what=f"ReluSquaredMLP({C})(x)")
+            out = call(
+                name, torch_errors_unmasked(mlp), x, what=what, hint=crash_hint(what, _MLP_CRASHES)
+            )
+        if (
+            isinstance(out, torch.Tensor)
+            and out.shape[:-1] == x.shape[:-1]
+            and out.size(-1) == 4 * C
+        ):
+            fail(name, f"the output has 4 * {C} = {4 * C} channels, the hidden size: c_proj "
+                 f"brings it back to {C}.")  # fmt: skip
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             fail(name, f"the output should keep x's shape {tuple(x.shape)}, got {shape_of(out)}.")
         h = up(x).detach()
         if close(out, down(F.relu(h).square()).detach()):
             continue
         with torch.no_grad():
-            mistake = matching_mistake(out, _mlp_mistakes(down, h))
+            mistake = matching_mistake(out, _mlp_mistakes(up, down, h, x))
         if mistake:
             fail(name, f"looks like {mistake}.")
         fail(name, f"ReluSquaredMLP({C})(x) differs from c_proj(relu(c_fc(x)) ** 2).")
