@@ -243,7 +243,9 @@ def mutants(lesson: str, exercise, cells: list[dict] | None = None) -> list[Muta
     """Every distinct mutant of ``exercise``'s solution region, in a fixed order."""
     cells = cells if cells is not None else load_cells(lesson)
     statements, _ = parse_cells(cells)
-    defs = [s for s in statements if isinstance(s.node, DEF_TYPES) and s.node.name == exercise.target]
+    defs = [
+        s for s in statements if isinstance(s.node, DEF_TYPES) and s.node.name == exercise.target
+    ]
     main = defs[-1]
     source = _source(cells[main.cell - 1])
     region = region_lines(source)
@@ -292,6 +294,4 @@ def _apply(tree, index, edit, lesson, exercise, cells, cell_number, operator) ->
     mutated = "(removed)" if removed else _first_line(statement)
     if mutated == original:
         mutated = f"{mutated}  [{operator} in the body]"
-    return Mutant(
-        lesson, exercise.name, node.lineno, original, mutated, operator, program=program
-    )
+    return Mutant(lesson, exercise.name, node.lineno, original, mutated, operator, program=program)

@@ -105,7 +105,10 @@ def decay_guard(at_least):
     [
         (stub, "not implemented yet"),
         (None, "expected the get_lr function"),
-        (decay_guard(2), "with (max_lr, min_lr, warmup_steps, max_steps) = (1.0, 0.1, 3, 4), step 4"),
+        (
+            decay_guard(2),
+            "with (max_lr, min_lr, warmup_steps, max_steps) = (1.0, 0.1, 3, 4), step 4",
+        ),
         (warmup_written_by_hand, "off by one in the warmup"),
         (no_clamp_by_hand, "goes back up"),
         (_buggy("no_warmup"), "there is no warmup"),
