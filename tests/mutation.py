@@ -13,13 +13,19 @@ time, so the verdict does not depend on the machine's load) or more than ``MEMOR
 one still running after ``TIMEOUT_S`` of wall time is killed: all count as killed, not named.
 
 A mutant is **killed** when the check fails it: it raises ``ExerciseFailed``, the program cannot
-define the target, or the child times out or dies. It is killed with a **named** hint when the
-message is an ``ExerciseFailed`` that is not one of the generic forms (``generic_reason``):
+define the target, the check itself crashes, or the child dies or times out. It is killed with a
+**named** hint when the check raised ``ExerciseFailed`` and the message is not generic
+(``generic_reason``); generic means one of:
 
-- a raw crash: ``<what> raised <Exception>: <text>.`` with no likely cause after it (a crash
-  with one of ``_crash``'s causes, an in-place change of an input or the stub are named);
-- a bare comparison: ``returned/got X, expected Y`` (or ``expected Y, got X``) and nothing else;
-- anything that is not an ``ExerciseFailed`` (the check itself crashed), a timeout or a dead child.
+- a raw crash: the message is what ``_crash.explain_crash`` returns when it knows no cause,
+  ``<what> raised <Exception>: <its text>.`` and nothing more. The child wraps ``explain_crash``
+  to mark exactly those lines, so a crash with a likely cause, a check's own crash hint (e.g.
+  "some windows were short; ..."), an in-place change of an input or the stub count as named;
+- a bare comparison: ``<what> returned/is/gave/got X, expected Y`` (or ``expected Y, got X``)
+  with no further clause (no ``:`` or ``;`` after it), i.e. the property restated, no cause.
+
+Not named either: a program that cannot define the target, a check that crashed (not an
+``ExerciseFailed``), a timeout or a dead child.
 
 A mutant the check passes **survives**, unless ``EQUIVALENT`` lists it with the reason it computes
 what the solution computes (as far as any caller can see); ``PENDING_OTHER_HELPER`` lists the
@@ -42,19 +48,13 @@ import zlib
 from dataclasses import dataclass
 
 from tests.mutants import Mutant, load_cells, mutants
+from tests.mutation_lists import EQUIVALENT, PENDING_OTHER_HELPER
 
 CPU_LIMIT_S = 30  # CPU seconds a mutant's check may use (a mutant that loops)
 TIMEOUT_S = 240.0  # wall clock, for a child stuck without using CPU (on a loaded machine)
 MEMORY_BYTES = 6 * 2**30
 WORKERS = 2
 SEED = 29
-
-# (exercise, original statement, mutated statement) -> why the mutant computes the same thing.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
-
-# Survivors of the checks of lessons 05, 09 and 10 (block, layer_norm, model, bpe, modern),
-# which another helper is rewriting: listed so the suite passes meanwhile. Empty it after merging.
-PENDING_OTHER_HELPER: set[tuple[str, str, str]] = set()
 
 
 @dataclass
@@ -152,6 +152,30 @@ def _start(mutant: Mutant, exercise) -> tuple[int, int]:
     return pid, read_fd
 
 
+def solution_failures(exercises) -> list[str]:
+    """Run each exercise's check on its own solution, here in the parent: a solution its check
+    rejects makes every kill meaningless, and whatever a check caches (a trained model) is then
+    inherited by every child."""
+    import builtins
+    import contextlib
+    import io
+
+    import shared.checks as checks
+    from shared.course.extract import extract
+
+    failures = []
+    for lesson, exercise in exercises:
+        namespace = {"__name__": "__main__", "__builtins__": builtins}
+        try:
+            for label, source in extract(load_cells(lesson), exercise.target).program:
+                exec(compile(source, f"<{label}>", "exec"), namespace)
+            with contextlib.redirect_stdout(io.StringIO()):
+                getattr(checks, exercise.check)(namespace[exercise.target])
+        except BaseException as exc:
+            failures.append(f"{exercise.name}: {type(exc).__name__}: {exc}")
+    return failures
+
+
 def run_all(
     jobs: list[tuple[Mutant, object]], workers: int = WORKERS, progress: bool = False
 ) -> list[Outcome]:
@@ -162,6 +186,10 @@ def run_all(
     import shared.checks  # noqa: F401  (imported once here, inherited by every child)
 
     torch.set_num_threads(1)
+    exercises = {m.exercise: (m.lesson, exercise) for m, exercise in jobs}
+    failures = solution_failures(exercises.values())
+    if failures:
+        raise RuntimeError("a solution fails its own check: " + "; ".join(failures))
     pending = list(enumerate(jobs))
     running: dict[int, tuple[int, int, float, bytes]] = {}  # fd -> (job, pid, deadline, data)
     results: dict[int, Outcome] = {}
