@@ -71,6 +71,12 @@ def drops_the_top(logits, p):  # correct nucleus, but the top token is removed w
     return out.masked_fill(alone & top, INF)
 
 
+def keeps_at_exactly_p(logits, p):  # a token whose predecessors sum to exactly p stays
+    sorted_logits, order, probs = _sorted(logits)
+    drop = (probs.cumsum(-1) - probs) > p
+    return logits.masked_fill(drop.scatter(-1, order, drop), INF)
+
+
 def not_sorted(logits, p):
     probs = logits.softmax(-1)
     drop = (probs.cumsum(-1) - probs) >= p
@@ -128,6 +134,7 @@ def test_top_p_passes_correct_code(capsys):
         (gathers_back, "with gather"),
         (zeros_not_inf, "not 0"),
         (in_place, "changed the logits passed in"),
+        (keeps_at_exactly_p, "already sum to exactly p"),
     ],
 )
 def test_top_p_names_the_mistake(buggy, hint):

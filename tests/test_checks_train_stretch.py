@@ -88,11 +88,27 @@ def late_warmup(step, max_lr, min_lr, warmup_steps, max_steps):
     return warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps)
 
 
+def decay_guard(at_least):
+    """The reference with the decay's length guarded by ``max(at_least, ...)``."""
+
+    def get_lr(step, max_lr, min_lr, warmup_steps, max_steps):
+        if step < warmup_steps:
+            return max_lr * (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(at_least, max_steps - warmup_steps))
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+    return get_lr
+
+
 @pytest.mark.parametrize(
     "buggy, hint",
     [
         (stub, "not implemented yet"),
         (None, "expected the get_lr function"),
+        (
+            decay_guard(2),
+            "with (max_lr, min_lr, warmup_steps, max_steps) = (1.0, 0.1, 3, 4), step 4",
+        ),
         (warmup_written_by_hand, "off by one in the warmup"),
         (no_clamp_by_hand, "goes back up"),
         (_buggy("no_warmup"), "there is no warmup"),

@@ -3,6 +3,8 @@ rejected with a hint that names the mistake."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -216,14 +218,14 @@ def _steps(row, crop=True, count=0, after=False, draw="sample"):
     return attention_steps
 
 
-def _other_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0):
+def _other_alternative(model, tokenizer, prompt, max_new_chars, layer, seed=0, cache=False):
     # Written differently: generate_ids first, then a per-head loop, plain tuples, float lists.
     from shared.generate import generate_ids
 
     bs = model.config.block_size
     start = torch.tensor(tokenizer.encode(prompt[-bs:])).view(1, -1)
     ids = generate_ids(model, start, max_new_chars, generator=torch.Generator().manual_seed(seed),
-                       use_cache=False)  # fmt: skip
+                       use_cache=cache)  # fmt: skip
     written = tokenizer.decode(ids[0, start.size(1) :].tolist())
     out, text = [], prompt
     for nxt in written:
@@ -270,6 +272,7 @@ def test_attention_steps_accepts_correct_versions(capsys):
         (_steps(lambda a, _: a[:, -1, :].mean(0), draw="reseeded"), ["reseeded before every"]),
         (_steps(lambda a, _: a[:, -1, :].mean(0), draw="first"), ["first position's prediction"]),
         (_steps(lambda a, _: a[:, -1, :].mean(0), draw="seed0"), ["`seed` argument is ignored"]),
+        (functools.partial(_other_alternative, cache=True), ["the KV cache was used"]),
     ],
 )
 def test_attention_steps_names_classic_mistakes(buggy, fragments):

@@ -105,9 +105,80 @@ _CRASH_CAUSES: list[tuple[str, str]] = [
         "something was None where a value was expected: a function without `return` returns None",
     ),
     (
+        "received an invalid combination of arguments",
+        "a torch function got arguments it does not take: one missing or extra, two swapped, or "
+        "one of the wrong type (an int where it wants a shape tuple, a float where it wants an "
+        "int); compare the call with the function's documentation",
+    ),
+    (
+        "must be tensor, not",
+        "an argument of a torch function has the wrong type: the arguments are in another order "
+        "than the function takes, or one is missing",
+    ),
+    (
+        "must be int, not",
+        "an argument of a torch function has the wrong type: the arguments are in another order "
+        "than the function takes, or one is missing",
+    ),
+    (
+        "does not match the length of the desired ordering",
+        "permute takes the new order of *all* the dims (transpose swaps two)",
+    ),
+    (
+        "not torch.size",
+        "a tensor's whole shape (a torch.Size) was used as one number: .size(dim) or "
+        ".shape[dim] gives one dimension",
+    ),
+    (
+        "object is not iterable",
+        "a single number was used where several values are expected (min/max/sum of one value, "
+        "a loop or unpacking over a number)",
+    ),
+    (
+        "division by zero",
+        "something in a denominator is 0 for these arguments",
+    ),
+    (
+        "is out of bounds for dimension",
+        "an index is past the end of a dimension: check which dim is indexed and its size",
+    ),
+    (
+        "tuple index out of range",
+        "a tuple was indexed past its end: check how many values it holds",
+    ),
+    (
+        "arrays used as indices must be of integer (or boolean) type",
+        "a NumPy array of floats was used as an index or a mask; masks must be boolean",
+    ),
+    (
+        "failed to convert value(s) to axis units",
+        "matplotlib got text where it expects numbers: tick positions are numbers and their "
+        "labels a separate argument",
+    ),
+    (
+        "cannot convert float nan to integer",
+        "a NaN was turned into an integer: NaN exists only among floats",
+    ),
+    (
         "positional argument",
         "the function or class was called with the arguments the exercise specifies, and its "
         "signature does not accept them: keep the given signature",
+    ),
+    (
+        "argument (0 given)",
+        "a function was called without the argument it needs",
+    ),
+    (
+        "expected at least 1 argument, got 0",
+        "a function was called without the argument it needs",
+    ),
+    (
+        "missing required argument",
+        "a function was called without the argument it needs",
+    ),
+    (
+        "expected 1 argument, got 0",
+        "a function was called without the argument it needs",
     ),
     (
         "unexpected keyword argument",

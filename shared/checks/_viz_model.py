@@ -28,10 +28,24 @@ def small_gpt(block_size: int = 32, n_layer: int = 3, n_head: int = 4):
     return model.eval(), tokenizer
 
 
+_TRAINED: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}  # settings -> trained weights
+
+
 def trained_small_gpt(block_size: int = 8, n_layer: int = 2, n_head: int = 3, steps: int = 40):
     """``small_gpt`` trained briefly on its own text: peaked, context-dependent predictions, like
     a real trained model's, so sampling mistakes (greedy, a reseeded generator, the wrong
-    position) change the text. Deterministic: seeded, one thread (the caller's)."""
+    position) change the text. Deterministic: seeded, one thread (the caller's). Trained once
+    per settings; every call gets a fresh model with those weights."""
+    settings = (block_size, n_layer, n_head, steps)
+    if settings not in _TRAINED:
+        model, _ = _train_small_gpt(*settings)
+        _TRAINED[settings] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model, tokenizer = small_gpt(block_size, n_layer, n_head)
+    model.load_state_dict(_TRAINED[settings])
+    return model.eval(), tokenizer
+
+
+def _train_small_gpt(block_size: int, n_layer: int, n_head: int, steps: int):
     from torch.nn import functional as F
 
     model, tokenizer = small_gpt(block_size, n_layer, n_head)

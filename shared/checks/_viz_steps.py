@@ -37,9 +37,10 @@ def steps_check(attention_steps) -> None:
     model, tokenizer = trained_small_gpt(
         block_size=8, n_layer=2, n_head=3
     )  # peaked, like a real one
-    # "En un" grows past block_size=8 at the 4th new character; the second call varies every
+    # "En un" grows past block_size=8 at the 4th new character (with seed 2 the KV cache,
+    # which then reads a shorter context, writes other text); the second call varies every
     # argument (layer 1, another prompt and length), so nothing may be fixed to one call.
-    calls = (("En un", 6, 0, 0), ("¿Sí?", 3, 1, 5))
+    calls = (("En un", 6, 0, 2), ("¿Sí?", 3, 1, 5))
     for args in calls:
         _one_call(name, attention_steps, model, tokenizer, *args)
     n = calls[0][1]

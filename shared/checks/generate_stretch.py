@@ -98,6 +98,22 @@ _TOP_P_HINTS = {
 }
 
 
+def _check_mass_exactly_p(name, top_p_filter) -> None:
+    """Four equally likely tokens and p = 0.5: the first two sum to exactly 0.5 (exact in
+    floats), so two are kept, whichever two the sort puts first."""
+    __tracebackhide__ = True
+    out = call(name, top_p_filter, torch.zeros(1, 4), 0.5,
+               what="top_p_filter(four equal logits, p=0.5)")  # fmt: skip
+    kept = int(torch.isfinite(out).sum()) if isinstance(out, torch.Tensor) else None
+    if kept == 3:
+        fail(name, "with four equally likely tokens and p=0.5 you kept 3: the third token's "
+             "predecessors already sum to exactly p. A token is kept only while the mass "
+             "*before* it is less than p (strictly).")  # fmt: skip
+    if kept != 2:
+        fail(name, f"with four equally likely tokens and p=0.5 you kept {kept} tokens, "
+             "expected 2 (0.25 + 0.25 reaches p).")  # fmt: skip
+
+
 def check_top_p_filter(top_p_filter) -> None:
     """Two shuffled rows (a peaked and a flat distribution), p = 0.5 and 0.85."""
     __tracebackhide__ = True
@@ -134,6 +150,7 @@ def check_top_p_filter(top_p_filter) -> None:
         runs.append((p, kept, candidates))
     wrong = [(p, kept, c) for p, kept, c in runs if not torch.equal(kept, c["correct"])]
     if not wrong:
+        _check_mass_exactly_p(name, top_p_filter)
         passed(name, "keeps the fewest most likely tokens reaching p (the top one always), "
                      "-inf elsewhere, in vocabulary order.")  # fmt: skip
         return

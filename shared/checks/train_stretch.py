@@ -17,8 +17,9 @@ EXERCISES = [
     ),
 ]
 
-# (max_lr, min_lr, warmup_steps, max_steps): small numbers to read, and the course's recipe
-_SETTINGS = ((1.0, 0.1, 4, 20), (3e-3, 3e-4, 100, 1000))
+# (max_lr, min_lr, warmup_steps, max_steps): small numbers to read, the course's recipe, and
+# the shortest decay (one step: max_lr at warmup_steps, min_lr at max_steps = warmup_steps + 1).
+_SETTINGS = ((1.0, 0.1, 4, 20), (3e-3, 3e-4, 100, 1000), (1.0, 0.1, 3, 4))
 
 
 def _schedule(step, max_lr, min_lr, warmup, max_steps, mistake=None):
