@@ -3,6 +3,7 @@ processes, and each mistake a user can make as one ``error:`` line that writes n
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from _tiny import TEXT
 from shared.checkpoint import save_checkpoint
 from shared.course.cli import main
 from shared.data import CharTokenizer
+from shared.gptzip import read_header
 from shared.modern import ModernConfig, ModernGPT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,3 +103,9 @@ def test_another_checkpoint_or_a_damaged_file_is_one_line(files, capsys):
     assert code == 2 and "CRC32" in err and not (folder / "damaged").exists()
     code, _, err = run_cli(["decompress", text], capsys)
     assert code == 2 and "not a .gptz file" in err
+    moved = folder / "moved.gptz"
+    header, code = read_header(packed.read_bytes())
+    meta = json.dumps({**header, "checkpoint": "/nowhere/gpt.pt"}).encode("utf-8")
+    moved.write_bytes(b"GPTZ\x01" + len(meta).to_bytes(2, "big") + meta + code)
+    code, _, err = run_cli(["decompress", moved, "--quiet"], capsys)
+    assert code == 2 and "/nowhere/gpt.pt" in err and "--checkpoint" in err

@@ -253,7 +253,8 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = CourseArgumentParser(
         prog="python -m shared",
-        description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, check, grade.",
+        description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, compress, "
+        "decompress, check, grade.",
     )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=CourseArgumentParser

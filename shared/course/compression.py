@@ -119,6 +119,11 @@ def decompress(args) -> int:
     checkpoint = args.checkpoint or header.get("checkpoint")
     if not checkpoint:
         raise CourseError(f"{args.file} does not name its checkpoint; give it with --checkpoint")
+    if not args.checkpoint and not Path(checkpoint).is_file():
+        raise CourseError(
+            f"{args.file} was compressed with the checkpoint {checkpoint}, which is not there "
+            "any more; give its new place with --checkpoint"
+        )
     model = load_checkpoint(checkpoint)
     bar, update = progress_bar("decompressing", int(header.get("bytes") or 0), args.quiet)
     start = time.perf_counter()
