@@ -2,14 +2,19 @@
 
     python benchmarks/bench_compress.py                                  # everything (~45 min)
     python benchmarks/bench_compress.py --budgets 160 --recipes default modern --threads 1
-    python benchmarks/bench_compress.py --no-models                      # compressors only (~30 s)
+    python benchmarks/bench_compress.py --no-models                      # compressors only (~80 s)
+    python benchmarks/bench_compress.py --no-compressors --no-models --gptz checkpoints/gpt.pt
     python benchmarks/bench_compress.py --no-compressors --steps 300 --recipes modern \
         --set muon_lr=0.04 --threads 1            # fixed steps: the same number under any load
 
 One table, in nats and bits per character of the validation text (the last 10% of the book):
 
 - gzip -9, bzip2 -9, xz -9e (standard library) and PPMd order 12 / 256 MB (``pyppmd``), each
-  given the training text first: size(train + val) - size(train) (``shared.compress``);
+  given the training text first: size(train + val) - size(train) (``shared.compress``), and
+  ``zpaq -m5`` (context mixing, the PAQ family) when /usr/bin/zpaq is installed;
+- ``--gptz CKPT``: a trained checkpoint as a real compressor (``shared.gptzip``): the file
+  ``compress`` writes for the validation text next to the size its cross-entropy predicts,
+  with and without ``--adapt``, each decompressed again (round trip checked) and timed;
 - each recipe (nanoGPT's published CPU recipe, the default, the modern one) trained for each
   wall-clock budget, then measured on EVERY validation character (consecutive windows of the
   recipe's block size, each character predicted from the start of its window).
@@ -23,6 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
+import subprocess
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,13 +63,38 @@ def load() -> str:
     return open("/proc/loadavg", encoding="utf-8").read().split()[0]  # noqa: SIM115
 
 
+ZPAQ = "zpaq -m5"
+
+
+def zpaq(data: bytes) -> bytes:
+    """The archive ``zpaq a ARCHIVE text -m5`` makes of ``data`` (its fixed overhead cancels in
+    size(train + val) - size(train))."""
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "text").write_bytes(data)
+        subprocess.run([shutil.which("zpaq"), "a", "archive.zpaq", "text", "-m5"], cwd=folder,
+                       check=True, capture_output=True)  # fmt: skip
+        return Path(folder, "archive.zpaq").read_bytes()
+
+
+def zpaq_bits_per_char(context: str, text: str) -> float:
+    before = len(zpaq(context.encode("utf-8")))
+    return 8 * (len(zpaq((context + text).encode("utf-8"))) - before) / len(text)
+
+
 def compressor_rows(corpus) -> list[dict]:
     n_train = len(corpus.train_data)
     train_text, val_text = corpus.text[:n_train], corpus.text[n_train:]
     rows = []
-    for name in COMPRESSORS:
+    for name in [*COMPRESSORS, ZPAQ]:
+        if name == ZPAQ and not shutil.which("zpaq"):
+            rows.append({"what": name, "nats": math.nan, "bits": math.nan,
+                         "note": "zpaq not installed (apt install zpaq)"})  # fmt: skip
+            continue
         start = time.perf_counter()
-        bits = compressor_bits_per_char(name, train_text, val_text)
+        if name == ZPAQ:
+            bits = zpaq_bits_per_char(train_text, val_text)
+        else:
+            bits = compressor_bits_per_char(name, train_text, val_text)
         seconds = time.perf_counter() - start
         rows.append({"what": name, "nats": bits * math.log(2), "bits": bits,
                      "note": f"{seconds:.0f} s to compress, load {load()}"})  # fmt: skip
@@ -99,6 +132,43 @@ def model_row(corpus, recipe: str, budget: float | None, threads: int | None, st
                     f"{threads or torch.get_num_threads()} thread(s), load {before} -> {load()}"}  # fmt: skip
 
 
+def gptz_rows(corpus, checkpoint: Path, batch: int, adapt_lrs: list[float]) -> list[dict]:
+    """The checkpoint's cross-entropy estimate, then real .gptz files (1 thread), round trip
+    checked, with KB/s both ways."""
+    from shared.checkpoint import load_checkpoint
+    from shared.gptzip import compress_text, decompress_bytes, estimate_bytes
+
+    torch.set_num_threads(1)
+    ckpt = load_checkpoint(checkpoint)
+    text = corpus.text[len(corpus.train_data) :]
+    ids = torch.tensor(ckpt.tokenizer.encode(text))
+    nats_per_token = loss_on_text(ckpt.model, ids)
+    estimate = estimate_bytes(nats_per_token, len(ids))
+    chars, kb = len(text), len(text.encode("utf-8")) / 1000
+    rows = [{"what": f"{checkpoint.name}: cross-entropy estimate", "nats": 8 * estimate *
+             math.log(2) / chars, "bits": 8 * estimate / chars,
+             "note": f"{estimate:,.0f} bytes predicted (loss_on_text), load {load()}"}]  # fmt: skip
+    print(
+        f"{rows[0]['what']:34s} {rows[0]['nats']:9.3f} {rows[0]['bits']:9.3f}   {rows[0]['note']}"
+    )
+    for lr in [None, *adapt_lrs]:
+        before, start = load(), time.perf_counter()
+        data = compress_text(ckpt.model, ckpt.tokenizer, text, batch=batch, adapt_lr=lr)
+        middle = time.perf_counter()
+        same = decompress_bytes(ckpt.model, ckpt.tokenizer, data) == text
+        end = time.perf_counter()
+        bits = 8 * len(data) / chars
+        rows.append({"what": f"{checkpoint.name}: .gptz" + (f" --adapt lr {lr:g}" if lr else ""),
+                     "nats": bits * math.log(2), "bits": bits,
+                     "note": f"{len(data):,} bytes ({len(data) / estimate - 1:+.2%} vs estimate), "
+                     f"compress {kb / (middle - start):.1f} KB/s, decompress "
+                     f"{kb / (end - middle):.1f} KB/s, round trip {'ok' if same else 'FAILED'}, "
+                     f"batch {batch}, 1 thread, load {before} -> {load()}"})  # fmt: skip
+        print(f"{rows[-1]['what']:34s} {bits * math.log(2):9.3f} {bits:9.3f}   {rows[-1]['note']}",
+              flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budgets", type=float, nargs="+", default=[160, 240, 600])
@@ -109,6 +179,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", help="fixed step counts instead of --budgets")
     p.add_argument("--set", action="append", default=[], help="a recipe field, e.g. muon_lr=0.04")
     p.add_argument("--json", type=Path, help="append every row to this JSON-lines file")
+    p.add_argument("--gptz", type=Path, help="a checkpoint to run as a real compressor")
+    p.add_argument("--gptz-batch", type=int, default=64, help="windows coded side by side")
+    p.add_argument("--adapt-lr", type=float, nargs="*", default=[1e-4],
+                   help="--adapt rates to measure with --gptz")  # fmt: skip
     args = p.parse_args()
     corpus = load_corpus()
     print(f"validation text: {len(corpus.val_data):,} characters; load {load()} at start")
@@ -125,6 +199,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"{row['what']:34s} {row['nats']:9.3f} {row['bits']:9.3f}   {row['note']}",
                       flush=True)  # fmt: skip
+    if args.gptz:
+        rows += gptz_rows(corpus, args.gptz, args.gptz_batch, args.adapt_lr)
     if args.json:
         with args.json.open("a", encoding="utf-8") as handle:
             for row in rows:

@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from shared.course import cli_types, commands, streams
+from shared.course import cli_types, commands, compression, streams
 from shared.course.defaults import CPU_RECIPE, RECIPES
 from shared.errors import CourseError, one_line, python_command, shared_command
 
@@ -196,6 +196,43 @@ def add_run(subparsers) -> None:
     p.set_defaults(func=commands.run)
 
 
+def add_compress(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compress", help="compress a text file with a trained checkpoint (arithmetic coding)",
+        description="Compress a UTF-8 text file into FILE.gptz: the model's next-token "
+        "probabilities drive an arithmetic coder. " + compression.MATCH + ".",
+    )  # fmt: skip
+    p.add_argument("file", type=Path, help="the text file (UTF-8)")
+    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
+    p.add_argument("--out", type=Path, help="default: FILE.gptz")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--adapt", action="store_true",
+                   help="the model keeps learning from the text it has coded (one Adam step per "
+                   "window of each lane; the decoder makes the same steps)")  # fmt: skip
+    p.add_argument("--adapt-lr", type=cli_types.positive(float, 1), default=compression.ADAPT_LR,
+                   help="Adam's learning rate with --adapt")  # fmt: skip
+    p.add_argument("--batch", type=cli_types.positive(int, 4096), default=compression.BATCH,
+                   help="windows coded side by side (more: faster, a few bytes more)")  # fmt: skip
+    p.add_argument("--num-threads", type=cli_types.positive(int, 1024), default=1,
+                   help="CPU threads (recorded in the file; decompress uses the same)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=compression.compress)
+
+
+def add_decompress(subparsers) -> None:
+    p = subparsers.add_parser(
+        "decompress", help="give back the exact text of a .gptz file",
+        description="Decompress FILE.gptz made by `python -m shared compress`; the file names "
+        "its checkpoint and settings. " + compression.MATCH + ".",
+    )  # fmt: skip
+    p.add_argument("file", type=Path, help="the .gptz file")
+    p.add_argument("--checkpoint", type=Path, help="default: the one the file names")
+    p.add_argument("--out", type=Path, help="default: FILE without .gptz")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=compression.decompress)
+
+
 def add_recipe(p) -> None:
     p.add_argument(
         "--recipe", choices=RECIPES,
@@ -219,13 +256,17 @@ def add_grading(subparsers) -> None:
 
 
 # In pipeline order; `python -m shared --help` lists the commands in this order.
-COMMANDS = [add_data, add_train, add_generate, add_viz, add_run, add_grading, add_lessons]
+COMMANDS = [
+    add_data, add_train, add_generate, add_viz, add_run, add_compress, add_decompress,
+    add_grading, add_lessons,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CourseArgumentParser(
         prog=shared_command(),
-        description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, check, grade.",
+        description="GPT from Scratch (Don Quijote): data, train, generate, viz, run, compress, "
+        "decompress, check, grade.",
     )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=CourseArgumentParser
