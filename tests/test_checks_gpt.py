@@ -135,6 +135,7 @@ def test_gpt_forward_passes_correct_code(capsys):
         ),
         (_gpt(_with_loss(lambda s, i: _features(s, i).softmax(-1))), "do not apply softmax"),
         (_gpt(always_loss), "return (logits, None)"),
+        (_gpt(_with_loss(lambda s, i: _features(s, i).squeeze())), "idx of shape (1, 1)"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, drop=None))), "self.drop is never applied"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, drop="output"))), "after the blocks"),
         (_gpt(_with_loss(lambda s, i: _features(s, i, drop="extra"))), "no other randomness"),

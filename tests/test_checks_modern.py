@@ -346,6 +346,8 @@ def test_newton_schulz_check(capsys):
         (lambda G, steps: ns_variant(G, steps, coef=(COEF[0], COEF[2], COEF[1])), "wrong order"),
         (lambda G, steps: ns_variant(G, steps, coef=COEF[::-1]), "wrong order"),
         (lambda G, steps: ns_variant(G, steps) / 0.0, "blew up"),
+        (lambda G, steps: ns_variant(G, steps, coef=(3.4445, -4.7750, 2.315)), "2.3150)"),
+        (lambda G, steps: ns_variant(G, steps, coef=(3.4445, 4.7750, 2.0315)), "4.7750, 2.0315);"),
         (lambda G, steps: ns_variant(G, 5), "`steps` is ignored"),
         (lambda G, steps: ns_variant(G, steps, transpose_back=False), "shape"),
         (lambda G, steps: ns_variant(G, steps, eps=0.0), "returned NaN"),

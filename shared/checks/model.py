@@ -111,6 +111,28 @@ def _forward_hint(what):
     ])  # fmt: skip
 
 
+def _compare_logits(name, model, ref, idx):
+    """model(idx) == (the reference's logits, None), or the mistake that matches."""
+    __tracebackhide__ = True
+    what = f"model(idx) with idx of shape {tuple(idx.shape)}"
+    want = ref(idx)[0]
+    out = call(name, model, idx, what=what, hint=_forward_hint(what))
+    if not (isinstance(out, tuple) and len(out) == 2):
+        fail(name, "forward should return a pair (logits, loss), also when targets is None.")
+    logits, loss = out
+    if loss is not None:
+        fail(name, "with targets=None, return (logits, None): there is nothing to compare to.")
+    if not isinstance(logits, torch.Tensor) or logits.shape != want.shape:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        fail(name, f"{what}: logits should be (B, T, vocab_size) = {tuple(want.shape)}, got "
+             f"{got}.")  # fmt: skip
+    if not close(logits, want, atol=1e-4):
+        for mistake, candidates in _pieces(ref, idx).items():
+            if any(close(logits, c, atol=1e-4) for c in candidates):
+                fail(name, f"looks like {mistake}.")
+        fail(name, f"{what}: the logits differ from embeddings -> blocks -> ln_f -> lm_head.")
+
+
 def check_gpt_forward(MyGPT) -> None:
     """Compare ``MyGPT(config)``'s forward with the reference GPT, given the same weights."""
     __tracebackhide__ = True
@@ -130,20 +152,9 @@ def check_gpt_forward(MyGPT) -> None:
     targets = torch.randint(0, 13, (2, 6), generator=g)
     with torch.no_grad(), torch.random.fork_rng():
         want, want_loss = ref(idx, targets)
-        out = call(name, model, idx, what="model(idx)", hint=_forward_hint("model(idx)"))
-        if not (isinstance(out, tuple) and len(out) == 2):
-            fail(name, "forward should return a pair (logits, loss), also when targets is None.")
-        logits, loss = out
-        if loss is not None:
-            fail(name, "with targets=None, return (logits, None): there is nothing to compare to.")
-        if not isinstance(logits, torch.Tensor) or logits.shape != want.shape:
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            fail(name, f"logits should be (B, T, vocab_size) = {tuple(want.shape)}, got {got}.")
-        if not close(logits, want, atol=1e-4):
-            for mistake, candidates in _pieces(ref, idx).items():
-                if any(close(logits, c, atol=1e-4) for c in candidates):
-                    fail(name, f"looks like {mistake}.")
-            fail(name, "the logits differ from embeddings -> blocks -> ln_f -> lm_head.")
+        for shape in ((2, 6), (1, 1), (3, 8)):  # T = 1 and T = block_size too
+            x = idx if shape == (2, 6) else torch.randint(0, 8, shape, generator=g)
+            _compare_logits(name, model, ref, x)
         what = "model(idx, targets)"
         out = call(name, model, idx, targets, what=what, hint=_forward_hint(what))
         logits2, loss = out if isinstance(out, tuple) and len(out) == 2 else (None, None)

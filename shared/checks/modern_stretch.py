@@ -103,6 +103,22 @@ _CRASHES = [
 ]  # fmt: skip
 
 
+def _coefficients_used(G, out):
+    """The (a, b, c) that one step from G / ||G|| would need to give ``out``, when some do."""
+    tall = G.size(0) > G.size(1)
+    X = (G.T if tall else G) / (G.norm() + 1e-7)
+    A = X @ X.T
+    terms = [X, A @ X, A @ A @ X]
+    if tall:
+        terms = [t.T for t in terms]
+    basis = torch.stack([t.flatten() for t in terms], dim=1).double()
+    fit = torch.linalg.lstsq(basis, out.detach().flatten().double().unsqueeze(1)).solution
+    a, b, c = (float(v) for v in fit.flatten())
+    if (a, b, c) == COEFFICIENTS or not close(out, _reference(G, 1, coefficients=(a, b, c))):
+        return None
+    return a, b, c
+
+
 def _check_zero(name, newton_schulz):
     """Muon meets an all-zero gradient (a weight that got no gradient yet): no NaN then."""
     __tracebackhide__ = True
@@ -169,6 +185,10 @@ def check_newton_schulz(newton_schulz) -> None:
         mistake = matching_mistake(out, _mistakes(G, steps), atol=1e-4, rtol=1e-3)
         if mistake:
             fail(name, f"looks like {mistake}.")
+        if steps == 1 and (used := _coefficients_used(G, out)) is not None:
+            fail(name, f"{what} computes a X + (b A + c A^2) X with (a, b, c) = ({used[0]:.4f}, "
+                 f"{used[1]:.4f}, {used[2]:.4f}); the spec's are (3.4445, -4.7750, 2.0315): "
+                 "check each coefficient's digits and sign.")  # fmt: skip
         fail(name, f"newton_schulz(G {shape}, steps={steps}) differs from the quintic "
              "iteration X <- a X + (b A + c A^2) X, A = X X^T, started from G / ||G||.")  # fmt: skip
     _check_zero(name, newton_schulz)
