@@ -154,6 +154,7 @@ def walk(model, plan: Plan, symbols: Symbols, code, adapt_lr: float | None = Non
     """The procedure both sides run: ``code(position, cum)`` encodes or decodes one symbol;
     when it returns, ``symbols.ids[position]`` holds it. ``progress(tokens_done)``."""
     optimizer = Adam(model.parameters(), lr=adapt_lr) if adapt_lr and plan.per_lane else None
+    device = next(model.parameters()).device
     seeds = plan.seeds()
     for position in seeds:
         code(position, symbols.uniform())
@@ -165,7 +166,7 @@ def walk(model, plan: Plan, symbols: Symbols, code, adapt_lr: float | None = Non
             if max(positions) < 0:
                 break
             x = torch.tensor([[symbols.ids[p] if p >= 0 else 0] for p in positions])
-            logits = cache.step(x)  # (lanes, vocab_size)
+            logits = cache.step(x.to(device))  # (lanes, vocab_size)
             rows = cumulative_frequencies(logits, symbols.escape is not None).tolist()
             for p, cum in zip(positions, rows, strict=True):
                 if p >= 0 and p + 1 not in seeds:
@@ -186,8 +187,9 @@ def adapt_step(model, optimizer, plan: Plan, symbols: Symbols, j: int) -> None:
          for row in rows]
     ).T  # fmt: skip
     if (y >= 0).any():
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-1)
+        device = next(model.parameters()).device
+        logits, _ = model(x.to(device))
+        loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)
         loss.backward()
         optimizer.step()
 
