@@ -10,7 +10,7 @@ How the text is walked (the encoder and the decoder do *exactly* the same, see b
   big as that cross-entropy says (plus ~2 bytes and the header);
 - the windows are dealt out to ``lanes`` (up to ``batch``) lanes of consecutive windows; at
   each step the model reads one new token of every lane at once (one batch row per lane, with
-  the KV cache of ``shared.kv_cache``), and the coder codes the lanes' next tokens one after
+  the KV cache of ``shared.window_cache``), and the coder codes the lanes' next tokens one after
   the other into one stream. A window begins with the last token of the lane's previous window;
   the first token of each lane is coded with all tokens equally likely;
 - characters the vocabulary lacks are coded as an ESCAPE symbol (a tiny frequency, always
@@ -257,7 +257,9 @@ def read_header(data: bytes) -> tuple[dict, bytes]:
     size = int.from_bytes(data[5:7], "big")
     try:
         header = json.loads(data[7 : 7 + size].decode("utf-8"))
-        int(header["tokens"]), int(header["window"]), int(header["batch"]), header["fingerprint"]
+        int(header["window"]), int(header["batch"]), header["fingerprint"]
+        if not 0 <= int(header["tokens"]) <= int(header["bytes"]):  # a token is >= 1 byte
+            raise ValueError("more tokens than bytes")
     except (ValueError, KeyError, TypeError):
         raise CourseError("the .gptz file's header is damaged; compress the text again") from None
     return header, data[7 + size :]
