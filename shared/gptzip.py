@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from shared.arithmetic_coding import MAX_TOTAL, Decoder, Encoder, encode_uniform
 from shared.errors import CourseError
+from shared.kv_cache import supports_cache
 from shared.window_cache import WindowCache
 
 MAGIC, VERSION = b"GPTZ", 1
@@ -224,6 +225,7 @@ def compress_text(
 ) -> bytes:  # fmt: skip
     """``text`` -> the bytes of a .gptz file (header + arithmetic code). The model is not
     changed (``adapt_lr`` trains a copy). ``progress(tokens_done, tokens_total)``."""
+    check_model(model)
     raw = text.encode("utf-8")
     symbols = Symbols(tokenizer).load(text)
     plan = Plan(len(symbols.ids), model.config.block_size, batch)
@@ -242,6 +244,15 @@ def compress_text(
         )  # fmt: skip
     meta = json.dumps(header, separators=(",", ":")).encode("utf-8")
     return MAGIC + bytes([VERSION]) + len(meta).to_bytes(2, "big") + meta + encoder.finish()
+
+
+def check_model(model) -> None:
+    """The walk needs the attention layout of ``GPT`` or ``ModernGPT`` (their ``qkv``)."""
+    if not supports_cache(model):
+        raise CourseError(
+            "compress needs a reference GPT or ModernGPT (shared.model, shared.modern); for "
+            "your own per-head GPT use shared.convert.to_reference(model) first"
+        )
 
 
 def read_header(data: bytes) -> tuple[dict, bytes]:

@@ -185,3 +185,11 @@ def test_decompress_uses_the_thread_count_of_the_file_and_restores_the_callers()
     torch.set_num_threads(2)
     assert decompress_bytes(model, TOKENIZER, data) == text
     assert torch.get_num_threads() == 2
+
+
+def test_a_model_without_the_reference_attention_is_refused_clearly():
+    class Bigram(torch.nn.Module):
+        config = ModernConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=5)
+
+    with pytest.raises(CourseError, match="to_reference"):
+        compress_text(Bigram(), TOKENIZER, "hola")
