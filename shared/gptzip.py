@@ -2,6 +2,8 @@
 
     data = compress_text(model, tokenizer, text)        # bytes: a small header + the code
     text = decompress_bytes(model, tokenizer, data)     # the same text, exactly
+    header, code = read_header(data)                    # len(code): the coded text alone
+                                                        # (the header is ~200 bytes)
 
 How the text is walked (the encoder and the decoder do *exactly* the same, see below):
 
