@@ -152,17 +152,18 @@ def gptz_rows(corpus, checkpoint: Path, batch: int, adapt_lrs: list[float]) -> l
         f"{rows[0]['what']:34s} {rows[0]['nats']:9.3f} {rows[0]['bits']:9.3f}   {rows[0]['note']}"
     )
     for lr in [None, *adapt_lrs]:
-        before, start = load(), time.perf_counter()
+        before, start, cpu_start = load(), time.perf_counter(), time.process_time()
         data = compress_text(ckpt.model, ckpt.tokenizer, text, batch=batch, adapt_lr=lr)
-        middle = time.perf_counter()
+        middle, cpu_middle = time.perf_counter(), time.process_time()
         same = decompress_bytes(ckpt.model, ckpt.tokenizer, data) == text
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
         bits = 8 * len(data) / chars
         rows.append({"what": f"{checkpoint.name}: .gptz" + (f" --adapt lr {lr:g}" if lr else ""),
                      "nats": bits * math.log(2), "bits": bits,
                      "note": f"{len(data):,} bytes ({len(data) / estimate - 1:+.2%} vs estimate), "
                      f"compress {kb / (middle - start):.1f} KB/s, decompress "
-                     f"{kb / (end - middle):.1f} KB/s, round trip {'ok' if same else 'FAILED'}, "
+                     f"{kb / (end - middle):.1f} KB/s (per CPU second: {kb / (cpu_middle - cpu_start):.1f} "
+                     f"and {kb / (cpu_end - cpu_middle):.1f}), round trip {'ok' if same else 'FAILED'}, "
                      f"batch {batch}, 1 thread, load {before} -> {load()}"})  # fmt: skip
         print(f"{rows[-1]['what']:34s} {bits * math.log(2):9.3f} {bits:9.3f}   {rows[-1]['note']}",
               flush=True)  # fmt: skip
@@ -181,7 +182,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="append every row to this JSON-lines file")
     p.add_argument("--gptz", type=Path, help="a checkpoint to run as a real compressor")
     p.add_argument("--gptz-batch", type=int, default=64, help="windows coded side by side")
-    p.add_argument("--adapt-lr", type=float, nargs="*", default=[1e-4],
+    p.add_argument("--adapt-lr", type=float, nargs="*", default=[1e-3],
                    help="--adapt rates to measure with --gptz")  # fmt: skip
     args = p.parse_args()
     corpus = load_corpus()

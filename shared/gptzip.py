@@ -2,6 +2,8 @@
 
     data = compress_text(model, tokenizer, text)        # bytes: a small header + the code
     text = decompress_bytes(model, tokenizer, data)     # the same text, exactly
+    header, code = read_header(data)                    # len(code): the coded text alone
+                                                        # (the header is ~200 bytes)
 
 How the text is walked (the encoder and the decoder do *exactly* the same, see below):
 
@@ -10,7 +12,7 @@ How the text is walked (the encoder and the decoder do *exactly* the same, see b
   big as that cross-entropy says (plus ~2 bytes and the header);
 - the windows are dealt out to ``lanes`` (up to ``batch``) lanes of consecutive windows; at
   each step the model reads one new token of every lane at once (one batch row per lane, with
-  the KV cache of ``shared.kv_cache``), and the coder codes the lanes' next tokens one after
+  the KV cache of ``shared.window_cache``), and the coder codes the lanes' next tokens one after
   the other into one stream. A window begins with the last token of the lane's previous window;
   the first token of each lane is coded with all tokens equally likely;
 - characters the vocabulary lacks are coded as an ESCAPE symbol (a tiny frequency, always
@@ -39,6 +41,7 @@ from torch.nn import functional as F
 
 from shared.arithmetic_coding import MAX_TOTAL, Decoder, Encoder, encode_uniform
 from shared.errors import CourseError
+from shared.kv_cache import supports_cache
 from shared.window_cache import WindowCache
 
 MAGIC, VERSION = b"GPTZ", 1
@@ -154,6 +157,7 @@ def walk(model, plan: Plan, symbols: Symbols, code, adapt_lr: float | None = Non
     """The procedure both sides run: ``code(position, cum)`` encodes or decodes one symbol;
     when it returns, ``symbols.ids[position]`` holds it. ``progress(tokens_done)``."""
     optimizer = Adam(model.parameters(), lr=adapt_lr) if adapt_lr and plan.per_lane else None
+    device = next(model.parameters()).device
     seeds = plan.seeds()
     for position in seeds:
         code(position, symbols.uniform())
@@ -165,7 +169,7 @@ def walk(model, plan: Plan, symbols: Symbols, code, adapt_lr: float | None = Non
             if max(positions) < 0:
                 break
             x = torch.tensor([[symbols.ids[p] if p >= 0 else 0] for p in positions])
-            logits = cache.step(x)  # (lanes, vocab_size)
+            logits = cache.step(x.to(device))  # (lanes, vocab_size)
             rows = cumulative_frequencies(logits, symbols.escape is not None).tolist()
             for p, cum in zip(positions, rows, strict=True):
                 if p >= 0 and p + 1 not in seeds:
@@ -186,8 +190,9 @@ def adapt_step(model, optimizer, plan: Plan, symbols: Symbols, j: int) -> None:
          for row in rows]
     ).T  # fmt: skip
     if (y >= 0).any():
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-1)
+        device = next(model.parameters()).device
+        logits, _ = model(x.to(device))
+        loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)
         loss.backward()
         optimizer.step()
 
@@ -222,6 +227,7 @@ def compress_text(
 ) -> bytes:  # fmt: skip
     """``text`` -> the bytes of a .gptz file (header + arithmetic code). The model is not
     changed (``adapt_lr`` trains a copy). ``progress(tokens_done, tokens_total)``."""
+    check_model(model)
     raw = text.encode("utf-8")
     symbols = Symbols(tokenizer).load(text)
     plan = Plan(len(symbols.ids), model.config.block_size, batch)
@@ -242,6 +248,15 @@ def compress_text(
     return MAGIC + bytes([VERSION]) + len(meta).to_bytes(2, "big") + meta + encoder.finish()
 
 
+def check_model(model) -> None:
+    """The walk needs the attention layout of ``GPT`` or ``ModernGPT`` (their ``qkv``)."""
+    if not supports_cache(model):
+        raise CourseError(
+            "compress needs a reference GPT or ModernGPT (shared.model, shared.modern); for "
+            "your own per-head GPT use shared.convert.to_reference(model) first"
+        )
+
+
 def read_header(data: bytes) -> tuple[dict, bytes]:
     """A .gptz file's header (a dict) and its code; anything else is one clear error."""
     if data[:4] != MAGIC:
@@ -255,7 +270,9 @@ def read_header(data: bytes) -> tuple[dict, bytes]:
     size = int.from_bytes(data[5:7], "big")
     try:
         header = json.loads(data[7 : 7 + size].decode("utf-8"))
-        int(header["tokens"]), int(header["window"]), int(header["batch"]), header["fingerprint"]
+        int(header["window"]), int(header["batch"]), header["fingerprint"]
+        if not 0 <= int(header["tokens"]) <= int(header["bytes"]):  # a token is >= 1 byte
+            raise ValueError("more tokens than bytes")
     except (ValueError, KeyError, TypeError):
         raise CourseError("the .gptz file's header is damaged; compress the text again") from None
     return header, data[7 + size :]

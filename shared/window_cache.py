@@ -32,8 +32,9 @@ class WindowCache:
         head_size = config.n_embd // config.n_head
         shape = (batch, config.n_head, window, head_size)
         self.model, self.length, self.window = model, 0, window
-        self.keys = [torch.zeros(shape) for _ in model.blocks]
-        self.values = [torch.zeros(shape) for _ in model.blocks]
+        like = model.token_embedding.weight  # the model's device and dtype
+        self.keys = [like.new_zeros(shape) for _ in model.blocks]
+        self.values = [like.new_zeros(shape) for _ in model.blocks]
 
     def attend(self, layer: int, attn, x: torch.Tensor) -> torch.Tensor:
         """One layer's attention for the new position: x (B, 1, C) -> (B, 1, C)."""

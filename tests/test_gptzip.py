@@ -177,3 +177,19 @@ def test_a_damaged_file_is_one_clear_error():
         decompress_bytes(model, TOKENIZER, b"PK\x03\x04 a zip")
     with pytest.raises(CourseError, match="header is damaged"):
         decompress_bytes(model, TOKENIZER, bytes(data[:12]))
+
+
+def test_decompress_uses_the_thread_count_of_the_file_and_restores_the_callers():
+    model, text = tiny_model(), TEXT[:300]
+    data = compress_text(model, TOKENIZER, text, batch=4)  # 1 thread (the fixture)
+    torch.set_num_threads(2)
+    assert decompress_bytes(model, TOKENIZER, data) == text
+    assert torch.get_num_threads() == 2
+
+
+def test_a_model_without_the_reference_attention_is_refused_clearly():
+    class Bigram(torch.nn.Module):
+        config = ModernConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, vocab_size=5)
+
+    with pytest.raises(CourseError, match="to_reference"):
+        compress_text(Bigram(), TOKENIZER, "hola")

@@ -75,6 +75,10 @@ def test_an_existing_output_is_never_overwritten_silently(files, capsys):
     assert code == 0 and out.read_bytes().startswith(b"GPTZ")
     code, _, err = run_cli(["decompress", out, "--quiet"], capsys)  # default: quijote.txt
     assert code == 2 and "already exists" in err
+    code, _, err = run_cli(
+        ["compress", text, "--checkpoint", checkpoint, "--out", text, "--force"], capsys
+    )
+    assert code == 2 and "is the input file" in err and text.read_bytes().startswith(b"\xc3\x91")
 
 
 def test_non_utf8_input_is_one_line(files, capsys):

@@ -15,7 +15,7 @@ from shared.errors import CourseError
 
 SUFFIX = ".gptz"
 BATCH = 64  # windows coded side by side (shared.gptzip.DEFAULT_BATCH)
-ADAPT_LR = 1e-4  # --adapt: Adam's rate for the steps on the text just coded (measured: RESULTS)
+ADAPT_LR = 1e-3  # --adapt: Adam's rate (best of 1e-4, 3e-4, 1e-3, 3e-3: benchmarks/RESULTS.md)
 MATCH = (
     "decompress needs the same checkpoint file, the same torch version and a machine of the same "
     "kind (the thread count is recorded in the file and set again)"
@@ -33,9 +33,11 @@ def read_input(path: Path) -> bytes:
         ) from None
 
 
-def output_path(path: Path, flag: str, force: bool) -> Path:
-    """A writable output path that does not exist yet (or ``--force``)."""
+def output_path(path: Path, flag: str, force: bool, source: Path) -> Path:
+    """A writable output path that does not exist yet (or ``--force``), never the input."""
     path = writable_file(path, flag)
+    if path.exists() and path.resolve() == source.resolve():
+        raise CourseError(f"{flag} {path} is the input file; choose another {flag}")
     if path.exists() and not force:
         raise CourseError(
             f"{flag} {path} already exists; nothing was written: choose another {flag} "
@@ -84,15 +86,16 @@ def compress(args) -> int:
             f"{args.file} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}); "
             "compress works on text files: convert it to UTF-8 first"
         ) from None
-    out = output_path(args.out or args.file.with_name(args.file.name + SUFFIX), "--out", args.force)
+    default = args.file.with_name(args.file.name + SUFFIX)
+    out = output_path(args.out or default, "--out", args.force, args.file)
     checkpoint = Path(args.checkpoint or default_checkpoint_path()).expanduser().resolve()
-    model = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     torch.set_num_threads(args.num_threads)
     bar, update = progress_bar("compressing", len(raw), args.quiet)
     start = time.perf_counter()
     try:
         data = compress_text(
-            model.model, model.tokenizer, text, batch=args.batch, checkpoint=str(checkpoint),
+            ckpt.model, ckpt.tokenizer, text, batch=args.batch, checkpoint=str(checkpoint),
             adapt_lr=args.adapt_lr if args.adapt else None, progress=update,
         )  # fmt: skip
     finally:
@@ -115,7 +118,7 @@ def decompress(args) -> int:
     header, _ = read_header(data)
     name = args.file.name
     default = args.file.with_name(name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name + ".out")
-    out = output_path(args.out or default, "--out", args.force)
+    out = output_path(args.out or default, "--out", args.force, args.file)
     checkpoint = args.checkpoint or header.get("checkpoint")
     if not checkpoint:
         raise CourseError(f"{args.file} does not name its checkpoint; give it with --checkpoint")
@@ -124,11 +127,11 @@ def decompress(args) -> int:
             f"{args.file} was compressed with the checkpoint {checkpoint}, which is not there "
             "any more; give its new place with --checkpoint"
         )
-    model = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     bar, update = progress_bar("decompressing", int(header.get("bytes") or 0), args.quiet)
     start = time.perf_counter()
     try:
-        text = decompress_bytes(model.model, model.tokenizer, data, progress=update)
+        text = decompress_bytes(ckpt.model, ckpt.tokenizer, data, progress=update)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
