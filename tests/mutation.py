@@ -8,7 +8,8 @@ the run to some exercises. ``tests/test_mutation.py`` runs the capped set in the
 
 Each mutant runs in a forked child (torch and the checks already imported), as the grader runs
 a definition: the program ``shared.course.extract`` builds from the mutated cells, then
-``check(target)``. A child that uses more than ``CPU_LIMIT_S`` of CPU (a mutant that loops; CPU
+``check(target)``. A child that uses more CPU than ``CPU_FACTOR`` times the check's time on the solution (a
+mutant that loops; CPU
 time, so the verdict does not depend on the machine's load) or more than ``MEMORY_BYTES`` dies,
 one still running after ``TIMEOUT_S`` of wall time is killed: all count as killed, not named.
 
@@ -37,20 +38,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import random
 import re
 import resource
 import select
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.mutants import Mutant, load_cells, mutants
+from tests.mutants import ROOT, Mutant, load_cells, mutants
 from tests.mutation_lists import EQUIVALENT, PENDING_OTHER_HELPER
 
-CPU_LIMIT_S = 30  # CPU seconds a mutant's check may use (a mutant that loops)
+# CPU seconds a mutant's check may use (a mutant that loops): CPU_FACTOR times what the check
+# took on the solution (caches cold), at least CPU_FLOOR_S.
+CPU_FACTOR, CPU_FLOOR_S = 5, 3
 TIMEOUT_S = 240.0  # wall clock, for a child stuck without using CPU (on a loaded machine)
 MEMORY_BYTES = 6 * 2**30
 WORKERS = 2
@@ -107,14 +114,14 @@ def _mark_raw_crashes() -> None:
 # ----------------------------------------------------------------------------- running
 
 
-def _run_in_child(mutant: Mutant, exercise, write_fd: int) -> None:
+def _run_in_child(mutant: Mutant, exercise, write_fd: int, limit_s: int) -> None:
     import builtins
 
     import shared.checks as checks
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     used = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = int(used.ru_utime + used.ru_stime) + CPU_LIMIT_S
+    cpu = int(used.ru_utime + used.ru_stime) + limit_s
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")
     _mark_raw_crashes()
@@ -136,14 +143,14 @@ def _run_in_child(mutant: Mutant, exercise, write_fd: int) -> None:
     os.write(write_fd, json.dumps([status, message[:2000]]).encode("utf-8"))
 
 
-def _start(mutant: Mutant, exercise) -> tuple[int, int]:
+def _start(mutant: Mutant, exercise, limit_s: int) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 0
         try:
             os.close(read_fd)
-            _run_in_child(mutant, exercise, write_fd)
+            _run_in_child(mutant, exercise, write_fd, limit_s)
         except BaseException:
             code = 1
         finally:
@@ -152,7 +159,12 @@ def _start(mutant: Mutant, exercise) -> tuple[int, int]:
     return pid, read_fd
 
 
-def solution_failures(exercises) -> list[str]:
+def _cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def solution_failures(exercises, cpu: dict[str, float] | None = None) -> list[str]:
     """Run each exercise's check on its own solution, here in the parent: a solution its check
     rejects makes every kill meaningless, and whatever a check caches (a trained model) is then
     inherited by every child."""
@@ -166,6 +178,7 @@ def solution_failures(exercises) -> list[str]:
     failures = []
     for lesson, exercise in exercises:
         namespace = {"__name__": "__main__", "__builtins__": builtins}
+        started = _cpu_s()
         try:
             for label, source in extract(load_cells(lesson), exercise.target).program:
                 exec(compile(source, f"<{label}>", "exec"), namespace)
@@ -173,23 +186,56 @@ def solution_failures(exercises) -> list[str]:
                 getattr(checks, exercise.check)(namespace[exercise.target])
         except BaseException as exc:
             failures.append(f"{exercise.name}: {type(exc).__name__}: {exc}")
+        if cpu is not None:
+            cpu[exercise.name] = _cpu_s() - started
     return failures
 
 
 def run_all(
     jobs: list[tuple[Mutant, object]], workers: int = WORKERS, progress: bool = False
 ) -> list[Outcome]:
-    """Run every (mutant, exercise) in forked children, ``workers`` at a time (``progress``:
-    name each exercise on stderr as its first mutant starts)."""
+    """Run every (mutant, exercise) in forked children of a fresh server process
+    (``python -m tests.mutation --serve``), ``workers`` at a time; ``progress`` names each
+    exercise on stderr as its first mutant starts.
+
+    The server starts with one OpenMP thread: forking a process whose OpenMP pool has more
+    threads (any process that ran torch, such as a pytest session) leaves the children waiting
+    on a barrier forever."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory(prefix="mutation-") as folder:
+        jobs_path, out_path = Path(folder, "jobs.pickle"), Path(folder, "outcomes.pickle")
+        jobs_path.write_bytes(pickle.dumps(jobs))
+        command = [sys.executable, "-m", "tests.mutation", "--serve", str(jobs_path), str(out_path),
+                   "--workers", str(workers)] + (["--progress"] if progress else [])  # fmt: skip
+        done = subprocess.run(command, env=env, cwd=ROOT, check=False)
+        if not out_path.exists():
+            raise RuntimeError(f"the mutation server died (exit status {done.returncode})")
+        kind, value = pickle.loads(out_path.read_bytes())
+    if kind == "error":
+        raise RuntimeError(value)
+    return value
+
+
+def _serve(jobs_path: str, out_path: str, workers: int, progress: bool) -> None:
+    """The server: check the solutions, then run the mutants; pickle the outcomes."""
     import torch
 
     import shared.checks  # noqa: F401  (imported once here, inherited by every child)
 
     torch.set_num_threads(1)
+    jobs = pickle.loads(Path(jobs_path).read_bytes())
     exercises = {m.exercise: (m.lesson, exercise) for m, exercise in jobs}
-    failures = solution_failures(exercises.values())
+    cpu: dict[str, float] = {}
+    failures = solution_failures(exercises.values(), cpu)
+    limits = {name: max(CPU_FLOOR_S, round(CPU_FACTOR * s)) for name, s in cpu.items()}
     if failures:
-        raise RuntimeError("a solution fails its own check: " + "; ".join(failures))
+        result = ("error", "a solution fails its own check: " + "; ".join(failures))
+    else:
+        result = ("ok", _run_jobs(jobs, workers, progress, limits))
+    Path(out_path).write_bytes(pickle.dumps(result))
+
+
+def _run_jobs(jobs, workers: int, progress: bool, limits: dict[str, int]) -> list[Outcome]:
     pending = list(enumerate(jobs))
     running: dict[int, tuple[int, int, float, bytes]] = {}  # fd -> (job, pid, deadline, data)
     results: dict[int, Outcome] = {}
@@ -198,7 +244,7 @@ def run_all(
             number, (mutant, exercise) = pending.pop(0)
             if progress and (number == 0 or jobs[number - 1][0].exercise != mutant.exercise):
                 print(f"{time.strftime('%H:%M:%S')} {mutant.exercise}", file=sys.stderr)
-            pid, fd = _start(mutant, exercise)
+            pid, fd = _start(mutant, exercise, limits[mutant.exercise])
             running[fd] = (number, pid, time.monotonic() + TIMEOUT_S, b"")
         ready, _, _ = select.select(list(running), [], [], 0.2)
         for fd in ready:
@@ -311,10 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="exercise names (default: all)")
     parser.add_argument("--verbose", action="store_true", help="also list unnamed kills")
     parser.add_argument("--keys", action="store_true", help="print survivors as Python keys")
+    parser.add_argument("--serve", nargs=2, metavar=("JOBS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="mutants run at a time")
+    parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        _serve(*args.serve, args.workers, args.progress)
+        return 0
     started = time.monotonic()
     totals, jobs = collect(args.cap, args.only)
-    outcomes = run_all(jobs, progress=True)
+    outcomes = run_all(jobs, args.workers, progress=True)
     print(report(totals, outcomes, args.verbose))
     if args.keys:
         for o in survivors(outcomes):
@@ -325,5 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if survivors(outcomes) else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run as tests.mutation, so what the server pickles names that module
+    from tests.mutation import main as _main
+
+    sys.exit(_main())
