@@ -29,8 +29,7 @@ Not named either: a program that cannot define the target, a check that crashed 
 ``ExerciseFailed``), a timeout or a dead child.
 
 A mutant the check passes **survives**, unless ``EQUIVALENT`` lists it with the reason it computes
-what the solution computes (as far as any caller can see); ``PENDING_OTHER_HELPER`` lists the
-survivors of checks being rewritten elsewhere (to be emptied once that work is merged).
+what the solution computes (as far as any caller can see).
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.mutants import ROOT, Mutant, load_cells, mutants
-from tests.mutation_lists import EQUIVALENT, PENDING_OTHER_HELPER
+from tests.mutation_lists import EQUIVALENT
 
 # CPU seconds a mutant's check may use (a mutant that loops): CPU_FACTOR times what the check
 # took on the solution (caches cold), at least CPU_FLOOR_S.
@@ -305,14 +304,8 @@ def collect(cap: int | None = None, only: list[str] | None = None):
 
 
 def survivors(outcomes: list[Outcome]) -> list[Outcome]:
-    """Mutants the checks accept that are neither equivalent nor pending elsewhere."""
-    return [
-        o
-        for o in outcomes
-        if not o.killed
-        and o.mutant.key not in EQUIVALENT
-        and o.mutant.key not in PENDING_OTHER_HELPER
-    ]
+    """Mutants the checks accept that are not listed as equivalent."""
+    return [o for o in outcomes if not o.killed and o.mutant.key not in EQUIVALENT]
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -320,7 +313,7 @@ def survivors(outcomes: list[Outcome]) -> list[Outcome]:
 
 def report(totals: dict[str, int], outcomes: list[Outcome], verbose: bool = False) -> str:
     rows = [f"{'exercise':26} {'mutants':>7} {'run':>5} {'killed':>6} {'named':>6} {'equiv':>5} "
-            f"{'pending':>7} {'surv':>5} {'cpu_s':>6}"]  # fmt: skip
+            f"{'surv':>5} {'cpu_s':>6}"]  # fmt: skip
     by_exercise: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         by_exercise.setdefault(outcome.mutant.exercise, []).append(outcome)
@@ -330,11 +323,10 @@ def report(totals: dict[str, int], outcomes: list[Outcome], verbose: bool = Fals
         killed = sum(o.killed for o in mine)
         named = sum(o.named for o in mine)
         equiv = sum(not o.killed and o.mutant.key in EQUIVALENT for o in mine)
-        pending = sum(not o.killed and o.mutant.key in PENDING_OTHER_HELPER for o in mine)
         left = survivors(mine)
         cpu = sum(o.cpu_s for o in mine)
         rows.append(f"{name:26} {total:7} {len(mine):5} {killed:6} {named:6} {equiv:5} "
-                    f"{pending:7} {len(left):5} {cpu:6.1f}")  # fmt: skip
+                    f"{len(left):5} {cpu:6.1f}")  # fmt: skip
         for o in left:
             lines.append(f"SURVIVOR {name} line {o.mutant.line} [{o.mutant.operator}]: "
                          f"{o.mutant.original}  =>  {o.mutant.mutated}")  # fmt: skip
@@ -344,10 +336,6 @@ def report(totals: dict[str, int], outcomes: list[Outcome], verbose: bool = Fals
                 text = o.message.replace(RAW_MARK, "")[:300]
                 lines.append(f"UNNAMED  {name} [{why}] {o.mutant.original}  =>  "
                              f"{o.mutant.mutated}\n         {text}")  # fmt: skip
-    for o in outcomes:
-        if not o.killed and o.mutant.key in PENDING_OTHER_HELPER:
-            lines.append(f"PENDING  {o.mutant.exercise}: {o.mutant.original}  =>  "
-                         f"{o.mutant.mutated}")  # fmt: skip
     return "\n".join(rows + [""] + lines)
 
 
