@@ -11,6 +11,7 @@ from shared.checks import (
     bigram,
     block,
     bpe,
+    compress_stretch,
     data,
     generate,
     generate_stretch,
@@ -35,7 +36,7 @@ _LESSON_MODULES = {
     "07_generate": (generate, generate_stretch),
     "08_attention_viz": (viz,),
     "09_tokenizer": (bpe,),
-    "10_modern_gpt": (modern, modern_stretch),
+    "10_modern_gpt": (modern, modern_stretch, compress_stretch),
 }
 
 
