@@ -1,9 +1,9 @@
-"""Training loop: AdamW, warmup + cosine learning rate, gradient clipping, checkpoints.
+"""Lesson 06: training loop: AdamW, warmup + cosine learning rate, gradient clipping, checkpoints.
 
     python -m shared train --time-budget 240          # the default CPU recipe, ~4 minutes
     python -m shared train --resume                   # keep going from checkpoints/gpt.pt
     python -m shared train --device cuda --compile    # the GPU recipe (see gpu_train_config)
-    torchrun --standalone --nproc_per_node 2 -m shared train   # 2 processes (shared.distributed)
+    torchrun --standalone --nproc_per_node 2 -m shared train   # 2 processes (shared.engine.distributed)
 
 The loop stops at ``max_iters`` or when the wall-clock ``time_budget`` runs out, whichever
 comes first. With a time budget the learning rate decays over *time* as well as steps, so a
@@ -21,16 +21,16 @@ from dataclasses import replace
 
 import torch
 
-from shared import distributed
-from shared.checkpoint import save_checkpoint
-from shared.config import pick_device
 from shared.data import get_batch
+from shared.engine import distributed
+from shared.engine.checkpoint import save_checkpoint
+from shared.engine.config import pick_device
+from shared.engine.train_config import TrainConfig, default_train_config
+from shared.engine.train_guards import check_given_model
+from shared.engine.train_run import TrainResult, TrainRun
 from shared.model import GPT
 from shared.modern import ModernConfig, ModernGPT, is_modern
 from shared.optimizers import MuonAdamW
-from shared.train_config import TrainConfig, default_train_config
-from shared.train_guards import check_given_model
-from shared.train_run import TrainResult, TrainRun
 
 __all__ = [
     "TrainConfig",
@@ -147,9 +147,9 @@ def train(
     reference one (its ``model.config`` replaces ``config.model``); ``source``: a note saved in
     the checkpoint saying which model this is. Ctrl-C stops cleanly: the checkpoint is saved and
     the result says ``stopped == "interrupted"``; ``resume=True`` continues from ``out``. Under
-    ``torchrun`` every rank trains on its own batches (``shared.distributed``); rank 0 alone
+    ``torchrun`` every rank trains on its own batches (``shared.engine.distributed``); rank 0 alone
     evaluates, reports and saves. The bookkeeping around the loop (resume, save, the agreed stop,
-    the thread probe, the report) is ``shared.train_run.TrainRun``'s.
+    the thread probe, the report) is ``shared.engine.train_run.TrainRun``'s.
     """
     config = config or default_train_config()
     if model is not None:  # the learner's own GPT: its config is the model's

@@ -9,14 +9,14 @@ import pytest
 import torch
 from _tiny import tiny_config, tiny_corpus
 
-from shared.checkpoint import (
+from shared.engine.checkpoint import (
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     strip_compile_prefix,
 )
-from shared.errors import CourseError
-from shared.lesson_checkpoint import ensure_checkpoint
+from shared.engine.errors import CourseError
+from shared.lesson_tools.lesson_checkpoint import ensure_checkpoint
 from shared.train import train
 
 
@@ -137,7 +137,7 @@ def test_ensure_checkpoint_uses_an_existing_one_or_trains_a_small_one(
     with pytest.raises(CourseError, match="lesson 06_train"):
         ensure_checkpoint(tmp_path / "missing.pt", quick_train_if_missing=False)
 
-    import shared.lesson_checkpoint as lesson_checkpoint
+    import shared.lesson_tools.lesson_checkpoint as lesson_checkpoint
 
     monkeypatch.setattr(lesson_checkpoint, "load_corpus", lambda *a, **k: tiny_corpus())
     monkeypatch.setattr(

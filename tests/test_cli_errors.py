@@ -18,8 +18,8 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.data
+import shared.engine.train_guards as train_guards
 import shared.train as train_module
-import shared.train_guards as train_guards
 from shared.course.cli import main
 from shared.train import train
 

@@ -39,7 +39,7 @@ def test_the_help_shows_the_recipe_defaults(capsys):
 
 def test_the_help_defaults_are_the_recipe(monkeypatch):
     monkeypatch.delenv("GPT_COURSE_QUICK", raising=False)
-    from shared.train_config import modern_train_config
+    from shared.engine.train_config import modern_train_config
 
     config = modern_train_config()  # the default of `train` and `run` on the CPU
     actual = {**asdict(config), **asdict(config.model)}

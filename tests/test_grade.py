@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-import shared.course.extract as extract
-import shared.course.grade as grade
-import shared.course.kernel as kernel
+import shared.grading.extract as extract
+import shared.grading.grade as grade
+import shared.grading.kernel as kernel
 from shared.__main__ import main
-from shared.course.gradebook import format_grid, markdown_summary, write_csv, write_markdown
+from shared.grading.gradebook import format_grid, markdown_summary, write_csv, write_markdown
 from tests.gradefake import CHECKS, GREET, REFERENCE, SOLVED, STUB, STUB_DEFS, write_notebook
 
 pytestmark = pytest.mark.skipif(
@@ -379,7 +379,7 @@ def test_ctrl_c_stops_cleanly_with_a_partial_gradebook(fake_course, tmp_path):
     write_notebook(root / "ana" / "01_fake.ipynb", ["import time\ntime.sleep(600)"])
     write_notebook(root / "ben" / "01_fake.ipynb", SOLVED)
     program = (
-        "import sys; import shared.course.grade as g; g.CHECKS_MODULE = 'gradefake_checks'\n"
+        "import sys; import shared.grading.grade as g; g.CHECKS_MODULE = 'gradefake_checks'\n"
         "from shared.__main__ import main\n"
         f"sys.exit(main(['grade', {str(root)!r}, '--out', {str(out)!r}, '--jobs', '1']))"
     )

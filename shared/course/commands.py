@@ -10,14 +10,14 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from shared.config import default_checkpoint_path, default_outputs_dir, pick_device
 from shared.course.paths import writable_dir, writable_file
-from shared.errors import CourseError
+from shared.engine.config import default_checkpoint_path, default_outputs_dir, pick_device
+from shared.engine.errors import CourseError
 
 
 def data(args) -> int:
     from shared.data import load_corpus
-    from shared.download import download_corpus
+    from shared.engine.download import download_corpus
 
     timeout = (10, 60) if args.timeout is None else (min(10, args.timeout), args.timeout)
     download_corpus(args.url, args.data_dir, timeout=timeout, retries=args.retries)
@@ -30,10 +30,10 @@ def data(args) -> int:
 
 
 def train(args) -> int:
-    from shared import distributed
     from shared.bpe_corpus import bits_per_char
+    from shared.engine import distributed
+    from shared.engine.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
     from shared.train import train as train_model
-    from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
     # time_budget is only present when given (SUPPRESS), and may then be None ("none")
@@ -88,7 +88,7 @@ def train(args) -> int:
 def resumed_recipe(args) -> str | None:
     """The recipe of the checkpoint ``--resume`` continues (None: none there, or unreadable,
     which the training run reports in its own words)."""
-    from shared.checkpoint import read_checkpoint
+    from shared.engine.checkpoint import read_checkpoint
 
     path = args.out or default_checkpoint_path()
     try:
@@ -100,7 +100,7 @@ def resumed_recipe(args) -> str | None:
 
 def refuse_to_overwrite(path: Path, flag: str) -> None:
     """Training writes its checkpoint to ``path``: never over a file that is no checkpoint."""
-    from shared.checkpoint import foreign_file
+    from shared.engine.checkpoint import foreign_file
 
     if foreign_file(path):
         raise CourseError(
@@ -138,7 +138,7 @@ def check_fits(config, corpus) -> None:
 
 
 def remove_abandoned_temps(path) -> None:
-    from shared.checkpoint import remove_abandoned_temps as remove
+    from shared.engine.checkpoint import remove_abandoned_temps as remove
 
     remove(path)
 
@@ -148,7 +148,7 @@ def _silent(*args, **kwargs) -> None:
 
 
 def generate(args) -> int:
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
     from shared.generate import encode_prompt
     from shared.generate import generate as generate_text
 
@@ -196,7 +196,7 @@ def viz(args) -> int:
 
 def run(args) -> int:
     from shared.course.pipeline import run as run_pipeline
-    from shared.train_config import modern_train_config
+    from shared.engine.train_config import modern_train_config
 
     recipe = modern_train_config()  # the larger of the two CPU recipes: room for either
     checkpoint = writable_file(
@@ -214,8 +214,8 @@ def run(args) -> int:
 
 
 def lessons(args) -> int:
-    from shared.config import project_root
     from shared.course.lessons import generate_all
+    from shared.engine.config import project_root
 
     changed = generate_all(project_root(), check_only=args.check)
     if args.check and changed:
