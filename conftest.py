@@ -11,7 +11,7 @@ os.environ.setdefault("GPT_COURSE_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Lessons and commands under test save checkpoints and outputs in a scratch folder, never in the
-# learner's checkpoints/ and outputs/ (shared.config reads these two variables).
+# learner's checkpoints/ and outputs/ (shared.engine.config reads these two variables).
 _SCRATCH = tempfile.mkdtemp(prefix="gpt-course-tests-")
 os.environ.setdefault("GPT_COURSE_CHECKPOINT_DIR", os.path.join(_SCRATCH, "checkpoints"))
 os.environ.setdefault("GPT_COURSE_OUTPUTS_DIR", os.path.join(_SCRATCH, "outputs"))

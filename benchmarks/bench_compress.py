@@ -39,13 +39,13 @@ import torch
 
 from shared.compress import COMPRESSORS, compressor_bits_per_char, loss_on_text, nats_to_bits
 from shared.data import load_corpus
-from shared.train import train
-from shared.train_config import (
+from shared.engine.train_config import (
     TrainConfig,
     default_train_config,
     modern_train_config,
     with_overrides,
 )
+from shared.train import train
 
 NANOGPT = dict(  # nanoGPT's published CPU recipe (as in benchmarks/bench_train.py)
     n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_iters=2000,
@@ -135,7 +135,7 @@ def model_row(corpus, recipe: str, budget: float | None, threads: int | None, st
 def gptz_rows(corpus, checkpoint: Path, batch: int, adapt_lrs: list[float]) -> list[dict]:
     """The checkpoint's cross-entropy estimate, then real .gptz files (1 thread), round trip
     checked, with KB/s both ways."""
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
     from shared.gptzip import compress_text, decompress_bytes, estimate_bytes
 
     torch.set_num_threads(1)

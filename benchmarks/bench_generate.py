@@ -31,7 +31,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.checkpoint:
-        from shared.checkpoint import load_checkpoint
+        from shared.engine.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint)
         model, tokenizer = ckpt.model, ckpt.tokenizer

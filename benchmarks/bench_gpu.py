@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from shared.config import pick_device
 from shared.data import get_batch, load_corpus
+from shared.engine.config import pick_device
+from shared.engine.train_config import describe, gpu_train_config
 from shared.model import GPT
 from shared.train import autocast_for, make_optimizer, train, train_step
-from shared.train_config import describe, gpu_train_config
 
 TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=8, eval_interval=20,
             eval_iters=2, warmup_iters=5)  # fmt: skip

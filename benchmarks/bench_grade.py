@@ -157,9 +157,9 @@ def judge_ratio(submissions: Path, students: int, rounds: int, checks_only: bool
     """The same notebooks graded with the checker of before #23 and today's, alternating."""
     from unittest import mock
 
-    import shared.course.extract as extract
-    import shared.course.selfcheck as selfcheck
-    from shared.course.grade import grade_class
+    import shared.grading.extract as extract
+    import shared.grading.selfcheck as selfcheck
+    from shared.grading.grade import grade_class
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-judge-"))
     old = old_checker(scratch)

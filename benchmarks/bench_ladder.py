@@ -1,4 +1,4 @@
-"""How long each rung of the loss ladder (shared/ladder.py) takes to train, per rung.
+"""How long each rung of the loss ladder (shared/lesson_tools/ladder.py) takes to train, per rung.
 
     python benchmarks/bench_ladder.py              # 200 steps per rung, scaled to the full budget
     python benchmarks/bench_ladder.py --steps 2000 # the full budget itself (prints the val losses)
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from shared import ladder
 from shared.data import load_corpus
+from shared.lesson_tools import ladder
 
 
 def main() -> None:

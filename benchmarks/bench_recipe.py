@@ -43,9 +43,9 @@ import shared.train  # noqa: E402
 from shared.bpe_corpus import load_bpe_corpus, text_bits_per_char  # noqa: E402
 from shared.compress import loss_on_text  # noqa: E402
 from shared.data import load_corpus  # noqa: E402
+from shared.engine.train_config import TrainConfig, modern_train_config, with_overrides  # noqa: E402
 from shared.modern import ModernConfig  # noqa: E402
 from shared.train import warmup_cosine_lr  # noqa: E402
-from shared.train_config import TrainConfig, modern_train_config, with_overrides  # noqa: E402
 
 EXTRA_KEYS = {"vocab": int, "schedule": str, "cooldown": float, "evals": int, "compile": int}
 

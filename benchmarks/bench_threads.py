@@ -6,7 +6,7 @@
 For each load (``idle``: nothing started by us; ``busy``: one competing process spinning on one
 core, pinned there when the OS allows, and stopped by itself after the benchmark's time even if
 this script dies), trains the default CPU recipe for ``--seconds`` of wall clock with the default
-(``num_threads=None``: measured, ``shared.threads``) and with each fixed count 1..usable cores,
+(``num_threads=None``: measured, ``shared.engine.threads``) and with each fixed count 1..usable cores,
 interleaved, and prints steps/s. Goal: the default reaches >= 80% of the best fixed count.
 
 The default pays for its probe inside its own budget (its first steps run at every count).
@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 
 from shared.data import load_corpus
-from shared.threads import usable_cores
+from shared.engine.threads import usable_cores
 from shared.train import default_train_config, train
 
 SPIN = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"

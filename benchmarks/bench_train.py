@@ -25,9 +25,9 @@ import torch
 
 import shared.train
 from shared.data import get_batch, load_corpus
+from shared.engine.train_config import TrainConfig, default_train_config, with_overrides
 from shared.model import GPT, GPTConfig
 from shared.train import make_optimizer, train, train_step
-from shared.train_config import TrainConfig, default_train_config, with_overrides
 
 # nanoGPT's published CPU recipe (README "I only have a macbook"), same text and 90/10 split.
 NANOGPT = dict(

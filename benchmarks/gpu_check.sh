@@ -71,7 +71,7 @@ part bench_bf16 $((SECONDS_BENCH + 70)) "$PY" benchmarks/bench_gpu.py --device c
 part torchrun_nccl 80 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
     -m shared train --device cuda --out "$OUT_DIR/ddp.pt" --quiet --max-iters 100 \
     --time-budget none --eval-interval 50 --eval-iters 5
-part ddp_checkpoint 30 "$PY" -c "from shared.checkpoint import load_checkpoint as load; \
+part ddp_checkpoint 30 "$PY" -c "from shared.engine.checkpoint import load_checkpoint as load; \
 c = load('$OUT_DIR/ddp.pt'); print('loaded: step', c.step); assert c.step == 100"
 rm -f "$OUT_DIR/ddp.pt"  # keep $OUT small
 part bench_compile $((SECONDS_BENCH / 2 + 120)) "$PY" benchmarks/bench_gpu.py --device cuda \

@@ -1,4 +1,4 @@
-"""The bigram language model: the simplest thing that can predict the next character.
+"""Lesson 02: the bigram language model, the simplest thing that predicts the next character.
 
 Each character looks up a row of a (vocab, vocab) table and reads it as the logits (unnormalised
 log-probabilities) of the next character. No context beyond the current character: this is the

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from shared.data import read_tokenizer_file
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 # GPT-2's pre-tokenizer, in Python's `re`: contractions, a word with its leading space,
 # a number, punctuation, whitespace (a run of spaces leaves its last one to the next word).

@@ -1,6 +1,6 @@
 """Lesson 01: the corpus (Don Quijote, Project Gutenberg #2000), the character tokenizer, batches.
 
-Pipeline: ``download_corpus`` (cached in ``data/pg2000.txt``, see ``shared.download``) ->
+Pipeline: ``download_corpus`` (cached in ``data/pg2000.txt``, see ``shared.engine.download``) ->
 ``clean_gutenberg`` (just the book, no licence) -> ``CharTokenizer`` (one id per distinct
 character) -> a ``LongTensor`` of ids -> ``split_data`` (first 90% train, last 10% val) ->
 ``get_batch`` (random windows of ``block_size`` ids and the same windows shifted by one).
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from shared.download import END_RE, START_RE, download_corpus
-from shared.errors import CourseError, one_line
+from shared.engine.download import END_RE, START_RE, download_corpus
+from shared.engine.errors import CourseError, one_line
 
 # ----------------------------------------------------------------------------- cleaning
 

@@ -1,4 +1,4 @@
-"""Sampling text from a trained GPT: temperature, top-k, top-p, a seed, streaming, a KV cache.
+"""Lesson 07: sampling from a trained GPT: temperature, top-k, top-p, a seed, streaming, a KV cache.
 
     python -m shared generate --prompt "En un lugar de la Mancha" --temperature 0.8 --seed 1
 
@@ -16,9 +16,9 @@ import torch
 from torch.nn import functional as F
 
 from shared.bpe import token_stream
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
+from shared.engine.threads import tuned_threads
 from shared.kv_cache import cache_length, forward_with_cache, supports_cache
-from shared.threads import tuned_threads
 
 DEFAULT_START = "\n"  # an empty prompt starts the text as if at a new paragraph
 
@@ -96,7 +96,7 @@ def generate_ids(
 
     ``model(idx)`` must return ``(logits, loss)``; it sees at most its last block_size ids. The
     KV cache is used when asked for and the model supports it (``shared.kv_cache``). The first
-    few characters are timed at each CPU thread count and the fastest is kept (``shared.threads``;
+    few characters are timed at each CPU thread count and the fastest is kept (``shared.engine.threads``;
     ``num_threads`` forces a count)."""
     # inference_mode: like no_grad, minus autograd's bookkeeping (~10% faster per cached step)
     with torch.inference_mode(), tuned_threads(num_threads) as tuner:

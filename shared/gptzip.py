@@ -40,7 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from shared.arithmetic_coding import MAX_TOTAL, Decoder, Encoder, encode_uniform
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 from shared.kv_cache import supports_cache
 from shared.window_cache import WindowCache
 
@@ -253,7 +253,7 @@ def check_model(model) -> None:
     if not supports_cache(model):
         raise CourseError(
             "compress needs a reference GPT or ModernGPT (shared.model, shared.modern); for "
-            "your own per-head GPT use shared.convert.to_reference(model) first"
+            "your own per-head GPT use shared.engine.convert.to_reference(model) first"
         )
 
 

@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 import torch
 
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
+from shared.engine.threads import tuned_threads
 from shared.generate import generate_ids
-from shared.threads import tuned_threads
 
 # Whitespace made visible in tick labels and frames (DejaVu, matplotlib's bundled font, has them).
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import torch
 
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 PATTERNS = {
     "self": "its own character",

@@ -1,5 +1,5 @@
-"""A KV cache with its room reserved up front, for reading a batch of windows one position at a
-time (the compressor of ``shared.gptzip``).
+"""Lesson 10's compressor: a KV cache with its room reserved up front, for reading a batch of
+windows one position at a time (``shared.gptzip``).
 
 ``shared.kv_cache`` grows its cache with ``torch.cat`` at every step: simple, but each step
 copies every key and value seen so far, and on a CPU that copy cost more than the model itself

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from shared.data import CharTokenizer, Corpus, split_data
+from shared.engine.train_config import TrainConfig, with_overrides
 from shared.model import GPTConfig
-from shared.train_config import TrainConfig, with_overrides
 
 TEXT = (
     "En un lugar de la Mancha, de cuyo nombre no quiero acordarme, no ha mucho tiempo que "

@@ -141,7 +141,7 @@ def through_proxy(check, target) -> None:
     import threading
     import time
 
-    from shared.course.remote import ChannelClosed, Link
+    from shared.grading.remote import ChannelClosed, Link
 
     down, up = os.pipe(), os.pipe()
     # An answer that never comes fails the test (``Deadline``) instead of hanging the run.

@@ -2,7 +2,7 @@
 
 For one exercise (an ``Exercise`` of ``shared.checks.EXERCISES``), ``mutants`` reads the solution
 notebook, finds the cell whose top-level ``def``/``class`` the grader would take
-(``shared.course.extract``), and mutates only the statements between ``### BEGIN SOLUTION`` and
+(``shared.grading.extract``), and mutates only the statements between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION`` inside that definition, one change per mutant:
 
 - arithmetic operator swaps (``+``/``-``, ``*``/``/``, ``@``/``*``, ``**``/``*``, ``//``/``/``...)
@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.course.extract import DEF_TYPES, extract, parse_cells
+from shared.grading.extract import DEF_TYPES, extract, parse_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

@@ -7,7 +7,7 @@ mutants, killed, killed with a named hint, equivalents, survivors (each with its
 the run to some exercises. ``tests/test_mutation.py`` runs the capped set in the suite.
 
 Each mutant runs in a forked child (torch and the checks already imported), as the grader runs
-a definition: the program ``shared.course.extract`` builds from the mutated cells, then
+a definition: the program ``shared.grading.extract`` builds from the mutated cells, then
 ``check(target)``. A child that uses more CPU than ``CPU_FACTOR`` times the check's time on the solution (a
 mutant that loops; CPU
 time, so the verdict does not depend on the machine's load) or more than ``MEMORY_BYTES`` dies,
@@ -100,7 +100,7 @@ def _mark_raw_crashes() -> None:
     """In a child: make ``explain_crash`` mark the lines it returns without a likely cause."""
     import shared.checks._core as core
     from shared.checks._crash import explain_crash
-    from shared.errors import one_line
+    from shared.engine.errors import one_line
 
     def marking(exc: BaseException, what: str = "your code") -> str:
         line = explain_crash(exc, what)
@@ -172,7 +172,7 @@ def solution_failures(exercises, cpu: dict[str, float] | None = None) -> list[st
     import io
 
     import shared.checks as checks
-    from shared.course.extract import extract
+    from shared.grading.extract import extract
 
     failures = []
     for lesson, exercise in exercises:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.engine.train_config import modern_train_config, with_overrides
 from shared.modern import ModernConfig, ModernGPT
-from shared.train_config import modern_train_config, with_overrides
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recipe.py"
 spec = importlib.util.spec_from_file_location("bench_recipe", PATH)

@@ -22,7 +22,7 @@ from shared.bpe import (
 )
 from shared.bpe_corpus import bits_per_char, bpe_corpus, text_bits_per_char
 from shared.data import CharTokenizer
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 TEXT = (
     "En un lugar de la Mancha, de cuyo nombre no quiero acordarme, no ha mucho tiempo que vivía "

@@ -10,8 +10,8 @@ import shared.data
 from shared.__main__ import main
 from shared.bpe import BPETokenizer
 from shared.bpe_corpus import bits_per_char, bpe_corpus, load_bpe_corpus
-from shared.checkpoint import load_checkpoint
-from shared.errors import CourseError
+from shared.engine.checkpoint import load_checkpoint
+from shared.engine.errors import CourseError
 from shared.generate import generate
 from shared.train import train
 from shared.viz import attention_steps

@@ -9,14 +9,14 @@ import pytest
 import torch
 from _tiny import tiny_config, tiny_corpus
 
-from shared.checkpoint import (
+from shared.engine.checkpoint import (
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     strip_compile_prefix,
 )
-from shared.errors import CourseError
-from shared.lesson_checkpoint import ensure_checkpoint
+from shared.engine.errors import CourseError
+from shared.lesson_tools.lesson_checkpoint import ensure_checkpoint
 from shared.train import train
 
 
@@ -137,7 +137,7 @@ def test_ensure_checkpoint_uses_an_existing_one_or_trains_a_small_one(
     with pytest.raises(CourseError, match="lesson 06_train"):
         ensure_checkpoint(tmp_path / "missing.pt", quick_train_if_missing=False)
 
-    import shared.lesson_checkpoint as lesson_checkpoint
+    import shared.lesson_tools.lesson_checkpoint as lesson_checkpoint
 
     monkeypatch.setattr(lesson_checkpoint, "load_corpus", lambda *a, **k: tiny_corpus())
     monkeypatch.setattr(
@@ -156,7 +156,7 @@ def _stamp(path) -> str:
 
 
 def test_keep_aside_moves_to_a_dated_name_and_never_overwrites(tmp_path):
-    from shared.checkpoint import keep_aside, kept_versions
+    from shared.engine.checkpoint import keep_aside, kept_versions
 
     path = tmp_path / "gpt.pt"
     assert keep_aside(path) is None  # nothing there: nothing to do
@@ -196,7 +196,7 @@ def test_a_folder_or_a_missing_file_says_what_it_is_and_names_kept_models(tmp_pa
 
 
 def test_no_checkpoint_error_advises_deleting_a_model(trained, tmp_path):
-    from shared.train_guards import check_resumable
+    from shared.engine.train_guards import check_resumable
 
     _, path = trained
     broken = tmp_path / "gpt.pt"
@@ -233,8 +233,8 @@ def test_lessons_open_the_kept_lesson_gpt_when_gpt_pt_holds_a_modern_one(trained
 
 
 def test_the_test_suite_never_uses_the_learners_folders():
-    from shared.config import default_checkpoint_path, default_outputs_dir, project_root
-    from shared.lesson_checkpoint import quick_checkpoint_path
+    from shared.engine.config import default_checkpoint_path, default_outputs_dir, project_root
+    from shared.lesson_tools.lesson_checkpoint import quick_checkpoint_path
 
     root = project_root()
     for path in (default_checkpoint_path(), quick_checkpoint_path(), default_outputs_dir()):

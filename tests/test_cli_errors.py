@@ -18,10 +18,10 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.data
+import shared.engine.train_guards as train_guards
 import shared.train as train_module
-import shared.train_guards as train_guards
 from shared.course.cli import main
-from shared.errors import shared_command
+from shared.engine.errors import shared_command
 from shared.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,7 +423,7 @@ def test_a_missing_package_names_the_python_to_use_not_a_bug(checkpoint, capsys,
 
 
 def test_suggested_commands_use_the_python_the_user_ran(tmp_path, monkeypatch):
-    from shared.errors import python_command
+    from shared.engine.errors import python_command
 
     venv_python = tmp_path / "course" / ".venv" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)

@@ -12,7 +12,7 @@ from test_cli import ROOT, assert_one_error_line, run_cli, tiny_data  # noqa: F4
 import shared.course.pipeline
 from shared.course.cli import build_parser
 from shared.course.defaults import CPU_RECIPE
-from shared.errors import shared_command
+from shared.engine.errors import shared_command
 
 
 def test_building_the_parser_does_not_import_torch():
@@ -40,7 +40,7 @@ def test_the_help_shows_the_recipe_defaults(capsys):
 
 def test_the_help_defaults_are_the_recipe(monkeypatch):
     monkeypatch.delenv("GPT_COURSE_QUICK", raising=False)
-    from shared.train_config import modern_train_config
+    from shared.engine.train_config import modern_train_config
 
     config = modern_train_config()  # the default of `train` and `run` on the CPU
     actual = {**asdict(config), **asdict(config.model)}

@@ -10,8 +10,13 @@ import torch
 from torch.nn import functional as F
 
 from shared.compress import COMPRESSORS, compressor_bits_per_char, loss_on_text, nats_to_bits
+from shared.lesson_tools.modern_ladder import (
+    MODERN_RUNGS,
+    StepGPT,
+    modern_optimizer,
+    modern_rung_model,
+)
 from shared.modern import ModernConfig, ModernGPT
-from shared.modern_ladder import MODERN_RUNGS, StepGPT, modern_optimizer, modern_rung_model
 from shared.optimizers import MuonAdamW
 
 TEXT = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme, no ha mucho tiempo. " * 40

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import config
 from shared.__main__ import main
-from shared.errors import CourseError
+from shared.engine import config
+from shared.engine.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 

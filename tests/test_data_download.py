@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import shared.data as data
-import shared.download as download
-from shared.errors import CourseError
+import shared.engine.download as download
+from shared.engine.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 

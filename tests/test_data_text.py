@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.config import default_data_dir
 from shared.data import (
     CharTokenizer,
     Corpus,
@@ -19,8 +18,9 @@ from shared.data import (
     load_corpus,
     split_data,
 )
-from shared.download import CORPUS_FILENAME
-from shared.errors import CourseError
+from shared.engine.config import default_data_dir
+from shared.engine.download import CORPUS_FILENAME
+from shared.engine.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 SPANISH = "¿Quién es? ¡Señor don Quijote! Años de niñería, pingüino, acción: «sí» — Fin.\n"

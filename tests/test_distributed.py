@@ -17,12 +17,12 @@ import torch
 import torch.multiprocessing as mp
 from _tiny import TEXT, tiny_config, tiny_corpus
 
-from shared import distributed
-from shared.checkpoint import load_checkpoint
-from shared.errors import CourseError
+from shared.engine import distributed
+from shared.engine.checkpoint import load_checkpoint
+from shared.engine.errors import CourseError
+from shared.engine.train_config import recipe_for_device
 from shared.model import GPT
 from shared.train import autocast_for, make_optimizer, train, train_step
-from shared.train_config import recipe_for_device
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = 2

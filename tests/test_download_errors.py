@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_data_download import BOOK, Server, closed_port_url, fails, gutenberg_bytes
 
-import shared.download as download
-from shared.errors import CourseError
+import shared.engine.download as download
+from shared.engine.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 

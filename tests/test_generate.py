@@ -8,7 +8,7 @@ import torch
 from _tiny import tiny_corpus
 
 from shared.attention import attention_weights
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 from shared.generate import generate, generate_ids, sample_next, top_k_filter, top_p_filter
 from shared.kv_cache import attend_with_cache, forward_with_cache
 from shared.model import GPT, GPTConfig

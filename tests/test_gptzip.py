@@ -21,7 +21,7 @@ from shared.arithmetic_coding import (
 from shared.bpe import BPETokenizer
 from shared.compress import loss_on_text
 from shared.data import CharTokenizer
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 from shared.gptzip import Plan, compress_text, decompress_bytes, estimate_bytes, read_header
 from shared.model import GPT, GPTConfig
 from shared.modern import ModernConfig, ModernGPT

@@ -12,9 +12,9 @@ import pytest
 import torch
 from _tiny import TEXT
 
-from shared.checkpoint import save_checkpoint
 from shared.course.cli import main
 from shared.data import CharTokenizer
+from shared.engine.checkpoint import save_checkpoint
 from shared.gptzip import read_header
 from shared.modern import ModernConfig, ModernGPT
 

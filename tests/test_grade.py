@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-import shared.course.extract as extract
-import shared.course.grade as grade
-import shared.course.kernel as kernel
+import shared.grading.extract as extract
+import shared.grading.grade as grade
+import shared.grading.kernel as kernel
 from shared.__main__ import main
-from shared.course.gradebook import format_grid, markdown_summary, write_csv, write_markdown
+from shared.grading.gradebook import format_grid, markdown_summary, write_csv, write_markdown
 from tests.gradefake import CHECKS, GREET, REFERENCE, SOLVED, STUB, STUB_DEFS, write_notebook
 
 pytestmark = pytest.mark.skipif(
@@ -379,7 +379,7 @@ def test_ctrl_c_stops_cleanly_with_a_partial_gradebook(fake_course, tmp_path):
     write_notebook(root / "ana" / "01_fake.ipynb", ["import time\ntime.sleep(600)"])
     write_notebook(root / "ben" / "01_fake.ipynb", SOLVED)
     program = (
-        "import sys; import shared.course.grade as g; g.CHECKS_MODULE = 'gradefake_checks'\n"
+        "import sys; import shared.grading.grade as g; g.CHECKS_MODULE = 'gradefake_checks'\n"
         "from shared.__main__ import main\n"
         f"sys.exit(main(['grade', {str(root)!r}, '--out', {str(out)!r}, '--jobs', '1']))"
     )
@@ -477,18 +477,18 @@ def test_a_rerun_regrades_only_what_changed(fake_course, tmp_path):
 def test_grading_into_a_log_writes_plain_lines_not_redraws(
     fake_course, tmp_path, capfd, monkeypatch
 ):
-    import shared.progress
+    import shared.engine.progress
 
     checks, _, _ = fake_course
     root = tmp_path / "subs"
     for student in ("ana", "bob"):
         write_notebook(root / student / "01_fake.ipynb", SOLVED)
-    original = shared.progress.Progress.__init__
+    original = shared.engine.progress.Progress.__init__
 
     def every_update(self, *args, **kwargs):  # a line per notebook instead of every ~15 s
         original(self, *args, **{**kwargs, "every": 0.0})
 
-    monkeypatch.setattr(shared.progress.Progress, "__init__", every_update)
+    monkeypatch.setattr(shared.engine.progress.Progress, "__init__", every_update)
     grade.grade_class(root, checks.EXERCISES, timeout=10, run_notebook=False, progress=True)
     err = capfd.readouterr().err
     assert "\r" not in err and "grading: 2/2 notebooks" in err

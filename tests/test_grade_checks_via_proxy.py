@@ -1,7 +1,7 @@
 """Every check test again, with the definition behind the grader's proxy (issue #23).
 
 The grader runs each check in a judge process against a ``Remote`` proxy of the learner's
-definition, which lives in the sandbox (``shared.course.remote``). ``-p tests.gradefake`` runs
+definition, which lives in the sandbox (``shared.grading.remote``). ``-p tests.gradefake`` runs
 ``tests/test_checks_*.py`` that way (the two ends in one process, over the same data-only
 channel), so a check that gives a different verdict or hint through the grader fails here.
 """

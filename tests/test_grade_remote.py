@@ -1,4 +1,4 @@
-"""The data-only channel between the judge and the sandboxed worker (shared/course/remote.py).
+"""The data-only channel between the judge and the sandboxed worker (shared/grading/remote.py).
 
 Both ends in one process (a thread serves one side) and real pipes between them: values
 arrive as values, objects as proxies whose calls travel back; in-place changes and random
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.course.remote import ChannelClosed, Link, Remote, RemoteError, Tampered
+from shared.grading.remote import ChannelClosed, Link, Remote, RemoteError, Tampered
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import shared.course.grade as grade
-import shared.course.sandbox as sandbox
-import shared.course.selfcheck as selfcheck
+import shared.grading.grade as grade
+import shared.grading.sandbox as sandbox
+import shared.grading.selfcheck as selfcheck
 from shared.checks import EXERCISES
-from shared.course.checker import _parse_record
-from shared.course.extract import extract
-from shared.course.gradebook import scrub
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
+from shared.grading.checker import _parse_record
+from shared.grading.extract import extract
+from shared.grading.gradebook import scrub
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -240,7 +240,7 @@ def test_an_inherited_memory_limit_is_kept_and_named(monkeypatch):
 def test_modules_outside_the_prefix_are_bound_or_the_grader_says_why(tmp_path, monkeypatch):
     """A module on PYTHONPATH (not in this Python's folders) is seen inside the sandbox; a
     checks module whose imports the sandbox cannot see stops grading with the reason."""
-    from shared.course.sandbox import make_sandbox
+    from shared.grading.sandbox import make_sandbox
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -269,7 +269,7 @@ def test_a_plain_pickle_is_one_clean_error_line(tmp_path, capsys):
 
 def test_a_run_where_nothing_could_be_graded_exits_non_zero(tmp_path, monkeypatch, capsys):
     from shared.__main__ import main
-    from shared.course.gradebook import Gradebook
+    from shared.grading.gradebook import Gradebook
 
     (tmp_path / "subs" / "ana").mkdir(parents=True)
     reports = {

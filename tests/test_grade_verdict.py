@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-import shared.course.grade as grade
+import shared.grading.grade as grade
 from tests.gradefake import write_notebook
 
 pytestmark = pytest.mark.skipif(

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from shared import ladder
 from shared.block import Block
+from shared.lesson_tools import ladder
 from shared.model import GPT, GPTConfig
 from tests._tiny import tiny_corpus
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.checks import EXERCISES
 from shared.course.lessons import STUB_MESSAGE, generate_all, has_exercise, make_lesson, stub_source
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = [

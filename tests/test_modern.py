@@ -11,14 +11,14 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.checkpoint import load_checkpoint, read_checkpoint
-from shared.errors import CourseError
+from shared.engine.checkpoint import load_checkpoint, read_checkpoint
+from shared.engine.errors import CourseError
+from shared.engine.train_config import TrainConfig, modern_train_config
 from shared.generate import generate_ids
 from shared.kv_cache import forward_with_cache, supports_cache
 from shared.modern import ModernConfig, ModernGPT, apply_rope, is_modern, rope_angles
 from shared.optimizers import MuonAdamW, muon_params
 from shared.train import train
-from shared.train_config import TrainConfig, modern_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,7 +183,7 @@ def test_train_recipe_modern_runs_from_the_command_line_under_torchrun(tmp_path)
 
 
 def test_lessons_07_08_use_the_stand_in_when_the_checkpoint_holds_the_modern_gpt(tmp_path, capsys):
-    from shared.lesson_checkpoint import holds_lesson_gpt
+    from shared.lesson_tools.lesson_checkpoint import holds_lesson_gpt
 
     corpus = tiny_corpus()
     modern = train(corpus, modern_tiny_config(max_iters=2), out=tmp_path / "m.pt", progress=False)

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from _tiny import tiny_config, tiny_corpus
 
-from shared.progress import Progress, duration, interactive
-from shared.threads import ThreadChoice
+from shared.engine.progress import Progress, duration, interactive
+from shared.engine.threads import ThreadChoice
+from shared.engine.train_report import TrainReport
 from shared.train import train
-from shared.train_report import TrainReport
 
 
 class Clock:
@@ -117,7 +117,7 @@ def test_the_plain_progress_line_names_the_loss_unit():
 
 
 def test_the_start_line_and_the_choice_say_how_threads_were_picked(capsys):
-    from shared.threads import ThreadTuner
+    from shared.engine.threads import ThreadTuner
 
     clock, cost = Clock(), {1: 0.2, 2: 0.1}
     current = []
@@ -143,7 +143,7 @@ def torch_model():
 
 
 def test_the_cpu_recipe_cut_short_by_a_slow_machine_says_why_and_how_long_it_needs():
-    from shared.train_config import TrainConfig
+    from shared.engine.train_config import TrainConfig
 
     config = TrainConfig()  # the CPU recipe, 240 s
     report = TrainReport(config, 0, 0.0, enabled=False)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.course import feedback, lms, reports
-from shared.course.gradebook import Gradebook
-from shared.course.selfcheck import ExerciseResult, NotebookReport
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
+from shared.grading import feedback, lms, reports
+from shared.grading.gradebook import Gradebook
+from shared.grading.selfcheck import ExerciseResult, NotebookReport
 
 SECRET = "s3cret-grader-value-8841"
 
@@ -269,8 +269,8 @@ def test_outputs_write_everything_next_to_the_gradebook(book, tmp_path):
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
 def test_a_tiny_class_end_to_end(tmp_path, monkeypatch, capsys):
     """Two students, one lesson of the fake course: every report, and a bad --points first."""
-    import shared.course.extract as extract
-    import shared.course.grade as grade
+    import shared.grading.extract as extract
+    import shared.grading.grade as grade
     from shared.__main__ import main
     from tests.gradefake import CHECKS, REFERENCE, SOLVED, STUB, write_notebook
 

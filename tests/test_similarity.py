@@ -8,9 +8,9 @@ from difflib import SequenceMatcher
 import pytest
 
 from shared.checks import EXERCISES
-from shared.course import similarity
-from shared.course.gradebook import Gradebook
-from shared.course.selfcheck import ExerciseResult, NotebookReport
+from shared.grading import similarity
+from shared.grading.gradebook import Gradebook
+from shared.grading.selfcheck import ExerciseResult, NotebookReport
 from tests.gradefake import write_notebook
 
 LESSON = "03_self_attention"

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from shared import threads
-from shared.threads import ThreadTuner, candidate_counts, cpu_quota, usable_cores
+from shared.engine import threads
+from shared.engine.threads import ThreadTuner, candidate_counts, cpu_quota, usable_cores
 
 
 class FakeMachine:

@@ -18,7 +18,7 @@ from shared import viz, viz_heads
 from shared.__main__ import main
 from shared.course import gif
 from shared.data import CharTokenizer
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 from shared.model import GPT, GPTConfig
 
 SAMPLE = "En un lugar de la Mancha,\n¿quién «era» el señor Quijote? Sí, y tú, á é ñ."
@@ -342,7 +342,7 @@ def test_save_gif_rejects_bad_input(tmp_path):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from shared.checkpoint import save_checkpoint
+    from shared.engine.checkpoint import save_checkpoint
 
     model, tokenizer = tiny_gpt()
     return save_checkpoint(

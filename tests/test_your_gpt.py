@@ -10,12 +10,12 @@ import torch
 from _tiny import tiny_config, tiny_corpus
 
 import shared.train as train_module
-from shared.checkpoint import load_checkpoint, read_checkpoint
-from shared.convert import is_reference_layout, load_reference_state, to_reference
+from shared.engine.checkpoint import load_checkpoint, read_checkpoint
+from shared.engine.convert import is_reference_layout, load_reference_state, to_reference
 from shared.generate import generate
+from shared.lesson_tools.your_gpt import HeadsBlock, notebook_definitions, your_parts
 from shared.model import GPT, GPTConfig
 from shared.train import train
-from shared.your_gpt import HeadsBlock, notebook_definitions, your_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)

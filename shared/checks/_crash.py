@@ -7,7 +7,7 @@ wrong and why, naming at most the concept or API involved, never the line to typ
 
 from __future__ import annotations
 
-from shared.errors import one_line
+from shared.engine.errors import one_line
 
 # (fragment of the exception text, cause) -- the first match wins. Causes say what went wrong
 # and why, naming at most the concept or API involved.

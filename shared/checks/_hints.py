@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from shared.errors import one_line
+from shared.engine.errors import one_line
 
 Rule = tuple[tuple[str, ...] | None, str, str]
 

@@ -1,4 +1,6 @@
-"""The course machinery: CLI, grading, sandboxing, lesson generation, the GIF renderer.
+"""The command line (``python -m shared ...``: ``cli`` flags, ``commands`` work, ``pipeline``),
+lesson generation (``lessons``, ``colab``) and the GIF renderer (``gif``).
 
-It imports the reference layer (``shared/*.py``); the reference never imports it.
+It imports the reference (``shared/*.py``), the engine and grading (``shared.grading``, for
+``check`` and ``grade``); none of them imports it.
 """

@@ -3,7 +3,7 @@
 Each ``add_*`` function below declares one command's flags; the work is done by the matching
 function in ``shared.course.commands`` (flags -> library calls -> a short report). Problems the
 user can fix raise ``CourseError`` and print as one ``error: ...`` line, exit code 2, no
-traceback. The ``check`` and ``grade`` commands are declared by ``shared.course.grade``.
+traceback. The ``check`` and ``grade`` commands are declared by ``shared.grading.grade``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shared.course import cli_types, commands, compression, streams
 from shared.course.defaults import CPU_RECIPE, RECIPES
-from shared.errors import CourseError, one_line, python_command, shared_command
+from shared.engine.errors import CourseError, one_line, python_command, shared_command
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 SIZE_FLAGS = (
@@ -250,7 +250,7 @@ def add_lessons(subparsers) -> None:
 
 
 def add_grading(subparsers) -> None:
-    from shared.course.grade import add_cli
+    from shared.grading.grade import add_cli
 
     add_cli(subparsers)  # check, grade
 

@@ -10,14 +10,14 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from shared.config import default_checkpoint_path, default_outputs_dir, pick_device
 from shared.course.paths import writable_dir, writable_file
-from shared.errors import CourseError, shared_command
+from shared.engine.config import default_checkpoint_path, default_outputs_dir, pick_device
+from shared.engine.errors import CourseError, shared_command
 
 
 def data(args) -> int:
     from shared.data import load_corpus
-    from shared.download import download_corpus
+    from shared.engine.download import download_corpus
 
     timeout = (10, 60) if args.timeout is None else (min(10, args.timeout), args.timeout)
     download_corpus(args.url, args.data_dir, timeout=timeout, retries=args.retries)
@@ -30,10 +30,10 @@ def data(args) -> int:
 
 
 def train(args) -> int:
-    from shared import distributed
     from shared.bpe_corpus import bits_per_char
+    from shared.engine import distributed
+    from shared.engine.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
     from shared.train import train as train_model
-    from shared.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
     # time_budget is only present when given (SUPPRESS), and may then be None ("none")
@@ -93,7 +93,7 @@ def train(args) -> int:
 def resumed_checkpoint(args) -> dict | None:
     """The checkpoint ``--resume`` continues (None: not resuming, none there, or unreadable,
     which the training run reports in its own words)."""
-    from shared.checkpoint import read_checkpoint
+    from shared.engine.checkpoint import read_checkpoint
 
     if not args.resume:
         return None
@@ -140,7 +140,7 @@ def _other_vocab(args, tokenizer) -> bool:
 
 def refuse_to_overwrite(path: Path, flag: str) -> None:
     """Training writes its checkpoint to ``path``: never over a file that is no checkpoint."""
-    from shared.checkpoint import foreign_file
+    from shared.engine.checkpoint import foreign_file
 
     if foreign_file(path):
         raise CourseError(
@@ -155,7 +155,7 @@ def load_training_corpus(args, tokenizer: str = "char", saved: dict | None = Non
     from shared.bpe import tokenizer_from_dict
     from shared.bpe_corpus import bpe_corpus, load_bpe_corpus
     from shared.data import load_corpus
-    from shared.download import download_corpus
+    from shared.engine.download import download_corpus
 
     if getattr(args, "url", None):  # downloaded once into --data-dir; every reader uses the cache
         download_corpus(args.url, args.data_dir)
@@ -186,7 +186,7 @@ def check_fits(config, corpus) -> None:
 
 
 def remove_abandoned_temps(path) -> None:
-    from shared.checkpoint import remove_abandoned_temps as remove
+    from shared.engine.checkpoint import remove_abandoned_temps as remove
 
     remove(path)
 
@@ -196,7 +196,7 @@ def _silent(*args, **kwargs) -> None:
 
 
 def generate(args) -> int:
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
     from shared.generate import encode_prompt
     from shared.generate import generate as generate_text
 
@@ -244,7 +244,7 @@ def viz(args) -> int:
 
 def run(args) -> int:
     from shared.course.pipeline import run as run_pipeline
-    from shared.train_config import modern_train_config
+    from shared.engine.train_config import modern_train_config
 
     recipe = modern_train_config()  # the larger of the two CPU recipes: room for either
     checkpoint = writable_file(
@@ -262,8 +262,8 @@ def run(args) -> int:
 
 
 def lessons(args) -> int:
-    from shared.config import project_root
     from shared.course.lessons import generate_all
+    from shared.engine.config import project_root
 
     changed = generate_all(project_root(), check_only=args.check)
     if args.check and changed:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from shared.config import default_checkpoint_path
 from shared.course.paths import writable_file
-from shared.errors import CourseError
+from shared.engine.config import default_checkpoint_path
+from shared.engine.errors import CourseError
 
 SUFFIX = ".gptz"
 BATCH = 64  # windows coded side by side (shared.gptzip.DEFAULT_BATCH)
@@ -59,7 +59,7 @@ def write_output(path: Path, data: bytes, force: bool) -> None:
 def progress_bar(desc: str, n_bytes: int, quiet: bool):
     """``(bar, update(tokens_done, tokens_total))``: a tqdm bar (plain lines off a terminal)
     counting bytes of text, with the speed in KB/s."""
-    from shared.progress import Progress
+    from shared.engine.progress import Progress
 
     bar = Progress(total=max(n_bytes, 1), desc=desc, unit="B", enabled=not quiet, every=10.0)
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def progress_bar(desc: str, n_bytes: int, quiet: bool):
 def compress(args) -> int:
     import torch
 
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
     from shared.gptzip import compress_text
 
     raw = read_input(args.file)
@@ -111,7 +111,7 @@ def compress(args) -> int:
 
 
 def decompress(args) -> int:
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
     from shared.gptzip import decompress_bytes, read_header
 
     data = read_input(args.file)

@@ -8,7 +8,7 @@ RUN_NEW_CHARS = 1000
 
 # The CPU recipe's values for `train --help`: the modern recipe, the default of `train` and `run`
 # on the CPU since it beat the classic one at equal wall time (benchmarks/RESULTS.md, lesson 10;
-# shared.train_config.modern_train_config; tests/test_cli_run_flags.py checks they agree).
+# shared.engine.train_config.modern_train_config; tests/test_cli_run_flags.py checks they agree).
 # Quick mode (GPT_COURSE_QUICK=1) uses smaller ones.
 CPU_RECIPE = {
     "time_budget": 240.0, "max_iters": 5000, "batch_size": 32, "block_size": 128, "n_layer": 4,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from shared.course.defaults import GIF_NEW_CHARS, GIF_PROMPT
-from shared.errors import CourseError
-from shared.progress import Progress
+from shared.engine.errors import CourseError
+from shared.engine.progress import Progress
 from shared.viz import AttentionStep, attention_steps
 
 DEFAULT_PROMPT = GIF_PROMPT
@@ -249,7 +249,7 @@ def make_attention_gif(
     With ``png_dir``, also writes heatmaps of the finished text: ``all_heads.png`` and the chosen
     layer's view (``layer{L}_head{H}.png`` or ``layer{L}_mean.png``).
     """
-    from shared.checkpoint import load_checkpoint
+    from shared.engine.checkpoint import load_checkpoint
 
     out = _writable_file(out, ".gif")  # fail before the slow part
     if fps <= 0:
@@ -258,7 +258,7 @@ def make_attention_gif(
         _make_folder(png_dir)
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model, tokenizer = ckpt.model, ckpt.tokenizer
-    # the thread count is timed on the first characters and frames (shared.threads)
+    # the thread count is timed on the first characters and frames (shared.engine.threads)
     steps = attention_steps(
         model, tokenizer, prompt, max_new_chars, layer, head, seed, temperature, num_threads
     )

@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 if TYPE_CHECKING:  # nbformat takes seconds to import; the CLI loads this module on every call
     import nbformat

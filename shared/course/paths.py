@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from shared.errors import CourseError
+from shared.engine.errors import CourseError
 
 
 def _reason(exc: OSError) -> str:

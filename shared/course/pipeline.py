@@ -10,10 +10,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from shared.config import default_checkpoint_path, default_outputs_dir
 from shared.course.defaults import RUN_PROMPT
-from shared.errors import CourseError, shared_command
-from shared.progress import duration
+from shared.engine.config import default_checkpoint_path, default_outputs_dir
+from shared.engine.errors import CourseError, shared_command
+from shared.engine.progress import duration
 
 DEFAULT_PROMPT = RUN_PROMPT
 
@@ -37,11 +37,11 @@ def run(
     """Run every step; returns the paths written. ``time_budget=-1`` keeps the recipe's own;
     ``seed`` seeds training and sampling (default: the recipe's 1337 for training, 0 sampling);
     ``recipe``: "modern" (the default on the CPU) or "classic" (``train_config.recipe_by_name``)."""
-    from shared.config import pick_device
     from shared.data import load_corpus
+    from shared.engine.config import pick_device
+    from shared.engine.train_config import recipe_by_name
     from shared.generate import encode_prompt
     from shared.train import train
-    from shared.train_config import recipe_by_name
 
     started = time.perf_counter()
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_path()
@@ -81,8 +81,8 @@ def run(
 
 def write_sample(result, corpus, prompt, max_new_chars, seed, outputs_dir, progress) -> Path:
     """Step 3/4: a sample from the trained model, shown and saved to outputs/sample.txt."""
+    from shared.engine.progress import Progress
     from shared.generate import generate
-    from shared.progress import Progress
 
     print("3/4 sample:")
     bar = Progress(max_new_chars, "sampling", "chars", enabled=progress)
