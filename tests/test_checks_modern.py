@@ -23,7 +23,7 @@ def test_exercises_are_registered_for_lesson_10():
     assert [ex.check for ex in exercises if not ex.optional] == [
         "check_rmsnorm", "check_apply_rope", "check_relu2_mlp",
     ]  # fmt: skip
-    assert [ex.check for ex in exercises if ex.optional] == ["check_newton_schulz"]
+    assert [ex.check for ex in exercises if ex.optional] == ["check_newton_schulz", "check_narrow"]
 
 
 # --- RMSNorm ----------------------------------------------------------------------------------
