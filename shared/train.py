@@ -133,24 +133,14 @@ def new_model(config):
 
 
 def train(
-    corpus,
-    config: TrainConfig | None = None,
-    out=None,
-    resume=False,
-    progress=True,
-    model=None,
-    source: str | None = None,
-):
-    """Train a GPT on ``corpus`` (a ``shared.data.Corpus``); checkpoint to ``out`` if given.
-
-    ``model``: train this GPT (e.g. ``GPT(config, block=YourBlock)``) instead of a fresh
-    reference one (its ``model.config`` replaces ``config.model``); ``source``: a note saved in
-    the checkpoint saying which model this is. Ctrl-C stops cleanly: the checkpoint is saved and
-    the result says ``stopped == "interrupted"``; ``resume=True`` continues from ``out``;
-    otherwise a model already at ``out`` is kept under a dated name next to it, never replaced. Under
-    ``torchrun`` every rank trains on its own batches (``shared.engine.distributed``); rank 0 alone
-    evaluates, reports and saves. The bookkeeping around the loop (resume, save, the agreed stop,
-    the thread probe, the report) is ``shared.engine.train_run.TrainRun``'s.
+    corpus, config=None, out=None, resume=False, progress=True, model=None, source=None
+) -> TrainResult:
+    """Train a GPT on ``corpus`` with ``config`` (a ``TrainConfig``, default: the CPU recipe);
+    checkpoint to ``out`` if given: ``resume=True`` continues it, else a model already there is
+    kept under a dated name. ``model``: train this GPT instead of a fresh reference one;
+    ``source``: a note saved in the checkpoint. Ctrl-C stops cleanly. Around the loop, resume,
+    saving, the stop every torchrun rank agrees on, the thread probe and the report are
+    ``shared.engine.train_run.TrainRun``'s.
     """
     config = config or default_train_config()
     if model is not None:  # the learner's own GPT: its config is the model's
