@@ -37,46 +37,33 @@ def merge_first_only(ids, pair, new_id):
     return list(ids)
 
 
-def merge_first_id_only(ids, pair, new_id):
-    """Merges wherever the first id matches, whatever follows it."""
+def _merge_where(ids, new_id, matches):
+    """Left to right, replace each adjacent (a, b) with ``matches(a, b)`` by new_id."""
     out, i = [], 0
     while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0]:
+        if i + 1 < len(ids) and matches(ids[i], ids[i + 1]):
             out.append(new_id)
             i += 2
         else:
             out.append(ids[i])
             i += 1
     return out
+
+
+def merge_first_id_only(ids, pair, new_id):
+    """Merges wherever the first id matches, whatever follows it."""
+    return _merge_where(ids, new_id, lambda a, b: a == pair[0])
 
 
 def merge_either_id(ids, pair, new_id):
     """Merges when the first id *or* the second matches."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i] == pair[0] or ids[i + 1] == pair[1]):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
+    return _merge_where(ids, new_id, lambda a, b: a == pair[0] or b == pair[1])
 
 
 def merge_unordered(ids, pair, new_id):
     """Merges (b, a) as well as (a, b)."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and {ids[i], ids[i + 1]} == set(pair) and len(set(pair)) == 2:
-            out.append(new_id)
-            i += 2
-        elif i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
+    swapped = tuple(pair)[::-1]
+    return _merge_where(ids, new_id, lambda a, b: (a, b) in (tuple(pair), swapped))
 
 
 def merge_step_one(ids, pair, new_id):

@@ -202,10 +202,7 @@ def add_compress(subparsers) -> None:
         description="Compress a UTF-8 text file into FILE.gptz: the model's next-token "
         "probabilities drive an arithmetic coder. " + compression.MATCH + ".",
     )  # fmt: skip
-    p.add_argument("file", type=Path, help="the text file (UTF-8)")
-    p.add_argument("--checkpoint", type=Path, help="default: checkpoints/gpt.pt")
-    p.add_argument("--out", type=Path, help="default: FILE.gptz")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_coding_files(p, "the text file (UTF-8)", "checkpoints/gpt.pt", "FILE.gptz")
     p.add_argument("--adapt", action="store_true",
                    help="the model keeps learning from the text it has coded (one Adam step per "
                    "window of each lane; the decoder makes the same steps)")  # fmt: skip
@@ -215,7 +212,6 @@ def add_compress(subparsers) -> None:
                    help="windows coded side by side (more: faster, a few bytes more)")  # fmt: skip
     p.add_argument("--num-threads", type=cli_types.positive(int, 1024), default=1,
                    help="CPU threads (recorded in the file; decompress uses the same)")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=compression.compress)
 
 
@@ -225,12 +221,17 @@ def add_decompress(subparsers) -> None:
         description="Decompress FILE.gptz made by `python -m shared compress`; the file names "
         "its checkpoint and settings. " + compression.MATCH + ".",
     )  # fmt: skip
-    p.add_argument("file", type=Path, help="the .gptz file")
-    p.add_argument("--checkpoint", type=Path, help="default: the one the file names")
-    p.add_argument("--out", type=Path, help="default: FILE without .gptz")
+    add_coding_files(p, "the .gptz file", "the one the file names", "FILE without .gptz")
+    p.set_defaults(func=compression.decompress)
+
+
+def add_coding_files(p, what: str, checkpoint: str, out: str) -> None:
+    """The flags compress and decompress share: the input, the model, the output."""
+    p.add_argument("file", type=Path, help=what)
+    p.add_argument("--checkpoint", type=Path, help=f"default: {checkpoint}")
+    p.add_argument("--out", type=Path, help=f"default: {out}")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=compression.decompress)
 
 
 def add_recipe(p) -> None:
