@@ -183,7 +183,7 @@ def test_train_recipe_modern_runs_from_the_command_line_under_torchrun(tmp_path)
 
 
 def test_lessons_07_08_use_the_stand_in_when_the_checkpoint_holds_the_modern_gpt(tmp_path, capsys):
-    from shared.lesson_tools.lesson_checkpoint import holds_lesson_gpt
+    from shared.lesson_tools.lesson_checkpoint import holds_lesson_gpt, lesson_checkpoint
 
     corpus = tiny_corpus()
     modern = train(corpus, modern_tiny_config(max_iters=2), out=tmp_path / "m.pt", progress=False)
@@ -191,4 +191,5 @@ def test_lessons_07_08_use_the_stand_in_when_the_checkpoint_holds_the_modern_gpt
     assert holds_lesson_gpt(classic.checkpoint)
     assert capsys.readouterr().out == ""
     assert not holds_lesson_gpt(modern.checkpoint)
+    assert lesson_checkpoint(modern.checkpoint) is None  # no earlier copy holds the lessons' GPT
     assert "uses the stand-in" in capsys.readouterr().out
