@@ -113,3 +113,22 @@ def test_another_checkpoint_or_a_damaged_file_is_one_line(files, capsys):
     moved.write_bytes(b"GPTZ\x01" + len(meta).to_bytes(2, "big") + meta + code)
     code, _, err = run_cli(["decompress", moved, "--quiet"], capsys)
     assert code == 2 and "/nowhere/gpt.pt" in err and "--checkpoint" in err
+
+
+def test_decompress_finds_the_model_a_later_run_kept_aside(tmp_path, capsys):
+    from shared.engine.checkpoint import keep_aside
+
+    checkpoint, text = save_tiny(tmp_path / "gpt.pt", 0), tmp_path / "t.txt"
+    text.write_text(TEXT[:300], encoding="utf-8")
+    assert run_cli(["compress", text, "--checkpoint", checkpoint, "--quiet"], capsys)[0] == 0
+    kept = keep_aside(checkpoint)  # what a second `train` does before it saves its own model
+    save_tiny(checkpoint, 1)  # another model now at the path the file names
+    code, out, _ = run_cli(["decompress", tmp_path / "t.txt.gptz", "--out", tmp_path / "b.txt",
+                            "--quiet"], capsys)  # fmt: skip
+    assert code == 0 and f"using {kept}" in out
+    assert (tmp_path / "b.txt").read_text(encoding="utf-8") == TEXT[:300]
+    kept.unlink()  # no copy left: the mismatch is one line, nothing written
+    code, _, err = run_cli(["decompress", tmp_path / "t.txt.gptz", "--out", tmp_path / "c.txt",
+                            "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "compressed with another model" in err
+    assert not (tmp_path / "c.txt").exists()

@@ -122,12 +122,10 @@ def decompress(args) -> int:
     checkpoint = args.checkpoint or header.get("checkpoint")
     if not checkpoint:
         raise CourseError(f"{args.file} does not name its checkpoint; give it with --checkpoint")
-    if not args.checkpoint and not Path(checkpoint).is_file():
-        raise CourseError(
-            f"{args.file} was compressed with the checkpoint {checkpoint}, which is not there "
-            "any more; give its new place with --checkpoint"
-        )
-    ckpt = load_checkpoint(checkpoint)
+    if args.checkpoint:
+        ckpt = load_checkpoint(checkpoint)
+    else:
+        ckpt = the_model_it_was_coded_with(Path(checkpoint), header["fingerprint"], args.file)
     bar, update = progress_bar("decompressing", int(header.get("bytes") or 0), args.quiet)
     start = time.perf_counter()
     try:
@@ -141,3 +139,26 @@ def decompress(args) -> int:
         f"{args.file} -> {out}: {len(raw):,} bytes, {len(raw) / 1000 / max(seconds, 1e-9):.1f} KB/s"
     )
     return 0
+
+
+def the_model_it_was_coded_with(path: Path, fingerprint: str, file: Path):
+    """The checkpoint the header names; if a later run replaced it there (``train`` keeps the
+    earlier model under a dated name beside it), the kept copy whose weights match, said so."""
+    from shared.engine.checkpoint import kept_versions, load_checkpoint
+    from shared.gptzip import fingerprint as fingerprint_of
+
+    named = load_checkpoint(path) if path.is_file() else None
+    if named is not None and fingerprint_of(named.model, named.tokenizer) == fingerprint:
+        return named
+    for kept in kept_versions(path):
+        ckpt = load_checkpoint(kept)
+        if fingerprint_of(ckpt.model, ckpt.tokenizer) == fingerprint:
+            print(f"{path.name} now holds another model; using {kept}, the one {file.name} was "
+                  "compressed with (a later run kept it aside)")  # fmt: skip
+            return ckpt
+    if named is None:
+        raise CourseError(
+            f"{file} was compressed with the checkpoint {path}, which is not there any more; "
+            "give its new place with --checkpoint"
+        )
+    return named  # decompress_bytes names the mismatch in one line
