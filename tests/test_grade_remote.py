@@ -39,7 +39,14 @@ def pair():
         threads.append((side, thread))
 
     yield judge, worker, serve
-    for fd in (*down, *up):
+    # Write ends first: a serving thread then reads EOF and ends. Only then the read ends: a
+    # thread still selecting on a closed descriptor could read from the next test's pipe, which
+    # may get the same number, and steal its messages (a hang).
+    for fd in (down[1], up[1]):
+        os.close(fd)
+    for _, thread in threads:
+        thread.join(timeout=10)
+    for fd in (down[0], up[0]):
         os.close(fd)
 
 
