@@ -153,6 +153,18 @@ class Symbols:
         return list(range(self.vocab + (self.escape is not None) + 1))
 
 
+def run_walk(model, plan: Plan, symbols: Symbols, code, adapt_lr, progress) -> None:
+    """``walk`` as both sides run it: in eval mode (no dropout), on a copy of the model when it
+    adapts (the caller's model is never changed); ``progress(tokens_done, tokens_total)``."""
+    model = copy.deepcopy(model) if adapt_lr else model
+    was_training = model.training
+    model.eval()
+    try:
+        walk(model, plan, symbols, code, adapt_lr, progress and (lambda d: progress(d, plan.n)))
+    finally:
+        model.train(was_training)
+
+
 def walk(model, plan: Plan, symbols: Symbols, code, adapt_lr: float | None = None, progress=None):
     """The procedure both sides run: ``code(position, cum)`` encodes or decodes one symbol;
     when it returns, ``symbols.ids[position]`` holds it. ``progress(tokens_done)``."""
@@ -238,12 +250,7 @@ def compress_text(
         "bytes": len(raw), "crc32": zlib.crc32(raw),
     }  # fmt: skip
     encoder = Encoder()
-    model = copy.deepcopy(model) if adapt_lr else model
-    with _eval(model):
-        walk(
-            model, plan, symbols, lambda p, cum: symbols.put(encoder, p, cum), adapt_lr,
-            progress and (lambda done: progress(done, plan.n)),
-        )  # fmt: skip
+    run_walk(model, plan, symbols, lambda p, cum: symbols.put(encoder, p, cum), adapt_lr, progress)
     meta = json.dumps(header, separators=(",", ":")).encode("utf-8")
     return MAGIC + bytes([VERSION]) + len(meta).to_bytes(2, "big") + meta + encoder.finish()
 
@@ -292,16 +299,13 @@ def decompress_bytes(model, tokenizer, data: bytes, progress=None) -> str:
     plan = Plan(header["tokens"], header["window"], header["batch"])
     symbols.ids = [0] * plan.n
     decoder = Decoder(code)
-    adapt_lr = header.get("adapt_lr")
-    model = copy.deepcopy(model) if adapt_lr else model
     threads = torch.get_num_threads()
     torch.set_num_threads(int(header.get("threads") or threads))
     try:
-        with _eval(model):
-            walk(
-                model, plan, symbols, lambda p, cum: symbols.get(decoder, p, cum), adapt_lr,
-                progress and (lambda done: progress(done, plan.n)),
-            )  # fmt: skip
+        run_walk(
+            model, plan, symbols, lambda p, cum: symbols.get(decoder, p, cum),
+            header.get("adapt_lr"), progress,
+        )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     return check_text(symbols, header)
@@ -320,19 +324,6 @@ def check_text(symbols: Symbols, header: dict) -> str:
             why += f", or torch {torch.__version__} computes differently from its {header['torch']}"
         raise CourseError(f"the decompressed text fails its CRC32 check: {why}")
     return text
-
-
-class _eval:
-    """Eval mode (no dropout) inside the block, the previous mode after it."""
-
-    def __init__(self, model):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
 
 
 def estimate_bytes(loss_nats: float, n_tokens: int) -> float:
