@@ -28,9 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +35,7 @@ from pathlib import Path
 import torch
 
 from shared.compress import COMPRESSORS, compressor_bits_per_char, loss_on_text, nats_to_bits
+from shared.course.zpaq import ZPAQ_NAME, zpaq_bits_per_char, zpaq_path
 from shared.data import load_corpus
 from shared.engine.train_config import (
     TrainConfig,
@@ -63,35 +61,17 @@ def load() -> str:
     return open("/proc/loadavg", encoding="utf-8").read().split()[0]  # noqa: SIM115
 
 
-ZPAQ = "zpaq -m5"
-
-
-def zpaq(data: bytes) -> bytes:
-    """The archive ``zpaq a ARCHIVE text -m5`` makes of ``data`` (its fixed overhead cancels in
-    size(train + val) - size(train))."""
-    with tempfile.TemporaryDirectory() as folder:
-        Path(folder, "text").write_bytes(data)
-        subprocess.run([shutil.which("zpaq"), "a", "archive.zpaq", "text", "-m5"], cwd=folder,
-                       check=True, capture_output=True)  # fmt: skip
-        return Path(folder, "archive.zpaq").read_bytes()
-
-
-def zpaq_bits_per_char(context: str, text: str) -> float:
-    before = len(zpaq(context.encode("utf-8")))
-    return 8 * (len(zpaq((context + text).encode("utf-8"))) - before) / len(text)
-
-
 def compressor_rows(corpus) -> list[dict]:
     n_train = len(corpus.train_data)
     train_text, val_text = corpus.text[:n_train], corpus.text[n_train:]
     rows = []
-    for name in [*COMPRESSORS, ZPAQ]:
-        if name == ZPAQ and not shutil.which("zpaq"):
+    for name in [*COMPRESSORS, ZPAQ_NAME]:
+        if name == ZPAQ_NAME and zpaq_path() is None:
             rows.append({"what": name, "nats": math.nan, "bits": math.nan,
                          "note": "zpaq not installed (apt install zpaq)"})  # fmt: skip
             continue
         start = time.perf_counter()
-        if name == ZPAQ:
+        if name == ZPAQ_NAME:
             bits = zpaq_bits_per_char(train_text, val_text)
         else:
             bits = compressor_bits_per_char(name, train_text, val_text)
