@@ -300,3 +300,27 @@ def test_the_schedule_keeps_a_students_notebooks_together_and_no_core_idle():
     alone = selfcheck.Schedule([(f"{n}.ipynb", None, "", []) for n in range(3)])  # `check`
     picked = [alone.next(None), alone.next(object()), alone.next(None)]
     assert [task[0] for _, task in picked] == ["0.ipynb", "1.ipynb", "2.ipynb"]
+
+
+def test_parse_python_retries_only_the_spurious_recursion_depth_error(monkeypatch):
+    import ast
+
+    from shared.grading import extract
+
+    real, calls = ast.parse, []
+
+    def flaky(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=1, after=2)")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(extract.ast, "parse", flaky)
+    assert isinstance(extract.parse_python("x = 1").body[0], ast.Assign) and len(calls) == 2
+
+    def broken(source, *args, **kwargs):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(extract.ast, "parse", broken)
+    with pytest.raises(SystemError, match="something else"):
+        extract.parse_python("x = 1")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from shared.grading.extract import DEF_TYPES, extract
+from shared.grading.extract import DEF_TYPES, extract, parse_python
 from shared.grading.gradebook import Gradebook, write_atomic
 
 SIMILAR_AT = 0.9
@@ -58,7 +58,7 @@ def graded_code(cells: list, target: str) -> tuple[list[ast.stmt], str] | None:
     extraction = extract(cells, target)
     statements = []
     for _label, source in extraction.program:
-        tree = ast.parse(source)
+        tree = parse_python(source)
         statements += [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
     if not any(isinstance(s, DEF_TYPES) for s in statements):
         return None
