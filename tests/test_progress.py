@@ -162,3 +162,20 @@ def test_the_cpu_recipe_cut_short_by_a_slow_machine_says_why_and_how_long_it_nee
     small = TrainReport(tiny_config(time_budget=240.0), 0, 0.0, enabled=False)
     small.start("cpu", None, FakeTuner(0.4))
     assert "note" not in small.summary(600, 240.0, "time_budget", 1.9)  # not the recipe
+
+
+def test_the_modern_recipes_idle_steps_depend_on_its_tokens(monkeypatch):
+    monkeypatch.setenv("GPT_COURSE_QUICK", "0")
+    from shared.engine.train_config import modern_train_config
+
+    config = modern_train_config()
+    on = {
+        vocab: replace(config, model=replace(config.model, vocab_size=vocab))
+        for vocab in (92, 1024)
+    }
+    bpe = TrainReport(on[1024], 0, 0.0, enabled=False)
+    chars = TrainReport(on[92], 0, 0.0, enabled=False)
+    # 480 steps: 2/3 of a BPE run's 720 on an idle machine, but not 0.6 of a character run's 870
+    assert "note" not in bpe.summary(480, 240.0, "time_budget", 1.4)
+    assert "idle 2-core machine" in chars.summary(480, 240.0, "time_budget", 1.4)
+    assert "note" not in chars.summary(700, 240.0, "time_budget", 1.4)

@@ -98,8 +98,9 @@ def add_train(subparsers) -> None:
                    help="torch.compile the model (slow start, faster steps; mostly worth it on a GPU)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--tokenizer", choices=["char", "bpe"],
-                   help="characters (default) or byte-level BPE (lesson 09); --resume keeps "
-                   "the checkpoint's own")  # fmt: skip
+                   help="characters or byte-level BPE (lesson 09); default: bpe with the "
+                   "modern recipe (the CPU default; characters in quick mode), char with the "
+                   "classic one; --resume keeps the checkpoint's own")  # fmt: skip
     p.add_argument("--vocab-size", type=cli_types.number(int, 256, 65536, low_inclusive=True),
                    help="BPE vocabulary: 256 bytes + merges (default with bpe: 1024)")  # fmt: skip
     add_recipe(p)

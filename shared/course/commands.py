@@ -32,7 +32,13 @@ def data(args) -> int:
 def train(args) -> int:
     from shared.bpe_corpus import bits_per_char
     from shared.engine import distributed
-    from shared.engine.train_config import MODEL_FIELDS, TrainConfig, describe, recipe_by_name
+    from shared.engine.train_config import (
+        MODEL_FIELDS,
+        TrainConfig,
+        describe,
+        recipe_by_name,
+        recipe_tokenizer,
+    )
     from shared.train import train as train_model
 
     names = {f.name for f in fields(TrainConfig)} | set(MODEL_FIELDS)
@@ -41,9 +47,6 @@ def train(args) -> int:
         k: v for k, v in vars(args).items() if k in names and (v is not None or k == "time_budget")
     }
     resumed = resumed_checkpoint(args)
-    tokenizer = choose_tokenizer(args, resumed)
-    if getattr(args, "vocab_size", None) is not None and tokenizer != "bpe":
-        raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     device = pick_device(args.device or "auto")
     try:  # checks the model before the corpus loads
         name = getattr(args, "recipe", None) or resumed_recipe(resumed)
@@ -51,6 +54,9 @@ def train(args) -> int:
     except ValueError as exc:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in MODEL_FIELDS)
         raise CourseError(f"{exc}; change the model flags ({flags})") from None
+    tokenizer = choose_tokenizer(args, resumed, recipe_tokenizer(recipe))
+    if getattr(args, "vocab_size", None) is not None and tokenizer != "bpe":
+        raise CourseError("--vocab-size needs --tokenizer bpe (characters have a fixed vocabulary)")
     out = writable_file(args.out or default_checkpoint_path(), "--out", need_bytes=_size(config))
     refuse_to_overwrite(out, "--out")
     rank = distributed.setup(device)  # a no-op unless started by torchrun
@@ -110,14 +116,17 @@ def resumed_recipe(saved: dict | None) -> str | None:
     return "modern" if saved.get("architecture", "gpt") == "modern" else "classic"
 
 
-def choose_tokenizer(args, saved: dict | None) -> str:
-    """``--tokenizer`` if given, else the resumed checkpoint's own, else characters. Asking a
-    resumed checkpoint for another tokenizer is refused with the two ways that keep the model."""
-    tokenizer = saved.get("tokenizer") if saved else None
+def choose_tokenizer(args, saved: dict | None, recipe_default: str = "char") -> str:
+    """``--tokenizer`` if given, else the resumed checkpoint's own, else the recipe's
+    (``train_config.recipe_tokenizer``). Asking a resumed checkpoint for another tokenizer is
+    refused with the two ways that keep the model."""
+    if saved is None:
+        return getattr(args, "tokenizer", None) or recipe_default
+    tokenizer = saved.get("tokenizer")
     kind = (tokenizer.get("type") or "char") if isinstance(tokenizer, dict) else "char"
     asked = getattr(args, "tokenizer", None)
-    if saved is None or asked in (None, kind) and not _other_vocab(args, tokenizer):
-        return asked or kind
+    if asked in (None, kind) and not _other_vocab(args, tokenizer):
+        return kind
     path = args.out or default_checkpoint_path()
     names = {"char": "characters", "bpe": "BPE tokens"}
     wanted = (

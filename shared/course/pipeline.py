@@ -37,9 +37,10 @@ def run(
     """Run every step; returns the paths written. ``time_budget=-1`` keeps the recipe's own;
     ``seed`` seeds training and sampling (default: the recipe's 1337 for training, 0 sampling);
     ``recipe``: "modern" (the default on the CPU) or "classic" (``train_config.recipe_by_name``)."""
+    from shared.bpe_corpus import load_bpe_corpus
     from shared.data import load_corpus
     from shared.engine.config import pick_device
-    from shared.engine.train_config import recipe_by_name
+    from shared.engine.train_config import recipe_by_name, recipe_tokenizer
     from shared.generate import encode_prompt
     from shared.train import train
 
@@ -47,14 +48,17 @@ def run(
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint_path()
     outputs_dir = Path(outputs_dir) if outputs_dir else default_outputs_dir()
 
-    print("1/4 data: loading Don Quijote (downloaded once, then cached)")
-    corpus = load_corpus(data_dir, url=url)
-    encode_prompt(corpus.tokenizer, prompt)  # a bad prompt fails now, not after training
-    print(f"    {len(corpus.text):,} characters, vocab {corpus.vocab_size}")
-
     overrides = {"device": device, "max_iters": max_iters, "num_threads": num_threads, "seed": seed}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     recipe, config = recipe_by_name(recipe, pick_device(device), **overrides)
+    print("1/4 data: loading Don Quijote (downloaded once, then cached)")
+    corpus = load_corpus(data_dir, url=url)
+    print(f"    {len(corpus.text):,} characters, {corpus.vocab_size} different ones")
+    if recipe_tokenizer(recipe) == "bpe":  # the recipe reads BPE tokens (lesson 09)
+        corpus = load_bpe_corpus(data_dir=data_dir)
+        print(f"    as {corpus.vocab_size:,} BPE tokens (lesson 09): {len(corpus.train_data):,} "
+              f"training tokens, {corpus.chars_per_token['train']:.2f} characters each")  # fmt: skip
+    encode_prompt(corpus.tokenizer, prompt)  # a bad prompt fails now, not after training
     if time_budget != -1.0:
         config = replace(config, time_budget=time_budget)
     budget = f"{config.time_budget:.0f} s" if config.time_budget else "no time limit"

@@ -124,6 +124,15 @@ def recipe_by_name(name: str | None, device: str, /, **overrides) -> tuple[str, 
     return recipe_for_device(device, **overrides)
 
 
+def recipe_tokenizer(name: str) -> str:
+    """The tokens a fresh run of recipe ``name`` reads when ``--tokenizer`` is not given: byte-level
+    BPE with 1,024 tokens (lesson 09) for the modern recipe, characters for the classic ones.
+    BPE beat characters at equal wall time on 2 idle cores, at 4 and 10 minutes (issue 32,
+    benchmarks/RESULTS.md "The default at 4 and 10 minutes"). Quick mode keeps characters: its
+    runs last seconds, less than learning the merges takes."""
+    return "bpe" if name == "modern" and not quick_mode() else "char"
+
+
 def describe(config: TrainConfig) -> str:
     """One line: the model's size and the batch, for the ``recipe:`` line the CLI prints."""
     m = config.model
@@ -150,9 +159,11 @@ def modern_train_config(**overrides) -> TrainConfig:
     """The modern recipe (lesson 10, ``--recipe modern``): ``shared.modern.ModernGPT`` trained
     with Muon + AdamW (``shared.optimizers``), tuned with fixed-step runs on 2 CPU cores
     (benchmarks/RESULTS.md). Tiny in quick mode."""
+    # Weight decay 0.1 on Muon's matrices: BPE tokens are read ~10 times in 10 minutes, and
+    # without it the model overfits (benchmarks/RESULTS.md, "The default at 4 and 10 minutes").
     config = TrainConfig(
         model=_modern_model(), batch_size=32, learning_rate=1e-2, min_lr=1e-3, warmup_iters=50,
-        max_iters=5000, weight_decay=0.0, muon_lr=0.02,
+        max_iters=5000, weight_decay=0.1, muon_lr=0.02,
     )  # fmt: skip
     if quick_mode():
         config = replace(

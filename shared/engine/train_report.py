@@ -15,11 +15,13 @@ from shared.engine.train_config import TrainConfig
 
 FEW_STEPS = 0.5  # fewer than half the predicted steps: say so and why
 # The CPU recipes' 240 s on an idle 2-core machine (benchmarks/RESULTS.md): the classic one
-# ~1,500 steps (val ~1.47), the modern one ~1,150 (val ~1.27, bigger steps: block 128, Muon); both
-# write text that reads as Spanish. Far fewer steps: say why the text is rougher.
+# ~1,500 steps (val ~1.47); the modern one ~720 on its default BPE tokens (val ~1.22) and ~870 on
+# characters (val ~1.30; bigger steps than the classic: block 128, Muon; two runs each, issue 32,
+# "The default at 4 and 10 minutes"). All write text that reads as Spanish. Far fewer steps: say
+# why the text is rougher.
 RECIPE_STEPS = 1500
 RECIPE_SECONDS = 240.0
-MODERN_RECIPE_STEPS = 1150
+MODERN_RECIPE_STEPS = {"bpe": 720, "char": 870}
 
 
 def recipe_steps(config) -> int | None:
@@ -29,7 +31,8 @@ def recipe_steps(config) -> int | None:
     m, batch = config.model, config.batch_size
     if isinstance(m, ModernConfig):
         shape = (m.block_size, m.n_layer, m.n_head, m.n_embd, batch)
-        return MODERN_RECIPE_STEPS if shape == (128, 4, 4, 128, 32) else None
+        tokens = "bpe" if m.vocab_size == 1024 else "char"  # the default BPE has 1,024 tokens
+        return MODERN_RECIPE_STEPS[tokens] if shape == (128, 4, 4, 128, 32) else None
     recipe = TrainConfig()
     return RECIPE_STEPS if (m, batch) == (recipe.model, recipe.batch_size) else None
 
