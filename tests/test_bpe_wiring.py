@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _cli import run_cli
 from _tiny import TEXT, tiny_config, tiny_corpus
 
 import shared.data
-from shared.__main__ import main
 from shared.bpe import BPETokenizer
 from shared.bpe_corpus import bits_per_char, bpe_corpus, load_bpe_corpus
 from shared.engine.checkpoint import load_checkpoint
@@ -25,15 +25,6 @@ def bpe_checkpoint(tmp_path_factory):
     corpus = bpe_corpus(TEXT, BPETokenizer.train(TEXT, 300))
     train(corpus, tiny_config(max_iters=5), out=path, progress=False)
     return path, corpus
-
-
-def run_cli(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_checkpoint_stores_the_tokenizer_and_resumes(bpe_checkpoint):

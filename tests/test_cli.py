@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 from _tiny import tiny_config, tiny_corpus
 
 import shared.data
-from shared.__main__ import main
 from shared.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,16 +26,6 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture
 def tiny_data(monkeypatch):
     monkeypatch.setattr(shared.data, "load_corpus", lambda *a, **k: tiny_corpus())
-
-
-def run_cli(argv, capsys):
-    """In-process `python -m shared ...`: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors exit directly
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_error_line(code, err, *fragments):

@@ -7,7 +7,8 @@ import sys
 from dataclasses import asdict
 
 import pytest
-from test_cli import ROOT, assert_one_error_line, run_cli, tiny_data  # noqa: F401 - fixture
+from _cli import run_cli
+from test_cli import ROOT, assert_one_error_line, tiny_data  # noqa: F401 - fixture
 
 import shared.course.pipeline
 from shared.course.cli import build_parser

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from _cli import run_cli
 from _tiny import TEXT, tiny_corpus
 
 import shared.bpe_corpus
 import shared.data
 import shared.engine.train_config
-from shared.__main__ import main
 from shared.bpe import BPETokenizer
 from shared.bpe_corpus import bpe_corpus
 from shared.engine.checkpoint import load_checkpoint
@@ -17,15 +17,6 @@ from shared.engine.train_config import recipe_tokenizer
 TINY_MODEL = ["--max-iters", 2, "--time-budget", "none", "--eval-interval", 1000,
               "--n-layer", 1, "--n-embd", 16, "--n-head", 2, "--block-size", 8,
               "--batch-size", 2, "--quiet"]  # fmt: skip
-
-
-def run_cli(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
